@@ -1,0 +1,1 @@
+"""IO shared by every adapter: settings, the upstream client, state stores, the drivers."""

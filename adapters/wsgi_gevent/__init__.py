@@ -1,0 +1,1 @@
+"""The WSGI adapter and gevent's pywsgi server entry point."""
