@@ -1,0 +1,249 @@
+"""The async upstream client: the core's ``HttpRequest`` values sent over httpcore.
+
+One connection pool per account (spec §17.3: a connection is never shared between two
+accounts, so upstream cannot link them by connection), HTTP/1.1, the proxy of ``HTTPS_PROXY``.
+Streams are read chunk by chunk as they arrive. Leaving ``stream()`` early, by an exception or
+a cancellation (the client went away), closes the connection at once instead of draining it.
+httpcore's exceptions are mapped at this edge into ``UpstreamConnectionError``, which carries the
+pool's classification (``connection_failure``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import AsyncIterable, AsyncIterator, Iterator
+from typing import NamedTuple, cast
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import anyio
+import httpcore
+
+from kiro_protocol._http import HttpRequest, HttpResponse
+from kiro_protocol._upstream_errors import UpstreamFailure, connection_failure
+
+__all__ = ["UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "SMALL_CALL_TIMEOUT"]
+
+#: Refresh and usage calls are small; [PY] gives them 60 s.
+SMALL_CALL_TIMEOUT = 60.0
+# Idle upstream connections are dropped after this; upstream closes them itself after about a minute.
+_KEEPALIVE_EXPIRY = 30.0
+# The most bytes kept of a small (non-streamed) answer: refresh/usage answers are a few KB.
+_MAX_SMALL_BODY = 4 * 1024 * 1024
+
+
+class UpstreamConnectionError(Exception):
+    """No (complete) HTTP answer from upstream. ``failure`` is the pool's classification."""
+
+    def __init__(self, failure: UpstreamFailure) -> None:
+        super().__init__(failure.message)
+        self.failure = failure
+
+
+class UpstreamStream(NamedTuple):
+    """An upstream answer whose body is still arriving."""
+
+    #: The HTTP status.
+    status: int
+    #: Header pairs, names lower-cased.
+    headers: tuple[tuple[str, str], ...]
+    #: The body, chunk by chunk as it arrives.
+    chunks: AsyncIterator[bytes]
+
+
+def _host_of(url: str) -> str:
+    try:
+        return urlsplit(url).hostname or "upstream"
+    except ValueError:
+        return "upstream"
+
+
+_MAPPED: tuple[tuple[type[Exception], str], ...] = (
+    (httpcore.ConnectTimeout, "timed out connecting to {host}"),
+    (httpcore.ReadTimeout, "timed out waiting for {host}"),
+    (httpcore.WriteTimeout, "timed out sending to {host}"),
+    (httpcore.PoolTimeout, "timed out waiting for a connection to {host}"),
+    (httpcore.ProxyError, "the proxy refused the connection to {host}"),
+    (httpcore.ConnectError, "cannot connect to {host}"),
+    (httpcore.ReadError, "connection to {host} broke while reading"),
+    (httpcore.WriteError, "connection to {host} broke while sending"),
+    (httpcore.RemoteProtocolError, "{host} broke the HTTP protocol"),
+    (httpcore.UnsupportedProtocol, "unsupported URL for {host}"),
+    (httpcore.ProtocolError, "HTTP protocol error with {host}"),
+    (ssl.SSLError, "TLS failure with {host}"),
+    (OSError, "network error with {host}"),
+)
+
+
+@contextlib.contextmanager
+def _map_exceptions(url: str) -> Iterator[None]:
+    try:
+        yield
+    except TimeoutError:
+        raise UpstreamConnectionError(connection_failure(f"{_host_of(url)} did not answer within the deadline")) from None
+    except Exception as exc:
+        for cls, template in _MAPPED:
+            if isinstance(exc, cls):
+                # The class name and the OS reason help; the URL may carry a query, so only the host.
+                detail = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+                message = f"{template.format(host=_host_of(url))} ({detail})"
+                raise UpstreamConnectionError(connection_failure(message)) from exc
+        raise
+
+
+def _proxy(url: str | None) -> httpcore.Proxy | None:
+    if not url:
+        return None
+    parts = urlsplit(url)
+    auth = None
+    if parts.username is not None:
+        auth = (unquote(parts.username), unquote(parts.password or ""))
+    netloc = parts.hostname or ""
+    if ":" in netloc:
+        netloc = f"[{netloc}]"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return httpcore.Proxy(urlunsplit((parts.scheme, netloc, parts.path, "", "")), auth=auth)
+
+
+class UpstreamClient:
+    """Sends ``HttpRequest`` values upstream; one httpcore pool per account key.
+
+    Args:
+        connect_timeout: seconds for TCP + TLS set-up.
+        read_timeout: the longest silence tolerated while waiting for bytes.
+        proxy: an ``http://``, ``https://`` or ``socks5://`` proxy URL (credentials allowed).
+        ssl_context: the TLS configuration (default: system store plus certifi).
+        max_connections_per_account: concurrent upstream calls per account.
+    """
+
+    def __init__(
+        self,
+        *,
+        connect_timeout: float = 15.0,
+        read_timeout: float = 300.0,
+        proxy: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        max_connections_per_account: int = 100,
+    ) -> None:
+        self._connect_timeout = connect_timeout
+        self._read_timeout = read_timeout
+        self._proxy = _proxy(proxy)
+        self._ssl_context = ssl_context
+        self._max_connections = max_connections_per_account
+        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
+
+    def _pool(self, account: str) -> httpcore.AsyncConnectionPool:
+        pool = self._pools.get(account)
+        if pool is None:
+            pool = httpcore.AsyncConnectionPool(
+                ssl_context=self._ssl_context,
+                proxy=self._proxy,
+                max_connections=self._max_connections,
+                keepalive_expiry=_KEEPALIVE_EXPIRY,
+                http1=True,
+                http2=False,
+                retries=0,
+            )
+            self._pools[account] = pool
+        return pool
+
+    @property
+    def pool_count(self) -> int:
+        """How many per-account pools are open (for tests and /health)."""
+        return len(self._pools)
+
+    def _request(self, request: HttpRequest, timeout: float) -> httpcore.Request:
+        read = min(self._read_timeout, timeout)
+        return httpcore.Request(
+            request.method,
+            request.url,
+            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers],
+            content=request.body,
+            extensions={
+                "timeout": {
+                    "connect": min(self._connect_timeout, timeout),
+                    "read": read,
+                    "write": read,
+                    "pool": min(self._connect_timeout, timeout),
+                }
+            },
+        )
+
+    async def send(self, request: HttpRequest, *, account: str = "", timeout: float = SMALL_CALL_TIMEOUT) -> HttpResponse:
+        """Send a small request (refresh, usage) and read the whole answer.
+
+        Args:
+            account: the pool key; calls for different accounts never share a connection.
+            timeout: the deadline of the whole call, in seconds.
+
+        Raises:
+            UpstreamConnectionError: no complete answer (connect failure, reset, timeout, oversize).
+        """
+        async with self.stream(request, account=account, timeout=timeout) as (status, headers, chunks):
+            body = bytearray()
+            async for chunk in chunks:
+                body += chunk
+                if len(body) > _MAX_SMALL_BODY:
+                    raise UpstreamConnectionError(connection_failure(f"{_host_of(request.url)} answered with an oversized body"))
+        return HttpResponse(status=status, headers=headers, body=bytes(body))
+
+    @contextlib.asynccontextmanager
+    async def stream(
+        self, request: HttpRequest, *, account: str = "", timeout: float = 1800.0
+    ) -> AsyncIterator[UpstreamStream]:
+        """Send ``request`` and yield ``(status, headers, chunks)`` once the head has arrived.
+
+        Leaving the block before the body is exhausted (an error, or cancellation because the
+        client disconnected) closes the upstream connection immediately.
+
+        Args:
+            account: the pool key.
+            timeout: the deadline of the whole call (head and body), in seconds.
+
+        Raises:
+            UpstreamConnectionError: at the start or while iterating ``chunks``.
+        """
+        deadline = anyio.current_time() + timeout
+        url = request.url
+        with _map_exceptions(url):
+            with anyio.fail_after(timeout):
+                response = await self._pool(account).handle_async_request(self._request(request, timeout))
+        try:
+            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers)
+            yield UpstreamStream(status=response.status, headers=headers, chunks=self._chunks(response, url, deadline))
+        finally:
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(Exception):
+                    await response.aclose()
+
+    async def _chunks(self, response: httpcore.Response, url: str, deadline: float) -> AsyncIterator[bytes]:
+        iterator = cast(AsyncIterable[bytes], response.stream).__aiter__()
+        while True:
+            remaining = deadline - anyio.current_time()
+            with _map_exceptions(url):
+                with anyio.fail_after(max(remaining, 0.0)):
+                    try:
+                        chunk = await iterator.__anext__()
+                    except StopAsyncIteration:
+                        return
+            if chunk:
+                yield chunk
+
+    async def close_account(self, account: str) -> None:
+        """Close the pool of ``account`` (removed from the configuration, or its token revoked)."""
+        pool = self._pools.pop(account, None)
+        if pool is not None:
+            await pool.aclose()
+
+    async def aclose(self) -> None:
+        """Close every pool."""
+        pools, self._pools = list(self._pools.values()), {}
+        for pool in pools:
+            await pool.aclose()
+
+    async def __aenter__(self) -> UpstreamClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
