@@ -1,0 +1,466 @@
+"""Anthropic Messages request body -> the internal ``Request``.
+
+Every problem is a ``LocalProtocolError`` (400 ``invalid_request_error``) whose message starts
+with the JSON path of the offending field (``messages.3.content.0.source.media_type``) and whose
+``param`` is that path. Unknown top-level fields are ignored (clients add new ones all the time);
+unknown *content block* types are refused unless they are provider-side blocks we can safely
+drop (see ``_DROPPED_BLOCKS``).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from typing import NoReturn, cast
+
+from ._errors import LocalProtocolError
+from ._images import check_image
+from ._request_model import (
+    ContentBlock,
+    ImageBlock,
+    Message,
+    OutputFormat,
+    RedactedThinkingBlock,
+    Request,
+    TextBlock,
+    ThinkingBlock,
+    ThinkingConfig,
+    Tool,
+    ToolChoice,
+    ToolKind,
+    ToolResultBlock,
+    ToolResultContent,
+    ToolUseBlock,
+)
+from ._request_tools import parse_tool
+
+__all__ = ["parse_anthropic_request", "parse_json_body", "session_id_from_user_id"]
+
+# Blocks produced by provider-side tools (web search, code execution, MCP connector...). They
+# only appear when a client replays a conversation held with Anthropic itself; Kiro has no
+# equivalent, so they are dropped rather than refused.
+_DROPPED_BLOCKS = frozenset(
+    {
+        "server_tool_use",
+        "web_search_tool_result",
+        "web_fetch_tool_result",
+        "code_execution_tool_result",
+        "bash_code_execution_tool_result",
+        "text_editor_code_execution_tool_result",
+        "tool_search_tool_result",
+        "mcp_tool_use",
+        "mcp_tool_result",
+        "container_upload",
+    }
+)
+
+_SESSION_IN_TEXT = re.compile(r"session_([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
+
+
+def _fail(path: str, problem: str) -> NoReturn:
+    raise LocalProtocolError(f"{path}: {problem}", param=path)
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _obj(value: object, path: str) -> Mapping[str, object]:
+    if not isinstance(value, Mapping):
+        _fail(path, f"expected an object, got {_type_name(value)}")
+    return cast("Mapping[str, object]", value)
+
+
+def _list(value: object, path: str) -> list[object]:
+    if not isinstance(value, list):
+        _fail(path, f"expected an array, got {_type_name(value)}")
+    return value
+
+
+def _str(value: object, path: str) -> str:
+    if not isinstance(value, str):
+        _fail(path, f"expected a string, got {_type_name(value)}")
+    return value
+
+
+def _int(value: object, path: str, *, minimum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        _fail(path, f"expected an integer, got {_type_name(value)}")
+    if minimum is not None and value < minimum:
+        _fail(path, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _number(value: object, path: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(path, f"expected a number, got {_type_name(value)}")
+    return float(value)
+
+
+def _bool(value: object, path: str) -> bool:
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        _fail(path, f"expected a boolean, got {_type_name(value)}")
+    return value
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json_body(body: bytes | str) -> Mapping[str, object]:
+    """Decode a request body that must be a JSON object (400 otherwise).
+
+    ``NaN``/``Infinity`` are refused (they are not JSON and could not be re-serialised), and so
+    is nesting deep enough to exhaust the parser.
+    """
+    try:
+        value = json.loads(body, parse_constant=_reject_constant)
+    except RecursionError:
+        raise LocalProtocolError("request body: JSON nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise LocalProtocolError(f"request body: invalid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise LocalProtocolError(f"request body: expected a JSON object, got {_type_name(value)}")
+    return value
+
+
+def session_id_from_user_id(user_id: str) -> str:
+    """The client session id carried by ``metadata.user_id``, or ``""``.
+
+    Claude Code sends a JSON string holding ``session_id``; older versions sent
+    ``user_<hash>_account__session_<uuid>``.
+    """
+    if user_id.startswith("{"):
+        try:
+            decoded = json.loads(user_id)
+        except (ValueError, RecursionError):
+            decoded = None
+        if isinstance(decoded, dict):
+            sid = decoded.get("session_id")
+            if isinstance(sid, str) and sid.strip():
+                return sid.strip()
+    m = _SESSION_IN_TEXT.search(user_id)
+    return m.group(1).lower() if m else ""
+
+
+# -- content blocks -------------------------------------------------------------------------------
+
+
+def _image(block: Mapping[str, object], path: str) -> ImageBlock:
+    source = _obj(block.get("source"), f"{path}.source")
+    kind = source.get("type")
+    if kind == "base64":
+        media_type = _str(source.get("media_type"), f"{path}.source.media_type")
+        data = _str(source.get("data"), f"{path}.source.data")
+        return check_image(media_type, data, path=path)
+    if kind == "url":
+        _fail(f"{path}.source.type", "URL image sources are not supported (the gateway fetches nothing); send the image as base64")
+    _fail(f"{path}.source.type", f"unsupported image source type {kind!r}; use \"base64\"")
+
+
+def _text_blocks(value: object, path: str) -> str:
+    """Join the ``text`` of a list of text blocks (document ``content`` sources, search results)."""
+    parts = []
+    for i, item in enumerate(_list(value, path)):
+        obj = _obj(item, f"{path}.{i}")
+        if obj.get("type") != "text":
+            _fail(f"{path}.{i}.type", "expected a text block")
+        parts.append(_str(obj.get("text"), f"{path}.{i}.text"))
+    return "\n".join(parts)
+
+
+def _document(block: Mapping[str, object], path: str) -> TextBlock:
+    source = _obj(block.get("source"), f"{path}.source")
+    kind = source.get("type")
+    if kind == "text":
+        text = _str(source.get("data"), f"{path}.source.data")
+    elif kind == "content":
+        content = source.get("content")
+        text = content if isinstance(content, str) else _text_blocks(content, f"{path}.source.content")
+    else:
+        _fail(
+            f"{path}.source.type",
+            f"document source {kind!r} is not supported; only plain-text documents (\"text\" or \"content\") can be sent",
+        )
+    title = block.get("title")
+    if isinstance(title, str) and title.strip():
+        text = f"{title.strip()}\n{text}"
+    return TextBlock(text=text)
+
+
+def _search_result(block: Mapping[str, object], path: str) -> TextBlock:
+    title = block.get("title")
+    source = block.get("source")
+    body = _text_blocks(block.get("content"), f"{path}.content")
+    head = " ".join(s for s in (title, source) if isinstance(s, str) and s)
+    return TextBlock(text=f"{head}\n{body}" if head else body)
+
+
+def _tool_result_content(value: object, path: str) -> tuple[ToolResultContent, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (TextBlock(text=value),)
+    items: list[ToolResultContent] = []
+    for i, item in enumerate(_list(value, path)):
+        ipath = f"{path}.{i}"
+        obj = _obj(item, ipath)
+        kind = obj.get("type")
+        if kind == "text":
+            items.append(TextBlock(text=_str(obj.get("text"), f"{ipath}.text")))
+        elif kind == "image":
+            items.append(_image(obj, ipath))
+        elif kind == "document":
+            items.append(_document(obj, ipath))
+        elif kind == "search_result":
+            items.append(_search_result(obj, ipath))
+        elif kind == "tool_reference":
+            # Tool search results name the tools to load; the model only needs the names.
+            items.append(TextBlock(text=f"Tool loaded: {_str(obj.get('tool_name'), f'{ipath}.tool_name')}"))
+        else:
+            _fail(f"{ipath}.type", f"unsupported tool_result content type {kind!r}")
+    return tuple(items)
+
+
+def _block(item: object, path: str, role: str) -> ContentBlock | None:
+    block = _obj(item, path)
+    kind = block.get("type")
+    if not isinstance(kind, str):
+        _fail(f"{path}.type", f"expected a string, got {_type_name(kind)}")
+    if kind == "text":
+        return TextBlock(text=_str(block.get("text"), f"{path}.text"))
+    if role == "system":
+        _fail(f"{path}.type", f"a system message may only hold text blocks, got {kind!r}")
+    if kind == "image":
+        return _image(block, path)
+    if kind == "document":
+        return _document(block, path)
+    if kind == "search_result":
+        return _search_result(block, path)
+    if kind == "tool_use":
+        if role != "assistant":
+            _fail(f"{path}.type", "tool_use blocks are only allowed in assistant messages")
+        tool_id = _str(block.get("id"), f"{path}.id")
+        name = _str(block.get("name"), f"{path}.name")
+        if not tool_id:
+            _fail(f"{path}.id", "must not be empty")
+        if not name:
+            _fail(f"{path}.name", "must not be empty")
+        raw_input = block.get("input", {})
+        tool_input = {} if raw_input is None else dict(_obj(raw_input, f"{path}.input"))
+        return ToolUseBlock(id=tool_id, name=name, input=tool_input)
+    if kind == "tool_result":
+        if role != "user":
+            _fail(f"{path}.type", "tool_result blocks are only allowed in user messages")
+        tool_use_id = _str(block.get("tool_use_id"), f"{path}.tool_use_id")
+        if not tool_use_id:
+            _fail(f"{path}.tool_use_id", "must not be empty")
+        return ToolResultBlock(
+            tool_use_id=tool_use_id,
+            content=_tool_result_content(block.get("content"), f"{path}.content"),
+            is_error=_bool(block.get("is_error"), f"{path}.is_error"),
+        )
+    if kind == "thinking":
+        signature = block.get("signature")
+        return ThinkingBlock(
+            thinking=_str(block.get("thinking"), f"{path}.thinking"),
+            signature=signature if isinstance(signature, str) else "",
+        )
+    if kind == "redacted_thinking":
+        return RedactedThinkingBlock(data=_str(block.get("data"), f"{path}.data"))
+    if kind in _DROPPED_BLOCKS:
+        return None
+    _fail(f"{path}.type", f"unsupported content block type {kind!r}")
+
+
+def _content(value: object, path: str, role: str) -> tuple[ContentBlock, ...]:
+    if isinstance(value, str):
+        return (TextBlock(text=value),) if value else ()
+    if not isinstance(value, list):
+        _fail(path, f"expected a string or an array, got {_type_name(value)}")
+    blocks = []
+    for i, item in enumerate(value):
+        block = _block(item, f"{path}.{i}", role)
+        if block is not None:
+            blocks.append(block)
+    return tuple(blocks)
+
+
+def _messages(value: object) -> tuple[Message, ...]:
+    raw = _list(value, "messages")
+    if not raw:
+        _fail("messages", "must contain at least one message")
+    messages = []
+    last = len(raw) - 1
+    for i, item in enumerate(raw):
+        path = f"messages.{i}"
+        obj = _obj(item, path)
+        role = obj.get("role")
+        if role not in ("user", "assistant", "system"):
+            _fail(f"{path}.role", f"expected \"user\", \"assistant\" or \"system\", got {role!r}")
+        if "content" not in obj:
+            _fail(f"{path}.content", "field required")
+        raw_content = obj["content"]
+        content = _content(raw_content, f"{path}.content", role)
+        if raw_content in ("", []):
+            if i == last and role == "assistant":
+                continue  # an empty final assistant message is "no prefill"
+            _fail(f"{path}.content", "must not be empty (only the final assistant message may be empty)")
+        messages.append(Message(role=role, content=content))
+    return tuple(messages)
+
+
+def _system(value: object) -> tuple[TextBlock, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (TextBlock(text=value),) if value else ()
+    blocks = []
+    for i, item in enumerate(_list(value, "system")):
+        obj = _obj(item, f"system.{i}")
+        if obj.get("type") != "text":
+            _fail(f"system.{i}.type", f"system blocks must be text blocks, got {obj.get('type')!r}")
+        blocks.append(TextBlock(text=_str(obj.get("text"), f"system.{i}.text")))
+    return tuple(blocks)
+
+
+def _tools(value: object) -> tuple[Tool, ...]:
+    if value is None:
+        return ()
+    tools = tuple(
+        parse_tool(_obj(item, f"tools.{i}"), f"tools.{i}") for i, item in enumerate(_list(value, "tools"))
+    )
+    seen: dict[str, int] = {}
+    for i, tool in enumerate(tools):
+        if tool.name in seen:
+            _fail(f"tools.{i}.name", f"duplicate tool name {tool.name!r} (also tools.{seen[tool.name]})")
+        seen[tool.name] = i
+    return tools
+
+
+def _tool_choice(value: object) -> ToolChoice | None:
+    if value is None:
+        return None
+    obj = _obj(value, "tool_choice")
+    kind = obj.get("type")
+    if kind not in ("auto", "any", "tool", "none"):
+        _fail("tool_choice.type", f"expected \"auto\", \"any\", \"tool\" or \"none\", got {kind!r}")
+    name = ""
+    if kind == "tool":
+        name = _str(obj.get("name"), "tool_choice.name")
+        if not name:
+            _fail("tool_choice.name", "must not be empty")
+    return ToolChoice(
+        type=kind,
+        name=name,
+        disable_parallel_tool_use=_bool(obj.get("disable_parallel_tool_use"), "tool_choice.disable_parallel_tool_use"),
+    )
+
+
+def _thinking(value: object) -> ThinkingConfig:
+    if value is None:
+        return ThinkingConfig()
+    obj = _obj(value, "thinking")
+    kind = obj.get("type")
+    if kind == "enabled":
+        return ThinkingConfig(
+            type="enabled", budget_tokens=_int(obj.get("budget_tokens"), "thinking.budget_tokens", minimum=1)
+        )
+    if kind == "adaptive":
+        return ThinkingConfig(type="adaptive")
+    if kind == "disabled":
+        return ThinkingConfig()
+    _fail("thinking.type", f"expected \"enabled\", \"adaptive\" or \"disabled\", got {kind!r}")
+
+
+def _output_config(value: object) -> tuple[str, OutputFormat | None]:
+    if value is None:
+        return "", None
+    obj = _obj(value, "output_config")
+    effort = obj.get("effort")
+    if effort is not None:
+        effort = _str(effort, "output_config.effort").strip().lower()
+    fmt = obj.get("format")
+    output_format = None
+    if fmt is not None:
+        fobj = _obj(fmt, "output_config.format")
+        if fobj.get("type") != "json_schema":
+            _fail("output_config.format.type", f"expected \"json_schema\", got {fobj.get('type')!r}")
+        output_format = OutputFormat(schema=_obj(fobj.get("schema"), "output_config.format.schema"))
+    return effort or "", output_format
+
+
+def parse_anthropic_request(
+    body: bytes | str | Mapping[str, object], *, require_max_tokens: bool = True
+) -> Request:
+    """Parse and validate an Anthropic Messages request body.
+
+    ``body`` is the raw request body or an already-decoded JSON object. Set
+    ``require_max_tokens=False`` for ``count_tokens`` bodies, which carry none.
+    Raises ``LocalProtocolError`` naming the offending field path.
+    """
+    obj = body if isinstance(body, Mapping) else parse_json_body(body)
+    if "model" not in obj:
+        _fail("model", "field required")
+    model = _str(obj["model"], "model").strip()
+    if not model:
+        _fail("model", "must not be empty")
+    if "messages" not in obj:
+        _fail("messages", "field required")
+    messages = _messages(obj["messages"])
+    raw_max = obj.get("max_tokens")
+    if raw_max is None:
+        if require_max_tokens:
+            _fail("max_tokens", "field required")
+        max_tokens = 4096
+    else:
+        max_tokens = _int(raw_max, "max_tokens", minimum=1)
+    stop = obj.get("stop_sequences")
+    stop_sequences: tuple[str, ...] = ()
+    if stop is not None:
+        stop_sequences = tuple(_str(s, f"stop_sequences.{i}") for i, s in enumerate(_list(stop, "stop_sequences")))
+    metadata = obj.get("metadata")
+    session_id = ""
+    if metadata is not None:
+        user_id = _obj(metadata, "metadata").get("user_id")
+        if user_id is not None:
+            session_id = session_id_from_user_id(_str(user_id, "metadata.user_id"))
+    context_management = obj.get("context_management")
+    if context_management is not None:
+        _obj(context_management, "context_management")  # accepted, nothing to forward
+    temperature = obj.get("temperature")
+    top_p = obj.get("top_p")
+    top_k = obj.get("top_k")
+    effort, output_format = _output_config(obj.get("output_config"))
+    return Request(
+        model=model,
+        messages=messages,
+        system=_system(obj.get("system")),
+        max_tokens=max_tokens,
+        stream=_bool(obj.get("stream"), "stream"),
+        tools=_tools(obj.get("tools")),
+        tool_choice=_tool_choice(obj.get("tool_choice")),
+        thinking=_thinking(obj.get("thinking")),
+        effort=effort,
+        output_format=output_format,
+        stop_sequences=stop_sequences,
+        temperature=None if temperature is None else _number(temperature, "temperature"),
+        top_p=None if top_p is None else _number(top_p, "top_p"),
+        top_k=None if top_k is None else _int(top_k, "top_k", minimum=0),
+        session_id=session_id,
+    )
