@@ -1,0 +1,108 @@
+"""Shared helpers for the EventStream tests and fuzz targets: feeding, chunking, raw frames."""
+
+from __future__ import annotations
+
+import json
+import struct
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from kiro_protocol._eventstream import (
+    END_OF_STREAM,
+    EventStreamDecoder,
+    Message,
+)
+from kiro_protocol._util import NEED_DATA
+
+FIXTURES = Path(__file__).parent / "fixtures" / "upstream"
+
+
+def fixture_bytes(stem: str) -> bytes:
+    return (FIXTURES / f"{stem}.bin").read_bytes()
+
+
+def syn11_chunks() -> list[bytes]:
+    doc = json.loads((FIXTURES / "syn11_chunked_tool_stream.json").read_text())
+    return [bytes.fromhex(c) for c in doc["chunks_hex"]]
+
+
+def feed(chunks: Iterable[bytes], *, eof: bool = True, max_message_length: int | None = None) -> list[Message]:
+    """Feed ``chunks`` one by one, draining after each; return every message.
+
+    Raises whatever the decoder raises. With ``eof`` the end of input is signalled and the
+    decoder must then report END_OF_STREAM.
+    """
+    decoder = EventStreamDecoder() if max_message_length is None else EventStreamDecoder(max_message_length)
+    out: list[Message] = []
+    for chunk in chunks:
+        if chunk:  # b"" would mean end of input
+            decoder.receive_data(chunk)
+            drain(decoder, out)
+    if eof:
+        decoder.receive_data(b"")
+        ev = decoder.next_event()
+        while ev is not END_OF_STREAM:
+            assert ev is not NEED_DATA, "NEED_DATA after end of input"
+            out.append(ev)
+            ev = decoder.next_event()
+        assert decoder.next_event() is END_OF_STREAM
+        assert decoder.bytes_buffered == 0
+    return out
+
+
+def drain(decoder: EventStreamDecoder, out: list[Message]) -> None:
+    """Append messages until NEED_DATA; END_OF_STREAM is not expected here."""
+    while True:
+        ev = decoder.next_event()
+        if ev is NEED_DATA:
+            return
+        assert ev is not END_OF_STREAM
+        out.append(ev)
+
+
+def split_at(data: bytes, cuts: Sequence[int]) -> list[bytes]:
+    """Split ``data`` at the (unsorted, possibly repeated or out of range) positions ``cuts``."""
+    points = sorted({min(max(c, 0), len(data)) for c in cuts} | {0, len(data)})
+    return [data[a:b] for a, b in zip(points, points[1:])]
+
+
+def one_byte_at_a_time(data: bytes) -> list[bytes]:
+    return [data[i : i + 1] for i in range(len(data))]
+
+
+def assert_chunking_invariant(data: bytes, expected: Sequence[Message]) -> None:
+    """Whole input, byte at a time, and every two-way split all decode to ``expected``."""
+    assert feed([data]) == list(expected)
+    assert feed(one_byte_at_a_time(data)) == list(expected)
+    step = max(1, len(data) // 64)
+    for cut in range(0, len(data) + 1, step):
+        assert feed([data[:cut], data[cut:]]) == list(expected)
+
+
+def raw_frame(
+    header_block: bytes,
+    payload: bytes = b"",
+    *,
+    total_length: int | None = None,
+    headers_length: int | None = None,
+    prelude_crc: int | None = None,
+    message_crc: int | None = None,
+) -> bytes:
+    """Build a frame field by field; CRCs are computed unless overridden, lengths likewise.
+
+    Lets a test break exactly one thing (a length, a header, a CRC) while the rest stays valid.
+    """
+    total = 16 + len(header_block) + len(payload) if total_length is None else total_length
+    hlen = len(header_block) if headers_length is None else headers_length
+    head = struct.pack(">II", total, hlen)
+    pcrc = zlib.crc32(head) if prelude_crc is None else prelude_crc
+    body = head + struct.pack(">I", pcrc) + header_block + payload
+    mcrc = zlib.crc32(body) if message_crc is None else message_crc
+    return body + struct.pack(">I", mcrc)
+
+
+def string_header_bytes(name: str, value: str) -> bytes:
+    n = name.encode()
+    v = value.encode()
+    return bytes([len(n)]) + n + b"\x07" + struct.pack(">H", len(v)) + v
