@@ -19,6 +19,9 @@ __all__ = [
     "UpstreamFailure",
     "classify_upstream_failure",
     "connection_failure",
+    "classify_stream_failure",
+    "stream_interrupted",
+    "is_content_length_exception",
     "PROMPT_TOO_LONG_PREFIX",
 ]
 
@@ -173,4 +176,81 @@ def connection_failure(message: str) -> UpstreamFailure:
         message=_quote(message),
         reason=None,
         client_error=_error(ErrorKind.OVERLOADED, f"Could not reach Kiro: {_quote(message)}"),
+    )
+
+
+def is_content_length_exception(exception_type: str, message: str = "") -> bool:
+    """Whether a mid-stream exception means "the answer was cut for length" (§7.3).
+
+    Matches ``ContentLengthExceededException`` and anything naming ``CONTENT_LENGTH_EXCEEDS``.
+    """
+    return exception_type == "ContentLengthExceededException" or "CONTENT_LENGTH_EXCEEDS" in (
+        f"{exception_type} {message}"
+    )
+
+
+# Exception type (header ``:exception-type`` / ``:error-code``) -> (pool class, client kind).
+# Throttling and internal errors in a 200 stream follow §7.3's recommendation
+# (``overloaded_error`` / ``api_error``); the pool may still retry them on another account if
+# nothing reached the client yet.
+_STREAM_EXCEPTIONS: dict[str, tuple[FailureClass, ErrorKind]] = {
+    "ThrottlingException": (FailureClass.THROTTLED, ErrorKind.OVERLOADED),
+    "ServiceQuotaExceededException": (FailureClass.QUOTA_EXHAUSTED, ErrorKind.RATE_LIMIT),
+    "InternalServerException": (FailureClass.SERVER_ERROR, ErrorKind.API),
+    "ServiceUnavailableException": (FailureClass.SERVER_ERROR, ErrorKind.OVERLOADED),
+    "AccessDeniedException": (FailureClass.INVALID_TOKEN, ErrorKind.API),
+    "ExpiredTokenException": (FailureClass.INVALID_TOKEN, ErrorKind.API),
+    "ValidationException": (FailureClass.MALFORMED_REQUEST, ErrorKind.INVALID_REQUEST),
+    "ResourceNotFoundException": (FailureClass.BAD_REQUEST, ErrorKind.INVALID_REQUEST),
+    "ConflictException": (FailureClass.BAD_REQUEST, ErrorKind.INVALID_REQUEST),
+}
+
+
+def classify_stream_failure(exception_type: str, message: str) -> UpstreamFailure:
+    """Classify an exception or error frame that arrived inside a 200 EventStream (§7.3).
+
+    Args:
+        exception_type: the ``:exception-type`` (or ``:error-code``) of the frame, e.g.
+            ``ThrottlingException``; ``invalidStateEvent`` for an invalid-state event.
+        message: upstream's message (payload ``message`` or ``:error-message``).
+
+    The client message always says that Kiro failed *during* the response and quotes upstream.
+    A content-length exception classified here is one that arrived before any output (after
+    output began it is a ``max_tokens`` stop, decided by the response tracker, not an error).
+    """
+    quoted = _quote(message) or "no message"
+    label = exception_type or "UnknownException"
+    if is_content_length_exception(exception_type, message):
+        cls, kind = FailureClass.INPUT_TOO_LONG, ErrorKind.INVALID_REQUEST
+        text = (
+            f"{PROMPT_TOO_LONG_PREFIX}: Kiro ended the response for length before any output "
+            f"({label}: {quoted}). Compact or shorten the conversation."
+        )
+    elif "MONTHLY_REQUEST_COUNT" in message:
+        cls, kind = FailureClass.QUOTA_EXHAUSTED, ErrorKind.RATE_LIMIT
+        text = f"The Kiro account's monthly request quota is exhausted ({label}: {quoted})."
+    elif exception_type == "invalidStateEvent":
+        cls, kind = FailureClass.MALFORMED_REQUEST, ErrorKind.INVALID_REQUEST
+        text = f"Kiro reported an invalid conversation state: {quoted}"
+    else:
+        cls, kind = _STREAM_EXCEPTIONS.get(exception_type, (FailureClass.SERVER_ERROR, ErrorKind.API))
+        text = f"Kiro failed during the response ({label}: {quoted})."
+    return UpstreamFailure(
+        failure_class=cls,
+        status=200,
+        message=_quote(message),
+        reason=None,
+        client_error=_error(kind, text),
+    )
+
+
+def stream_interrupted(message: str) -> UpstreamFailure:
+    """The 200 response could not be read to its end: corrupt EventStream bytes, a truncated
+    frame, or a connection that broke. ``message`` says which and must hold no secret."""
+    return UpstreamFailure(
+        failure_class=FailureClass.CONNECTION_FAILED,
+        status=200,
+        message=_quote(message),
+        reason=None,
+        client_error=_error(ErrorKind.API, _quote(message), 502),
     )
