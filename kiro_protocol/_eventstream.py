@@ -81,8 +81,11 @@ _I64 = struct.Struct(">q")
 #: Header blocks are cached by their bytes: Kiro repeats the same three string headers on every
 #: frame, so parsing them once per stream is the main saving for small frames. Bounded, and only
 #: small blocks, so a hostile stream cannot grow it.
-_HEADER_CACHE_ENTRIES: Final = 64
+_HEADER_CACHE_ENTRIES: Final = 16
 _HEADER_CACHE_MAX_BLOCK: Final = 1024
+#: Up to this total_length the CRC and payload are taken from bytearray slices (cheap copies);
+#: above it through a memoryview, so a large payload is copied once.
+_SMALL_MESSAGE: Final = 4096
 
 
 class HeaderType(enum.IntEnum):
@@ -199,6 +202,14 @@ class Message:
         return None
 
 
+# The decoder builds a Message per frame; the dataclass __init__ of a frozen class goes through
+# object.__setattr__ per field, which is a third of the per-frame cost for small frames. Setting the
+# slots through their descriptors is equivalent (the decoder's values are already valid).
+_new_object = object.__new__
+_set_headers = Message.__dict__["headers"].__set__
+_set_payload = Message.__dict__["payload"].__set__
+
+
 class EndOfStream(enum.Enum):
     """Returned by ``next_event()`` once input ended cleanly and every message was returned."""
 
@@ -267,6 +278,7 @@ class EventStreamDecoder:
         "_checked",
         "_max",
         "_header_cache",
+        "_header_cache_size",
     )
 
     def __init__(self, max_message_length: int = DEFAULT_MAX_MESSAGE_LENGTH) -> None:
@@ -284,7 +296,9 @@ class EventStreamDecoder:
         self._error: EventStreamError | None = None
         #: True once the prelude at self._pos passed the CRC and length checks.
         self._checked = False
-        self._header_cache: dict[bytes, tuple[Header, ...]] = {}
+        #: headers_length -> [(header block, parsed headers)].
+        self._header_cache: dict[int, list[tuple[bytes, tuple[Header, ...]]]] = {}
+        self._header_cache_size = 0
 
     @property
     def max_message_length(self) -> int:
@@ -368,17 +382,19 @@ class EventStreamDecoder:
                 f"({avail} of {total} bytes)",
                 offset=self._base + len(buf),
             )
-        end = pos + total
-        crc_at = end - 4
+        crc_at = pos + total - 4
+        headers_at = pos + _PRELUDE_LENGTH
+        payload_at = headers_at + headers_length
         (expected,) = _U32.unpack_from(buf, crc_at)
-        with memoryview(buf) as view:
-            calculated = zlib.crc32(view[pos:crc_at])
-            headers_end = pos + _PRELUDE_LENGTH + headers_length
-            payload = bytes(view[headers_end:crc_at])
-            if headers_length:
-                block = bytes(view[pos + _PRELUDE_LENGTH : headers_end])
-            else:
-                block = b""
+        if total <= _SMALL_MESSAGE:
+            # Slicing a bytearray copies, but for small messages that is cheaper than setting
+            # up a memoryview.
+            calculated = zlib.crc32(buf[pos:crc_at])
+            payload = bytes(buf[payload_at:crc_at])
+        else:
+            with memoryview(buf) as view:
+                calculated = zlib.crc32(view[pos:crc_at])
+                payload = view[payload_at:crc_at].tobytes()
         if calculated != expected:
             raise ChecksumMismatch(
                 f"message CRC mismatch in the message that starts at stream offset {self._base + pos}",
@@ -386,12 +402,9 @@ class EventStreamDecoder:
                 expected=expected,
                 calculated=calculated,
             )
-        headers = self._header_cache.get(block)
-        if headers is None:
-            headers = _parse_header_block(block, self._base + pos + _PRELUDE_LENGTH)
-            if len(block) <= _HEADER_CACHE_MAX_BLOCK and len(self._header_cache) < _HEADER_CACHE_ENTRIES:
-                self._header_cache[block] = headers
+        headers = self._headers(headers_at, headers_length)
         self._checked = False
+        end = crc_at + 4
         if end == len(buf):
             # Everything consumed: drop it now (O(1)) rather than holding a large payload's bytes
             # until the next receive_data.
@@ -400,7 +413,28 @@ class EventStreamDecoder:
             self._pos = 0
         else:
             self._pos = end
-        return Message(headers=headers, payload=payload)
+        message: Message = _new_object(Message)
+        _set_headers(message, headers)
+        _set_payload(message, payload)
+        return message
+
+    def _headers(self, at: int, length: int) -> tuple[Header, ...]:
+        """Parse the header block at ``self._buf[at:at+length]``, through the cache."""
+        if length == 0:
+            return ()
+        buf = self._buf
+        candidates = self._header_cache.get(length)
+        if candidates is not None:
+            for block, headers in candidates:
+                # startswith compares in place: no copy of the block on a hit.
+                if buf.startswith(block, at):
+                    return headers
+        block = bytes(buf[at : at + length])
+        headers = _parse_header_block(block, self._base + at)
+        if length <= _HEADER_CACHE_MAX_BLOCK and self._header_cache_size < _HEADER_CACHE_ENTRIES:
+            self._header_cache.setdefault(length, []).append((block, headers))
+            self._header_cache_size += 1
+        return headers
 
     def _check_prelude(self, pos: int, total: int, headers_length: int, prelude_crc: int) -> None:
         start = self._base + pos

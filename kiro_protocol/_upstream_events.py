@@ -51,7 +51,8 @@ class ToolUse:
 
     #: ``tooluse_`` + 22 base64url characters.
     tool_use_id: str
-    #: The tool name as upstream knows it (possibly shortened by our linter).
+    #: The tool name as upstream knows it (possibly shortened by our linter). "" when the
+    #: frame omits it ([EXT]: one implementation declares it optional; captures always send it).
     name: str
     #: A fragment of the argument JSON, "" when absent. The legacy object form is re-serialised.
     input: str
@@ -61,7 +62,11 @@ class ToolUse:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReasoningContent:
-    """[EXT] ``reasoningContentEvent``: model reasoning on newer backends (§7.2)."""
+    """[EXT] ``reasoningContentEvent``: model reasoning on newer backends (§7.2).
+
+    A frame carries one of: a ``text`` fragment, a ``signature`` for the reasoning block, or
+    ``redactedContent`` (base64) in place of withheld reasoning.
+    """
 
     #: Reasoning text fragment ("" when the event carries only a signature or redacted data).
     text: str
@@ -107,7 +112,9 @@ class MessageMetadata:
     utterance_id: str | None = None
     #: [EXT] token counts reported by upstream, when present.
     token_usage: TokenUsage | None = None
-    #: [EXT] ``END_TURN`` / ``TOOL_USE`` / ``MAX_TOKENS``, when present.
+    #: [EXT] ``END_TURN`` / ``TOOL_USE`` / ``MAX_TOKENS`` (other implementations also list
+    #: ``MODEL_CONTEXT_WINDOW_EXCEEDED``, ``CONTENT_FILTERED``, ``PAUSE_TURN``, ``UNKNOWN``),
+    #: when present. Passed through verbatim.
     stop_reason: str | None = None
 
 
@@ -129,7 +136,10 @@ class InvalidState:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class IgnoredUpstreamEvent:
     """An official event type we know and deliberately do not use (web links, code references,
-    follow-up prompts, citations, ...). Surfaced so nothing is dropped silently."""
+    follow-up prompts, citations, ...). Surfaced so nothing is dropped silently.
+
+    The list is ``_upstream_parse.IGNORED_EVENT_TYPES``; their payloads are not parsed.
+    """
 
     event_type: str
 
@@ -154,10 +164,17 @@ class UpstreamError:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UnknownUpstreamEvent:
-    """A well-formed message whose type we do not know. Not an error (h2's UnknownFrameReceived)."""
+    """A well-formed message whose type we do not know. Not an error (h2's UnknownFrameReceived).
 
+    Also used for a message with no (string) ``:message-type`` header, or an ``event`` without
+    a string ``:event-type``.
+    """
+
+    #: The ``:message-type`` header; "" when the message has none.
     message_type: str
+    #: The ``:event-type`` header, when present and a string.
     event_type: str | None
+    #: The raw payload, unparsed.
     payload: bytes
 
 

@@ -180,9 +180,11 @@ def _tool_use(obj: dict[str, object]) -> UpstreamEvent:
         fragment = _dumps(raw_input)
     else:
         raise UpstreamPayloadError(et, f"'input' must be a string or an object, got {_json_type(raw_input)}")
+    # "name" is on every frame of the captures, but one other implementation's wire types
+    # declare it optional [EXT]; the tool is identified by toolUseId, so "" is tolerated.
     return ToolUse(
         tool_use_id=_req_str(et, obj, "toolUseId"),
-        name=_req_str(et, obj, "name"),
+        name=_opt_str(et, obj, "name") or "",
         input=fragment,
         stop=_opt_bool(et, obj, "stop"),
     )
@@ -216,7 +218,9 @@ def _context_usage(obj: dict[str, object]) -> UpstreamEvent:
 def _metadata(event_type: str) -> Callable[[dict[str, object]], UpstreamEvent]:
     def parse(obj: dict[str, object]) -> UpstreamEvent:
         # conversationId / utteranceId: official model (messageMetadataEvent). tokenUsage and
-        # stopReason: [EXT], newer Kiro backends per other implementations (§7.2).
+        # stopReason: [EXT], newer Kiro backends per other implementations (§7.2), which also
+        # list tokenUsage.totalTokens / contextUsagePercentage / normalizedTokenUsage and a
+        # stopDetails object: tolerated and ignored (the four disjoint counters are what we use).
         raw_usage = obj.get("tokenUsage")
         usage: TokenUsage | None
         if raw_usage is None:

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import json
 import struct
+import uuid
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
+
+from hypothesis import strategies as st
 
 from kiro_protocol._eventstream import (
     END_OF_STREAM,
     EventStreamDecoder,
+    Header,
+    HeaderType,
     Message,
+    encode_message,
 )
 from kiro_protocol._util import NEED_DATA
 
@@ -106,3 +113,67 @@ def string_header_bytes(name: str, value: str) -> bytes:
     n = name.encode()
     v = value.encode()
     return bytes([len(n)]) + n + b"\x07" + struct.pack(">H", len(v)) + v
+
+
+# --- hypothesis strategies (shared with fuzz/) -------------------------------------------------
+
+_NAME = st.text(min_size=1, max_size=24).filter(lambda s: len(s.encode("utf-8")) <= 255)
+
+
+def _int_range(bits: int) -> st.SearchStrategy[int]:
+    return st.integers(min_value=-(2 ** (bits - 1)), max_value=2 ** (bits - 1) - 1)
+
+
+_VALUES: dict[HeaderType, st.SearchStrategy[Any]] = {
+    HeaderType.BOOL_TRUE: st.just(True),
+    HeaderType.BOOL_FALSE: st.just(False),
+    HeaderType.BYTE: _int_range(8),
+    HeaderType.SHORT: _int_range(16),
+    HeaderType.INTEGER: _int_range(32),
+    HeaderType.LONG: _int_range(64),
+    HeaderType.BYTE_ARRAY: st.binary(max_size=40),
+    HeaderType.STRING: st.text(max_size=40),
+    HeaderType.TIMESTAMP: _int_range(64),
+    HeaderType.UUID: st.builds(uuid.UUID, bytes=st.binary(min_size=16, max_size=16)),
+}
+
+
+@st.composite
+def headers_strategy(draw: st.DrawFn, max_size: int = 8) -> tuple[Header, ...]:
+    """Valid header tuples: unique names, every value type, realistic Kiro headers mixed in."""
+    names = draw(st.lists(_NAME | st.sampled_from([":event-type", ":message-type", ":content-type"]),
+                          max_size=max_size, unique=True))
+    out = []
+    for name in names:
+        type_ = draw(st.sampled_from(HeaderType))
+        out.append(Header(name=name, type=type_, value=draw(_VALUES[type_])))
+    return tuple(out)
+
+
+def messages_strategy(max_payload: int = 200) -> st.SearchStrategy[Message]:
+    return st.builds(Message, headers=headers_strategy(), payload=st.binary(max_size=max_payload))
+
+
+def encode_all(messages: Iterable[Message]) -> bytes:
+    return b"".join(encode_message(m.headers, m.payload) for m in messages)
+
+
+def botocore_decode(chunks: Iterable[bytes]) -> list[tuple[list[tuple[str, object]], bytes]]:
+    """Decode with botocore's EventStreamBuffer (the independent oracle); raises what it raises."""
+    from botocore.eventstream import EventStreamBuffer
+
+    buffer = EventStreamBuffer()
+    out: list[tuple[list[tuple[str, object]], bytes]] = []
+    for chunk in chunks:
+        buffer.add_data(chunk)
+        for message in buffer:
+            out.append((list(message.headers.items()), message.payload))
+    return out
+
+
+def as_botocore(messages: Iterable[Message]) -> list[tuple[list[tuple[str, object]], bytes]]:
+    """Our messages in botocore's shape: header dict items (UUID as its 16 bytes), payload."""
+    return [
+        ([(h.name, h.value.bytes if isinstance(h.value, uuid.UUID) else h.value) for h in m.headers], m.payload)
+        for m in messages
+    ]

@@ -33,8 +33,12 @@ from kiro_protocol._util import NEED_DATA
 
 from .helpers_eventstream import (
     FIXTURES,
+    as_botocore,
     assert_chunking_invariant,
+    botocore_decode,
+    encode_all,
     feed,
+    messages_strategy,
     fixture_bytes,
     one_byte_at_a_time,
     raw_frame,
@@ -413,3 +417,68 @@ def test_header_limits_accepted() -> None:
     ]:
         (message,) = decode_all(encode_message([header], b""))
         assert message.headers == (header,)
+
+
+# --- botocore as an independent oracle --------------------------------------------------------
+
+
+@pytest.mark.parametrize("stem", sorted(EXPECTED) + ["syn08_all_header_types"])
+def test_botocore_agrees_on_the_vectors(stem: str) -> None:
+    data = fixture_bytes(stem)
+    assert botocore_decode([data]) == as_botocore(feed([data]))
+
+
+@given(st.lists(messages_strategy(), min_size=1, max_size=6), st.lists(st.integers(0, 4000), max_size=12))
+def test_botocore_agrees_on_valid_streams(messages: list[Message], cuts: list[int]) -> None:
+    data = encode_all(messages)
+    chunks = split_at(data, cuts)
+    ours = feed(chunks)
+    assert ours == messages
+    assert botocore_decode(chunks) == as_botocore(ours)
+
+
+class _Rejected(Exception):
+    pass
+
+
+@given(
+    st.lists(messages_strategy(max_payload=60), min_size=1, max_size=4),
+    st.data(),
+)
+def test_botocore_and_we_both_reject_corrupted_streams(messages: list[Message], data: st.DataObject) -> None:
+    stream = bytearray(encode_all(messages))
+    position = data.draw(st.integers(0, len(stream) - 1), label="position")
+    stream[position] ^= data.draw(st.integers(1, 255), label="xor")
+    corrupted = bytes(stream)
+    # CRC-32 catches every single-byte error, so both must fail, after the same good prefix.
+    ours: list[Message] = []
+    decoder = EventStreamDecoder()
+    decoder.receive_data(corrupted)
+    decoder.receive_data(b"")
+    with pytest.raises(EventStreamError):
+        while (ev := decoder.next_event()) is not END_OF_STREAM:
+            assert ev is not NEED_DATA
+            ours.append(ev)
+    theirs: list[tuple[list[tuple[str, object]], bytes]] = []
+    boto_failed = False
+    try:
+        theirs = botocore_decode([corrupted])
+    except Exception:  # botocore raises ParserError subclasses, or KeyError/UnicodeError
+        boto_failed = True
+    # botocore cannot be told that input ended: waiting for a message that never completes is
+    # its way of not accepting it.
+    assert boto_failed or len(theirs) < len(messages)
+    if not boto_failed:
+        assert theirs == as_botocore(ours)
+    assert as_botocore(ours) == as_botocore(messages[: len(ours)])
+
+
+@given(st.lists(messages_strategy(max_payload=60), min_size=1, max_size=4), st.data())
+def test_truncated_streams_are_rejected(messages: list[Message], data: st.DataObject) -> None:
+    frames = [encode_message(m.headers, m.payload) for m in messages]
+    stream = b"".join(frames)
+    boundaries = {sum(len(f) for f in frames[:i]) for i in range(len(frames) + 1)}
+    cut = data.draw(st.integers(1, len(stream) - 1).filter(lambda c: c not in boundaries))
+    with pytest.raises(TruncatedMessage):
+        decode_all(stream[:cut])
+    assert len(botocore_decode([stream[:cut]])) < len(messages)
