@@ -3,24 +3,67 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
 from kiro_protocol import __version__
 
+_DESCRIPTION = "A gateway that serves the Anthropic Messages and OpenAI Chat Completions APIs from Kiro accounts."
+
+
+def _settings_epilog() -> str:
+    from adapters.runtime.settings import settings_help
+
+    return settings_help() + "\n\nEvery setting is described in docs/configuration.md."
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kiro2api",
-        description="A gateway that serves the Anthropic Messages and OpenAI Chat Completions APIs from Kiro accounts.",
+        description=_DESCRIPTION,
+        epilog="commands:\n  serve    run the standalone server (kiro2api serve --help)\n\n" + _settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kiro2api {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    serve = sub.add_parser("serve", help="run the standalone server")
-    serve.add_argument("--host", help="address to bind (default: HOST, else 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default: PORT, else 8080)")
+    serve = sub.add_parser(
+        "serve",
+        help="run the standalone server",
+        description="Run the standalone server (HTTP/1.1 and HTTP/2; HTTPS when TLS_CERT_FILE/TLS_KEY_FILE are set).",
+        epilog=_settings_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument("--host", help="address to bind (overrides HOST; default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (overrides PORT; default 8080)")
     serve.add_argument("--env-file", help="read settings from this file instead of ./.env")
     return parser
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from adapters.runtime.logging import configure_logging
+    from adapters.runtime.settings import SettingsError, load_settings
+
+    overrides = {"HOST": args.host, "PORT": None if args.port is None else str(args.port)}
+    try:
+        settings = load_settings(environ=os.environ, env_file=args.env_file, overrides=overrides)
+    except SettingsError as exc:
+        print(f"kiro2api: {exc}", file=sys.stderr)
+        return 2
+    try:
+        configure_logging(level=settings.log_level, fmt=settings.log_format, file=settings.log_file)
+    except OSError as exc:
+        print(f"kiro2api: LOG_FILE: cannot open {settings.log_file!r} ({exc.strerror or exc})", file=sys.stderr)
+        return 2
+
+    from adapters.anyio_server import run
+
+    try:
+        return run(settings)
+    except OSError as exc:
+        # Typically the port is taken or the address is not ours.
+        print(f"kiro2api: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,8 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command == "serve":
-        print("kiro2api: the server is not built yet (see the open issues).", file=sys.stderr)
-        return 2
+        return _serve(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -1,1 +1,30 @@
-"""The standalone server on anyio with h11 and h2 (``kiro2api serve``)."""
+"""The standalone server on anyio with h11 and h2 (``kiro2api serve``).
+
+``Server`` accepts connections and runs an HTTP/1.1 (h11) or HTTP/2 (h2) pump per connection;
+both pumps drive one shared handler (``App``), which routes to an ``ApiService``.
+"""
+
+from ._common import ConnectionLimits
+from ._endpoints import BasicService, ModelEntry
+from ._handler import ApiService, App, Handler, Lifecycle, Request, RequestContext, RequestLog, Responder
+from ._main import build_server, run, serve_settings
+from ._server import Server, make_ssl_context
+
+__all__ = [
+    "ApiService",
+    "App",
+    "BasicService",
+    "ConnectionLimits",
+    "Handler",
+    "Lifecycle",
+    "ModelEntry",
+    "Request",
+    "RequestContext",
+    "RequestLog",
+    "Responder",
+    "Server",
+    "build_server",
+    "make_ssl_context",
+    "run",
+    "serve_settings",
+]

@@ -191,4 +191,4 @@ def access_log(
         "error": error,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
-    logging.getLogger(ACCESS_LOGGER_NAME).info(f"{method} {path} {status}", extra=fields)
+    logging.getLogger(ACCESS_LOGGER_NAME).info("request", extra=fields)

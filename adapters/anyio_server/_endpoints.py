@@ -1,0 +1,122 @@
+"""The endpoints that need no upstream: health, root, the model list; 501 for the rest.
+
+``BasicService`` is the ``ApiService`` the server runs until ``adapters/runtime/service.py``
+(the driver of the account pool, conversion and the translator) takes over the model endpoints;
+that service can inherit from it to keep health, root and models.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from kiro_protocol._errors import ErrorKind, LocalProtocolError
+from kiro_protocol._version import __version__
+
+from ._handler import Request, RequestContext, Responder
+
+__all__ = ["BasicService", "ModelEntry", "PLACEHOLDER_MODELS", "models_body"]
+
+_JSON = (("content-type", "application/json"),)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelEntry:
+    """One item of ``GET /v1/models``."""
+
+    id: str
+    display_name: str
+    #: RFC 3339 release date, as Anthropic's list gives it.
+    created_at: str
+
+
+#: Shown until the model table of the conversion stage is wired in.
+PLACEHOLDER_MODELS: tuple[ModelEntry, ...] = (
+    ModelEntry(id="claude-opus-4-5", display_name="Claude Opus 4.5", created_at="2025-11-24T00:00:00Z"),
+    ModelEntry(id="claude-sonnet-4-5", display_name="Claude Sonnet 4.5", created_at="2025-09-29T00:00:00Z"),
+    ModelEntry(id="claude-haiku-4-5", display_name="Claude Haiku 4.5", created_at="2025-10-01T00:00:00Z"),
+    ModelEntry(id="claude-sonnet-4", display_name="Claude Sonnet 4", created_at="2025-05-22T00:00:00Z"),
+)
+
+
+def _unix(rfc3339: str) -> int:
+    return int(datetime.fromisoformat(rfc3339.replace("Z", "+00:00")).timestamp())
+
+
+def models_body(models: Sequence[ModelEntry]) -> bytes:
+    """The model list in Anthropic's shape, with OpenAI's ``object``/``created``/``owned_by`` too.
+
+    Anthropic clients read ``data[].id``/``type``/``display_name``/``created_at`` and the paging
+    fields; OpenAI clients read ``object: "list"`` and ``data[].id``/``object``/``created``.
+    """
+    data = [
+        {
+            "type": "model",
+            "id": m.id,
+            "display_name": m.display_name,
+            "created_at": m.created_at,
+            "object": "model",
+            "created": _unix(m.created_at),
+            "owned_by": "anthropic",
+        }
+        for m in models
+    ]
+    page = {
+        "data": data,
+        "has_more": False,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+        "object": "list",
+    }
+    return json.dumps(page, separators=(",", ":")).encode()
+
+
+class BasicService:
+    """Health, root and models; the model endpoints answer 501 until the runtime service exists.
+
+    Args:
+        health_details: extra fields for ``/health`` (account counts by state, upstream mode).
+        models: the entries of ``GET /v1/models``.
+    """
+
+    def __init__(
+        self,
+        *,
+        health_details: Callable[[], dict[str, object]] = lambda: {},
+        models: Sequence[ModelEntry] = PLACEHOLDER_MODELS,
+    ) -> None:
+        self._health_details = health_details
+        self._models = tuple(models)
+
+    async def _not_yet(self, ctx: RequestContext) -> None:
+        raise LocalProtocolError(
+            f"{ctx.route.path} is not implemented by this build yet.", kind=ErrorKind.API, status_hint=501
+        )
+
+    async def messages(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        await self._not_yet(ctx)
+
+    async def count_tokens(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        await self._not_yet(ctx)
+
+    async def chat_completions(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        await self._not_yet(ctx)
+
+    async def models(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        await respond.send_response(200, _JSON, models_body(self._models))
+
+    async def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        shutting_down = ctx.lifecycle.shutting_down.is_set()
+        body: dict[str, object] = {"status": "shutting_down" if shutting_down else "ok", "version": __version__}
+        body.update(self._health_details())
+        status = 503 if shutting_down else 200
+        await respond.send_response(status, _JSON, json.dumps(body, separators=(",", ":")).encode())
+
+    async def root(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        text = (
+            f"kiro2api {__version__}: Anthropic Messages at /v1/messages, OpenAI Chat Completions at "
+            "/v1/chat/completions, status at /health.\n"
+        )
+        await respond.send_response(200, (("content-type", "text/plain; charset=utf-8"),), text.encode())

@@ -1,0 +1,285 @@
+"""HTTP/1.1 through h11: one pump per connection, requests served one after another."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import h11
+
+from kiro_protocol._errors import ErrorKind
+
+from ._common import READ_SIZE, ConnectionLimits, pump_error, reason_phrase, with_content_length
+from ._handler import Handler, Lifecycle, Request
+
+__all__ = ["H11Pump"]
+
+log = logging.getLogger("kiro2api.server")
+
+_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
+# Pipelined bytes we accept while a request is being served; more means the watcher stops reading.
+_MAX_PIPELINED = 65536
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class H11Pump:
+    """Serve HTTP/1.1 requests on ``stream`` until the client leaves, a limit fires or shutdown."""
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        *,
+        handler: Handler,
+        limits: ConnectionLimits,
+        lifecycle: Lifecycle,
+        client: str | None = None,
+        initial: bytes = b"",
+    ) -> None:
+        self._stream = stream
+        self._handler = handler
+        self._limits = limits
+        self._lifecycle = lifecycle
+        self._client = client
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        if initial:
+            self._conn.receive_data(initial)
+        self._idle_scope: anyio.CancelScope | None = None
+        self._handler_scope: anyio.CancelScope | None = None
+        self._gone = False
+        self.busy = False
+
+    def on_shutdown(self) -> None:
+        """Close the connection now if it is idle; a busy one closes after its response."""
+        if self._idle_scope is not None:
+            self._idle_scope.cancel()
+
+    async def run(self) -> None:
+        try:
+            while not self._gone:
+                request = await self._read_head()
+                if request is None:
+                    return
+                if not await self._serve(request):
+                    return
+                if self._conn.our_state is not h11.DONE or self._conn.their_state is not h11.DONE:
+                    return
+                if self._lifecycle.shutting_down.is_set():
+                    return
+                self._conn.start_next_cycle()
+        except h11.RemoteProtocolError as exc:
+            if self._conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
+                with contextlib.suppress(Exception, _ClientGone):
+                    await self._send_error(exc.error_status_hint, f"Malformed HTTP request: {exc}")
+        except _ClientGone:
+            pass
+        finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self._stream.aclose()
+
+    async def _receive(self) -> None:
+        try:
+            data = await self._stream.receive(READ_SIZE)
+        except _IO_ERRORS:
+            data = b""
+        self._conn.receive_data(data)
+
+    async def _next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
+        while True:
+            event = self._conn.next_event()
+            if event is not h11.NEED_DATA:
+                return event
+            await self._receive()
+
+    async def _read_head(self) -> h11.Request | None:
+        with anyio.CancelScope() as scope:
+            self._idle_scope = scope
+            if self._lifecycle.shutting_down.is_set():
+                scope.cancel()
+            scope.deadline = anyio.current_time() + self._limits.header_timeout
+            event = await self._next_event()
+        self._idle_scope = None
+        if scope.cancelled_caught:
+            return None
+        return event if isinstance(event, h11.Request) else None
+
+    async def _read_body(self, head: h11.Request) -> bytes:
+        declared = _content_length(head.headers)
+        if declared is not None and declared > self._limits.max_body:
+            raise _BodyTooLarge
+        if self._conn.they_are_waiting_for_100_continue:
+            await self._write(self._conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        body = bytearray()
+        while True:
+            with anyio.fail_after(self._limits.read_timeout):
+                event = await self._next_event()
+            if isinstance(event, h11.Data):
+                body += event.data
+                if len(body) > self._limits.max_body:
+                    raise _BodyTooLarge
+            elif isinstance(event, h11.EndOfMessage):
+                return bytes(body)
+            else:  # ConnectionClosed mid-body
+                raise _ClientGone
+
+    async def _serve(self, head: h11.Request) -> bool:
+        try:
+            body = await self._read_body(head)
+        except _BodyTooLarge:
+            await self._send_error(413, f"Request body exceeds the limit of {self._limits.max_body} bytes.")
+            await self._discard_rest()
+            return False
+        except TimeoutError:
+            await self._send_error(408, "Timed out reading the request body.")
+            return False
+        request = Request(
+            method=head.method.decode("ascii", "replace"),
+            target=head.target.decode("latin-1"),
+            headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in head.headers),
+            body=body,
+            http_version=head.http_version.decode("ascii", "replace"),
+            client=self._client,
+        )
+        self.busy = True
+        try:
+            return await self._run_handler(request)
+        finally:
+            self.busy = False
+
+    async def _run_handler(self, request: Request) -> bool:
+        responder = _H11Responder(self)
+        failed = False
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_disconnect)
+            with anyio.CancelScope() as scope:
+                self._handler_scope = scope
+                try:
+                    await self._handler(request, responder)
+                except _ClientGone:
+                    self._gone = True
+                except Exception:
+                    log.exception("request handler failed")
+                    failed = True
+            self._handler_scope = None
+            tg.cancel_scope.cancel()
+        if self._gone:
+            return False
+        if responder.state == "idle":
+            await self._send_error(500, "The request handler returned no response.")
+            return False
+        if failed or responder.state != "done":
+            return False  # a broken stream: closing tells the client the body is incomplete
+        return True
+
+    async def _watch_disconnect(self) -> None:
+        # The client sends nothing while we answer; EOF (or an error) then means it went away.
+        while True:
+            try:
+                data = await self._stream.receive(READ_SIZE)
+            except _IO_ERRORS:
+                data = b""
+            if not data:
+                self._disconnected()
+                return
+            self._conn.receive_data(data)
+            if len(self._conn.trailing_data[0]) > _MAX_PIPELINED:
+                return
+
+    def _disconnected(self) -> None:
+        self._gone = True
+        if self._handler_scope is not None:
+            self._handler_scope.cancel()
+
+    async def _write(self, data: bytes | None) -> None:
+        if not data:
+            return
+        try:
+            with anyio.fail_after(self._limits.write_timeout):
+                await self._stream.send(data)
+        except (TimeoutError, *_IO_ERRORS):
+            # Inside the handler this cancels it (as a disconnect does); elsewhere it unwinds the pump.
+            self._disconnected()
+            await anyio.lowlevel.checkpoint()
+            raise _ClientGone from None
+
+    def _head(self, status: int, headers: Sequence[tuple[str, str]]) -> h11.Response:
+        pairs = [(k, v) for k, v in headers]
+        if self._lifecycle.shutting_down.is_set():
+            pairs.append(("connection", "close"))
+        return h11.Response(status_code=status, headers=pairs, reason=reason_phrase(status))
+
+    async def _send_error(self, status: int, message: str) -> None:
+        kind = {408: ErrorKind.INVALID_REQUEST, 413: ErrorKind.REQUEST_TOO_LARGE}.get(status, ErrorKind.API)
+        if 400 <= status < 500 and status not in (408, 413):
+            kind = ErrorKind.INVALID_REQUEST
+        status, headers, body = pump_error(status, message, kind)
+        headers += [("content-length", str(len(body))), ("connection", "close")]
+        if self._conn.our_state is not h11.SEND_RESPONSE:
+            return
+        data = self._conn.send(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))
+        data = (data or b"") + (self._conn.send(h11.Data(data=body)) or b"") + (self._conn.send(h11.EndOfMessage()) or b"")
+        with contextlib.suppress(_ClientGone):
+            await self._write(data)
+
+    async def _discard_rest(self) -> None:
+        # Closing a socket with unread input makes the kernel send RST, and many clients then lose
+        # our 413 while still uploading. Read and drop (never buffer) for a short while first.
+        with contextlib.suppress(*_IO_ERRORS):
+            await self._stream.send_eof()
+        with anyio.move_on_after(self._limits.discard_timeout), contextlib.suppress(*_IO_ERRORS):
+            while await self._stream.receive(READ_SIZE):
+                pass
+
+
+class _H11Responder:
+    def __init__(self, pump: H11Pump) -> None:
+        self._pump = pump
+        self.state = "idle"
+
+    async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        self._check("idle")
+        conn = self._pump._conn
+        data = conn.send(self._pump._head(status, with_content_length(headers, body))) or b""
+        if body:
+            data += conn.send(h11.Data(data=body)) or b""
+        data += conn.send(h11.EndOfMessage()) or b""
+        self.state = "done"
+        await self._pump._write(data)
+
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+        self._check("idle")
+        pairs = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
+        self.state = "streaming"
+        await self._pump._write(self._pump._conn.send(self._pump._head(status, pairs)))
+
+    async def send_chunk(self, data: bytes) -> None:
+        self._check("streaming")
+        if data:
+            await self._pump._write(self._pump._conn.send(h11.Data(data=data)))
+
+    async def end_stream(self) -> None:
+        self._check("streaming")
+        self.state = "done"
+        await self._pump._write(self._pump._conn.send(h11.EndOfMessage()))
+
+    def _check(self, expected: str) -> None:
+        if self.state != expected:
+            raise RuntimeError(f"response is {self.state}, expected {expected}")
+
+
+def _content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)
+    return None
+

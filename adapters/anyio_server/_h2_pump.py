@@ -1,0 +1,422 @@
+"""HTTP/2 through h2: one reader per connection, one task per stream, flow control respected."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from kiro_protocol._errors import ErrorKind
+
+from ._common import READ_SIZE, ConnectionLimits, pump_error, with_content_length
+from ._handler import Handler, Lifecycle, Request
+
+__all__ = ["H2Pump", "H2_PREFACE"]
+
+log = logging.getLogger("kiro2api.server")
+
+#: What an HTTP/2 client sends first (RFC 9113 §3.4); seeing it on a cleartext connection
+#: means "prior knowledge" h2c.
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"})
+_STREAM_WINDOW = 1 << 20
+_CONNECTION_WINDOW = 16 << 20
+
+
+@dataclass(slots=True, eq=False)
+class _Stream:
+    stream_id: int
+    headers: list[tuple[str, str]]
+    body: bytearray = field(default_factory=bytearray)
+    #: The client finished sending (END_STREAM seen).
+    ended: bool = False
+    #: A 413 was (or is being) sent; further DATA is dropped.
+    rejected: bool = False
+    #: Reset by the client, or closed by us.
+    closed: bool = False
+    scope: anyio.CancelScope | None = None
+    window: anyio.Event = field(default_factory=anyio.Event)
+
+
+class _StreamGone(Exception):
+    pass
+
+
+class H2Pump:
+    """Serve HTTP/2 streams on ``stream``; ``initial`` holds bytes already read (the preface)."""
+
+    def __init__(
+        self,
+        stream: anyio.abc.ByteStream,
+        *,
+        handler: Handler,
+        limits: ConnectionLimits,
+        lifecycle: Lifecycle,
+        client: str | None = None,
+        initial: bytes = b"",
+    ) -> None:
+        self._stream = stream
+        self._handler = handler
+        self._limits = limits
+        self._lifecycle = lifecycle
+        self._client = client
+        self._initial = initial
+        config = h2.config.H2Configuration(client_side=False, header_encoding=None)
+        self._conn = h2.connection.H2Connection(config=config)
+        self._streams: dict[int, _Stream] = {}
+        self._running = 0
+        self._write_lock = anyio.Lock()
+        self._recv_scope: anyio.CancelScope | None = None
+        self._tg: anyio.abc.TaskGroup | None = None
+        self._goaway_sent = False
+        self._dead = False
+
+    @property
+    def busy(self) -> bool:
+        return self._running > 0
+
+    def on_shutdown(self) -> None:
+        """Stop taking streams (GOAWAY); the connection closes when its streams are done."""
+        if self._recv_scope is not None and not self.busy:
+            self._recv_scope.cancel()
+
+    async def run(self) -> None:
+        try:
+            self._conn.initiate_connection()
+            self._conn.update_settings(
+                {
+                    h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 128,
+                    h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW,
+                }
+            )
+            self._conn.increment_flow_control_window(_CONNECTION_WINDOW - 65535)
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                with contextlib.suppress(_StreamGone):
+                    await self._read_loop(tg)
+                tg.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+                await self._stream.aclose()
+
+    async def _read_loop(self, tg: anyio.abc.TaskGroup) -> None:
+        data = self._initial
+        while True:
+            if data:
+                try:
+                    events = self._conn.receive_data(data)
+                except h2.exceptions.ProtocolError:
+                    await self._flush()  # h2 queued a GOAWAY saying why
+                    return
+                for event in events:
+                    if not self._on_event(event, tg):
+                        await self._flush()
+                        return
+                await self._flush()
+            if self._dead:
+                return
+            if self._lifecycle.shutting_down.is_set():
+                await self._goaway()
+                if not self.busy:
+                    return
+            with anyio.CancelScope() as scope:
+                self._recv_scope = scope
+                if not self.busy:
+                    scope.deadline = anyio.current_time() + self._limits.header_timeout
+                try:
+                    data = await self._stream.receive(READ_SIZE)
+                except _IO_ERRORS:
+                    data = b""
+            self._recv_scope = None
+            if scope.cancelled_caught:
+                if self._dead:
+                    return
+                if self._lifecycle.shutting_down.is_set():
+                    continue  # loop back: GOAWAY, then leave once idle
+                if not self.busy:
+                    await self._goaway()
+                    return
+                data = b""
+                continue
+            if not data:
+                return  # EOF: leaving the task group cancels every stream
+
+    async def _goaway(self) -> None:
+        if not self._goaway_sent:
+            self._goaway_sent = True
+            self._conn.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR)
+            with contextlib.suppress(_StreamGone):
+                await self._flush()
+
+    def _on_event(self, event: h2.events.Event, tg: anyio.abc.TaskGroup) -> bool:
+        if isinstance(event, h2.events.RequestReceived):
+            headers = [(bytes(k).decode("latin-1").lower(), bytes(v).decode("latin-1")) for k, v in event.headers or ()]
+            stream = _Stream(stream_id=event.stream_id or 0, headers=headers)
+            self._streams[stream.stream_id] = stream
+            length = _content_length(headers)
+            if length is not None and length > self._limits.max_body:
+                self._reject(stream, tg)
+            elif event.stream_ended is not None:
+                stream.ended = True
+                self._start(stream, tg)
+        elif isinstance(event, h2.events.DataReceived):
+            stream_id = event.stream_id or 0
+            self._conn.acknowledge_received_data(event.flow_controlled_length or 0, stream_id)
+            receiving = self._streams.get(stream_id)
+            if receiving is None or receiving.rejected:
+                return True
+            receiving.body += event.data or b""
+            if len(receiving.body) > self._limits.max_body:
+                receiving.body = bytearray()
+                self._reject(receiving, tg)
+            elif event.stream_ended is not None:
+                receiving.ended = True
+                self._start(receiving, tg)
+        elif isinstance(event, h2.events.StreamEnded):
+            ending = self._streams.get(event.stream_id or 0)
+            if ending is not None and not ending.ended:
+                ending.ended = True
+                if not ending.rejected:
+                    self._start(ending, tg)
+        elif isinstance(event, h2.events.StreamReset):
+            reset = self._streams.get(event.stream_id or 0)
+            if reset is not None:
+                self._close(reset)
+        elif isinstance(event, h2.events.WindowUpdated):
+            targets = self._streams.values() if not event.stream_id else [self._streams.get(event.stream_id)]
+            for target in list(targets):
+                if target is not None:
+                    self._wake(target)
+        elif isinstance(event, h2.events.RemoteSettingsChanged):
+            for target in list(self._streams.values()):
+                self._wake(target)
+        elif isinstance(event, h2.events.ConnectionTerminated):
+            return False
+        return True
+
+    def _wake(self, stream: _Stream) -> None:
+        stream.window.set()
+        stream.window = anyio.Event()
+
+    def _close(self, stream: _Stream) -> None:
+        stream.closed = True
+        if stream.scope is not None:
+            stream.scope.cancel()
+        self._wake(stream)
+
+    def _start(self, stream: _Stream, tg: anyio.abc.TaskGroup) -> None:
+        self._running += 1
+        tg.start_soon(self._run_stream, stream)
+
+    def _reject(self, stream: _Stream, tg: anyio.abc.TaskGroup) -> None:
+        stream.rejected = True
+        self._running += 1
+        tg.start_soon(self._send_413, stream)
+
+    async def _send_413(self, stream: _Stream) -> None:
+        try:
+            status, headers, body = pump_error(
+                413, f"Request body exceeds the limit of {self._limits.max_body} bytes.", ErrorKind.REQUEST_TOO_LARGE
+            )
+            with contextlib.suppress(_StreamGone):
+                await _H2Responder(self, stream).send_response(status, headers, body)
+            self._finish(stream)
+        finally:
+            self._stream_done()
+
+    async def _run_stream(self, stream: _Stream) -> None:
+        pseudo = {k: v for k, v in stream.headers if k.startswith(":")}
+        headers = [(k, v) for k, v in stream.headers if not k.startswith(":")]
+        if ":authority" in pseudo and not any(k == "host" for k, _ in headers):
+            headers.insert(0, ("host", pseudo[":authority"]))
+        request = Request(
+            method=pseudo.get(":method", "GET"),
+            target=pseudo.get(":path", "/"),
+            headers=tuple(headers),
+            body=bytes(stream.body),
+            http_version="2",
+            client=self._client,
+        )
+        stream.body = bytearray()
+        responder = _H2Responder(self, stream)
+        failed = False
+        try:
+            with anyio.CancelScope() as scope:
+                stream.scope = scope
+                if stream.closed:
+                    scope.cancel()
+                try:
+                    await self._handler(request, responder)
+                except _StreamGone:
+                    pass
+                except Exception:
+                    log.exception("request handler failed")
+                    failed = True
+            stream.scope = None
+            if not stream.closed:
+                if responder.state == "idle":
+                    status, hdrs, body = pump_error(500, "The request handler returned no response.", ErrorKind.API)
+                    with contextlib.suppress(_StreamGone):
+                        await responder.send_response(status, hdrs, body)
+                elif failed or responder.state != "done":
+                    self._reset(stream, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            self._finish(stream)
+        finally:
+            self._stream_done()
+
+    def _finish(self, stream: _Stream) -> None:
+        if not stream.closed and not stream.ended:
+            # We answered before the client finished its body (413): tell it to stop sending.
+            self._reset(stream, h2.errors.ErrorCodes.NO_ERROR)
+        stream.closed = True
+        self._streams.pop(stream.stream_id, None)
+
+    def _reset(self, stream: _Stream, code: h2.errors.ErrorCodes) -> None:
+        with contextlib.suppress(h2.exceptions.ProtocolError):
+            self._conn.reset_stream(stream.stream_id, error_code=code)
+        stream.closed = True
+
+    def _stream_done(self) -> None:
+        self._running -= 1
+        if self._tg is not None:
+            self._tg.start_soon(self._flush_quietly)
+        if self._running == 0 and self._recv_scope is not None and self._lifecycle.shutting_down.is_set():
+            self._recv_scope.cancel()
+
+    async def _flush_quietly(self) -> None:
+        with contextlib.suppress(_StreamGone):
+            await self._flush()
+
+    async def _flush(self) -> None:
+        async with self._write_lock:
+            data = self._conn.data_to_send()
+            if not data or self._dead:
+                return
+            try:
+                with anyio.fail_after(self._limits.write_timeout):
+                    await self._stream.send(data)
+            except (TimeoutError, *_IO_ERRORS):
+                self._connection_lost()
+                failed = True
+            else:
+                failed = False
+        if failed:
+            # Inside a stream's handler this is a cancellation, as for a disconnect.
+            await anyio.lowlevel.checkpoint()
+            raise _StreamGone
+
+    def _connection_lost(self) -> None:
+        self._dead = True
+        for stream in list(self._streams.values()):
+            self._close(stream)
+        if self._recv_scope is not None:
+            self._recv_scope.cancel()
+
+
+class _H2Responder:
+    def __init__(self, pump: H2Pump, stream: _Stream) -> None:
+        self._pump = pump
+        self._stream = stream
+        self.state = "idle"
+
+    def _head(self, status: int, headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+        out = [(b":status", str(status).encode("ascii"))]
+        for name, value in headers:
+            lname = name.lower()
+            if lname not in _HOP_BY_HOP:
+                out.append((lname.encode("latin-1"), value.encode("latin-1")))
+        return out
+
+    async def _gone(self) -> None:
+        # Reset by the client or the connection died: behave as a disconnect would.
+        if self._stream.scope is not None:
+            self._stream.scope.cancel()
+        await anyio.lowlevel.checkpoint()
+        raise _StreamGone
+
+    async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        self._check("idle")
+        self.state = "done"
+        await self._send_headers(status, with_content_length(headers, body), end_stream=not body)
+        if body:
+            await self._send_data(body)
+            await self._end()
+
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+        self._check("idle")
+        self.state = "streaming"
+        await self._send_headers(status, [(k, v) for k, v in headers if k.lower() != "content-length"], end_stream=False)
+
+    async def send_chunk(self, data: bytes) -> None:
+        self._check("streaming")
+        if data:
+            await self._send_data(data)
+
+    async def end_stream(self) -> None:
+        self._check("streaming")
+        self.state = "done"
+        await self._end()
+
+    async def _send_headers(self, status: int, headers: list[tuple[str, str]], *, end_stream: bool) -> None:
+        if self._stream.closed:
+            await self._gone()
+        try:
+            self._pump._conn.send_headers(self._stream.stream_id, self._head(status, headers), end_stream=end_stream)
+        except h2.exceptions.StreamClosedError:
+            await self._gone()
+        await self._pump._flush()
+
+    async def _end(self) -> None:
+        if self._stream.closed:
+            await self._gone()
+        try:
+            self._pump._conn.end_stream(self._stream.stream_id)
+        except h2.exceptions.StreamClosedError:
+            await self._gone()
+        await self._pump._flush()
+
+    async def _send_data(self, data: bytes) -> None:
+        conn = self._pump._conn
+        view = memoryview(data)
+        while view:
+            if self._stream.closed:
+                await self._gone()
+            try:
+                window = conn.local_flow_control_window(self._stream.stream_id)
+            except h2.exceptions.StreamClosedError:
+                await self._gone()
+                return
+            size = min(window, len(view), conn.max_outbound_frame_size)
+            if size <= 0:
+                await self._stream.window.wait()
+                continue
+            conn.send_data(self._stream.stream_id, bytes(view[:size]))
+            view = view[size:]
+            await self._pump._flush()
+
+    def _check(self, expected: str) -> None:
+        if self.state != expected:
+            raise RuntimeError(f"response is {self.state}, expected {expected}")
+
+
+def _content_length(headers: Sequence[tuple[str, str]]) -> int | None:
+    for name, value in headers:
+        if name == "content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None

@@ -1,0 +1,104 @@
+"""Start the standalone server from ``Settings``: logging, the handler, TLS, signals."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import anyio
+import anyio.abc
+
+from adapters.runtime.settings import Settings
+from kiro_protocol._version import __version__
+
+from ._common import ConnectionLimits
+from ._endpoints import BasicService
+from ._handler import ApiService, App, Lifecycle
+from ._server import Server, handle_signals, make_ssl_context
+
+__all__ = ["build_server", "serve_settings", "run"]
+
+log = logging.getLogger("kiro2api.server")
+
+
+def _configured_accounts(settings: Settings) -> int:
+    if settings.auth_token_json is None:
+        return 0
+    try:
+        value = json.loads(settings.auth_token_json)
+    except ValueError:
+        return 0
+    return len(value) if isinstance(value, list) else 1
+
+
+def build_server(settings: Settings, *, service: ApiService | None = None) -> Server:
+    """The server for ``settings``; ``service`` defaults to the basic (no upstream) endpoints."""
+    lifecycle = Lifecycle()
+    accounts = _configured_accounts(settings)
+    if service is None:
+        service = BasicService(health_details=lambda: {"accounts": {"configured": accounts}})
+    app = App(
+        service=service,
+        client_token=settings.client_token,
+        lifecycle=lifecycle,
+        max_concurrent_sessions=settings.max_concurrent_sessions,
+    )
+    limits = ConnectionLimits(
+        max_body=settings.max_request_body_bytes,
+        header_timeout=settings.server_header_timeout,
+        read_timeout=settings.server_read_timeout,
+        write_timeout=settings.server_write_timeout,
+    )
+    ssl_context = None
+    if settings.tls_cert_file and settings.tls_key_file:
+        ssl_context = make_ssl_context(settings.tls_cert_file, settings.tls_key_file)
+    return Server(
+        handler=app,
+        lifecycle=lifecycle,
+        host=settings.host,
+        port=settings.port,
+        limits=limits,
+        ssl_context=ssl_context,
+        shutdown_timeout=settings.shutdown_timeout,
+    )
+
+
+async def serve_settings(
+    settings: Settings,
+    *,
+    service: ApiService | None = None,
+    signals: bool = True,
+    task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve until a signal (or ``server.shutdown()``) and the drain are done."""
+    server = build_server(settings, service=service)
+    async with anyio.create_task_group() as tg:
+
+        async def serve_then_stop(*, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
+            await server.serve(task_status=task_status)
+            tg.cancel_scope.cancel()  # drained: stop listening for signals too
+
+        if signals:
+            tg.start_soon(handle_signals, server)
+        await tg.start(serve_then_stop)
+        scheme = "https" if settings.tls_enabled else "http"
+        protocols = "HTTP/1.1 and HTTP/2 (ALPN)" if settings.tls_enabled else "HTTP/1.1 and h2c"
+        log.info("kiro2api %s listening on %s://%s:%d (%s)", __version__, scheme, settings.host, server.port, protocols)
+        if settings.client_token_generated:
+            # Printed once, to the console only (not to LOG_FILE): the operator needs it to connect.
+            print(
+                f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token for this run:\n"
+                f"  {settings.client_token}",
+                file=sys.stderr,
+                flush=True,
+            )
+        if settings.auth_token_json is None:
+            log.warning("NO KIRO ACCOUNTS CONFIGURED (KIRO_AUTH_TOKEN is unset): model requests cannot be served")
+        task_status.started(server)
+
+
+def run(settings: Settings) -> int:
+    """Run the server in the foreground until SIGTERM/SIGINT; the process exit status."""
+    anyio.run(serve_settings, settings)
+    return 0
