@@ -21,8 +21,8 @@ drivers are the same short loop::
 Failure rules (issue 5), applied to the classification of ``_upstream_errors``:
 
 =====================  ==============================================================
-401/403                forget the token, refresh once, retry the same account; a token
-                       refreshed during this request rejected again -> account invalid
+401/403                forget the token, refresh once, retry the same account; rejected
+                       again after that refresh -> account invalid (with the reason)
 402 / MONTHLY_...      account exhausted until its reset; next account
 429 / 408              cooldown (exponential back-off, jitter); next account; never disabled
 5xx / no answer        next account
@@ -354,13 +354,15 @@ class Exchange:
             return
         if self._wait_started is None:
             self._wait_started = now
-        elif now - self._wait_started > self._settings.lease_ttl + self._settings.lease_poll:
+        elif now - self._wait_started > self._settings.lease_ttl + 2.0:
             # Cannot happen with honest leases (they expire); guards against a broken store.
             self._tried[account.account_id] = "its token refresh by another request did not finish"
             self._current = None
             self.phase = ExchangePhase.SELECT
             return
-        self._queue.append(Wait(seconds=self._settings.lease_poll))
+        # Poll quickly at first (a refresh takes well under a second), then every 2 s at most.
+        waited = now - self._wait_started
+        self._queue.append(Wait(seconds=min(2.0, max(self._settings.lease_poll, waited))))
         self.phase = ExchangePhase.WAITING
 
     def waited(self, now: float) -> None:
@@ -486,8 +488,9 @@ class Exchange:
             return
         update: AccountUpdate | None = None
         if cls is FailureClass.INVALID_TOKEN:
-            if account.account_id not in self._refreshed and account.account_id not in self._auth_retried:
+            if account.account_id not in self._auth_retried:
                 self._auth_retried.add(account.account_id)
+                self._refreshed.discard(account.account_id)
                 assert self._sent_token is not None
                 update = TokenRejected(access_token=self._sent_token)
                 self._apply(account, update)
@@ -496,7 +499,7 @@ class Exchange:
                 self._use_current_token.discard(account.account_id)
                 self.phase = ExchangePhase.SELECT
                 return
-            reason = f"access token rejected right after a refresh ({what})"
+            reason = f"access token rejected again after a refresh ({what})"
             update = MarkedInvalid(reason=reason, until=now + self._settings.invalid_quarantine)
         elif cls is FailureClass.QUOTA_EXHAUSTED:
             reason = f"quota exhausted ({what})"

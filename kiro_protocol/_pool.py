@@ -47,7 +47,7 @@ class Strategy(enum.Enum):
 
     #: The first usable account in configuration order, until it is out (the original's behaviour).
     SEQUENTIAL = "sequential"
-    #: The account with the most remaining credits (unknown credits rank after known ones).
+    #: The account with the most remaining credits (accounts not yet checked are tried first).
     OPTIMAL = "optimal"
     #: The usable account used least recently (shared through the store across replicas).
     ROUND_ROBIN = "round_robin"
@@ -73,8 +73,9 @@ class PoolSettings:
     #: A token with less validity than this left is not sent (it could expire in flight).
     min_token_validity: float = 30.0
     #: A refresh lease expires after this long, so a crashed refresher cannot block an account.
-    lease_ttl: float = 90.0
-    #: How often a request waiting for another refresher looks again.
+    #: (Keep it above the adapter's timeout for refresh calls.)
+    lease_ttl: float = 45.0
+    #: How soon a request waiting for another refresher first looks again (then less often).
     lease_poll: float = 0.25
     #: 429 back-off: base * 2**level, capped, with jitter (half to full delay).
     throttle_base: float = 5.0
@@ -265,11 +266,12 @@ def choose_account(
         return usable[0]
     if strategy is Strategy.ROUND_ROBIN:
         return min(usable, key=lambda a: (state(a).last_used_at, a.index))
-    # OPTIMAL: known credits first, most first; then least recently used; then order.
+    # OPTIMAL: accounts never checked first (one use gives them a token, and the background
+    # check then learns their credits), then the most credits; then least recently used.
     return min(
         usable,
         key=lambda a: (
-            state(a).remaining_credits is None,
+            state(a).remaining_credits is not None,
             -(state(a).remaining_credits or 0.0),
             state(a).last_used_at,
             a.index,

@@ -1,0 +1,106 @@
+"""State stores: what must outlive a request (tokens, rotated refresh tokens, cooldowns, marks,
+credits, counters), behind one small synchronous interface.
+
+``KIRO_STATE`` picks the backend (``open_store``):
+
+* ``memory://``: this process only; a restart forgets everything.
+* ``sqlite:///path/to/state.db`` (default ``sqlite:///./kiro2api-state.db``): survives restarts
+  (rotated refresh tokens above all); processes on one host may share the file.
+* ``redis://host:port/db``: replicas share tokens, cooldowns and counters; one replica at a time
+  refreshes an account (a lease with expiry); rotated refresh tokens are seen by all.
+
+The stores are synchronous on purpose: their operations are small and fast, the gevent adapter
+calls them directly, and the async adapters through ``anyio.to_thread.run_sync``, so there is
+one implementation of each, not two that drift.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Iterable, Mapping, Protocol, Sequence
+
+from kiro_protocol._pool import AccountState
+from kiro_protocol._pool_decisions import Persist
+
+__all__ = ["StateStore", "StoreConfigurationError", "open_store", "apply_persist", "DEFAULT_STATE_URL"]
+
+DEFAULT_STATE_URL = "sqlite:///./kiro2api-state.db"
+
+
+class StoreConfigurationError(ValueError):
+    """``KIRO_STATE`` is not a URL of a supported store."""
+
+
+class StateStore(Protocol):
+    """The one interface every backend implements. All methods are thread-safe."""
+
+    def load_many(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
+        """Stored states of these accounts; ids never stored are absent."""
+        ...
+
+    def update(self, account_id: str, change: Callable[[AccountState], AccountState]) -> AccountState:
+        """Atomically replace the stored state by ``change(current)``; return the new state.
+
+        ``change`` may be called more than once (optimistic retries) and must be pure.
+        """
+        ...
+
+    def try_lease(self, account_id: str, owner: str, ttl: float) -> bool:
+        """Take (or extend, for the same owner) the account's refresh lease for ``ttl`` seconds."""
+        ...
+
+    def release_lease(self, account_id: str, owner: str) -> None:
+        """Give the lease back if ``owner`` still holds it."""
+        ...
+
+    def add_counters(self, account_id: str, counters: Iterable[tuple[str, float]]) -> None:
+        """Add to the account's usage counters (requests, failures, tokens, credits)."""
+        ...
+
+    def counters(self, account_id: str) -> Mapping[str, float]:
+        """The account's usage counters."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+def apply_persist(store: StateStore, decision: Persist) -> None:
+    """Execute a ``Persist`` decision of an Exchange or AccountCheck (shared by every driver)."""
+    if decision.update is not None:
+        store.update(decision.account_id, decision.update.apply)
+    if decision.counters:
+        store.add_counters(decision.account_id, decision.counters)
+    if decision.release_lease is not None:
+        store.release_lease(decision.account_id, decision.release_lease)
+
+
+def open_store(url: str) -> StateStore:
+    """Open the store named by a ``KIRO_STATE`` URL.
+
+    Raises:
+        StoreConfigurationError: unknown scheme or malformed URL.
+    """
+    url = url.strip()
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme == "memory":
+        from .memory_store import MemoryStore
+
+        return MemoryStore()
+    if scheme == "sqlite":
+        from .sqlite_store import SQLiteStore
+
+        path = url[len("sqlite://"):]
+        # sqlite:///relative.db -> "/relative.db" minus the separator; sqlite:////abs -> "/abs".
+        if not path.startswith("/") or len(path) < 2:
+            raise StoreConfigurationError(
+                "KIRO_STATE sqlite URL must look like sqlite:///relative/state.db or sqlite:////abs/state.db"
+            )
+        return SQLiteStore(path[1:])
+    if scheme in ("redis", "rediss", "unix"):
+        from .redis_store import RedisStore
+
+        return RedisStore.from_url(url)
+    raise StoreConfigurationError(
+        "KIRO_STATE must be memory://, sqlite:///path/to/state.db or redis://host:port/db"
+    )

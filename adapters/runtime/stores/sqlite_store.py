@@ -1,0 +1,136 @@
+"""The SQLite store (``sqlite:///path``, the default): survives restarts, shareable on one host.
+
+Every read-modify-write runs inside ``BEGIN IMMEDIATE`` (the write lock is taken first), so two
+processes using one file serialise instead of losing an update; WAL mode keeps readers unblocked.
+The file holds refresh tokens: it is created readable by its owner only.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from typing import Callable, Iterable, Mapping, Sequence
+
+from kiro_protocol._pool import AccountState
+
+__all__ = ["SQLiteStore"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS account_state (
+    account_id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refresh_lease (
+    account_id TEXT PRIMARY KEY,
+    owner TEXT NOT NULL,
+    expires_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS usage_counter (
+    account_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (account_id, name)
+);
+"""
+
+
+class SQLiteStore:
+    """A ``StateStore`` in one SQLite file. ``clock`` is injectable for lease tests."""
+
+    def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self._clock = clock
+        if path != ":memory:":
+            directory = os.path.dirname(os.path.abspath(path))
+            os.makedirs(directory, exist_ok=True)
+            if not os.path.exists(path):
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        # One connection guarded by a lock: calls come from worker threads (anyio.to_thread).
+        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._lock = threading.Lock()
+        with self._lock:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+
+    def _write(self, work: Callable[[sqlite3.Connection], object]) -> object:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                result = work(self._db)
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+            return result
+
+    def load_many(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
+        ids = list(account_ids)
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        with self._lock:
+            rows = self._db.execute(
+                f"SELECT account_id, state FROM account_state WHERE account_id IN ({marks})", ids
+            ).fetchall()
+        return {account_id: AccountState.from_json(text) for account_id, text in rows}
+
+    def update(self, account_id: str, change: Callable[[AccountState], AccountState]) -> AccountState:
+        def work(db: sqlite3.Connection) -> AccountState:
+            row = db.execute("SELECT state FROM account_state WHERE account_id = ?", (account_id,)).fetchone()
+            new = change(AccountState.from_json(row[0] if row else None))
+            db.execute(
+                "INSERT INTO account_state (account_id, state, updated_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(account_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
+                (account_id, new.to_json(), self._clock()),
+            )
+            return new
+
+        result = self._write(work)
+        assert isinstance(result, AccountState)
+        return result
+
+    def try_lease(self, account_id: str, owner: str, ttl: float) -> bool:
+        def work(db: sqlite3.Connection) -> bool:
+            now = self._clock()
+            row = db.execute("SELECT owner, expires_at FROM refresh_lease WHERE account_id = ?", (account_id,)).fetchone()
+            if row is not None and row[0] != owner and row[1] > now:
+                return False
+            db.execute(
+                "INSERT INTO refresh_lease (account_id, owner, expires_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(account_id) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
+                (account_id, owner, now + ttl),
+            )
+            return True
+
+        return bool(self._write(work))
+
+    def release_lease(self, account_id: str, owner: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM refresh_lease WHERE account_id = ? AND owner = ?", (account_id, owner))
+
+    def add_counters(self, account_id: str, counters: Iterable[tuple[str, float]]) -> None:
+        pairs = [(account_id, name, amount) for name, amount in counters]
+        if not pairs:
+            return
+
+        def work(db: sqlite3.Connection) -> None:
+            db.executemany(
+                "INSERT INTO usage_counter (account_id, name, value) VALUES (?, ?, ?) "
+                "ON CONFLICT(account_id, name) DO UPDATE SET value = value + excluded.value",
+                pairs,
+            )
+
+        self._write(work)
+
+    def counters(self, account_id: str) -> Mapping[str, float]:
+        with self._lock:
+            rows = self._db.execute("SELECT name, value FROM usage_counter WHERE account_id = ?", (account_id,)).fetchall()
+        return {name: value for name, value in rows}
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
