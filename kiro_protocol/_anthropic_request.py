@@ -161,13 +161,13 @@ def session_id_from_user_id(user_id: str) -> str:
 # -- content blocks -------------------------------------------------------------------------------
 
 
-def _image(block: Mapping[str, object], path: str) -> ImageBlock:
+def _image(block: Mapping[str, object], path: str, verify: bool) -> ImageBlock:
     source = _obj(block.get("source"), f"{path}.source")
     kind = source.get("type")
     if kind == "base64":
         media_type = _str(source.get("media_type"), f"{path}.source.media_type")
         data = _str(source.get("data"), f"{path}.source.data")
-        return check_image(media_type, data, path=path)
+        return check_image(media_type, data, path=path, verify=verify)
     if kind == "url":
         _fail(f"{path}.source.type", "URL image sources are not supported (the gateway fetches nothing); send the image as base64")
     _fail(f"{path}.source.type", f"unsupported image source type {kind!r}; use \"base64\"")
@@ -211,7 +211,7 @@ def _search_result(block: Mapping[str, object], path: str) -> TextBlock:
     return TextBlock(text=f"{head}\n{body}" if head else body)
 
 
-def _tool_result_content(value: object, path: str) -> tuple[ToolResultContent, ...]:
+def _tool_result_content(value: object, path: str, verify: bool) -> tuple[ToolResultContent, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -224,7 +224,7 @@ def _tool_result_content(value: object, path: str) -> tuple[ToolResultContent, .
         if kind == "text":
             items.append(TextBlock(text=_str(obj.get("text"), f"{ipath}.text")))
         elif kind == "image":
-            items.append(_image(obj, ipath))
+            items.append(_image(obj, ipath, verify))
         elif kind == "document":
             items.append(_document(obj, ipath))
         elif kind == "search_result":
@@ -237,7 +237,7 @@ def _tool_result_content(value: object, path: str) -> tuple[ToolResultContent, .
     return tuple(items)
 
 
-def _block(item: object, path: str, role: str) -> ContentBlock | None:
+def _block(item: object, path: str, role: str, verify: bool) -> ContentBlock | None:
     block = _obj(item, path)
     kind = block.get("type")
     if not isinstance(kind, str):
@@ -247,7 +247,7 @@ def _block(item: object, path: str, role: str) -> ContentBlock | None:
     if role == "system":
         _fail(f"{path}.type", f"a system message may only hold text blocks, got {kind!r}")
     if kind == "image":
-        return _image(block, path)
+        return _image(block, path, verify)
     if kind == "document":
         return _document(block, path)
     if kind == "search_result":
@@ -272,7 +272,7 @@ def _block(item: object, path: str, role: str) -> ContentBlock | None:
             _fail(f"{path}.tool_use_id", "must not be empty")
         return ToolResultBlock(
             tool_use_id=tool_use_id,
-            content=_tool_result_content(block.get("content"), f"{path}.content"),
+            content=_tool_result_content(block.get("content"), f"{path}.content", verify),
             is_error=_bool(block.get("is_error"), f"{path}.is_error"),
         )
     if kind == "thinking":
@@ -288,20 +288,20 @@ def _block(item: object, path: str, role: str) -> ContentBlock | None:
     _fail(f"{path}.type", f"unsupported content block type {kind!r}")
 
 
-def _content(value: object, path: str, role: str) -> tuple[ContentBlock, ...]:
+def _content(value: object, path: str, role: str, verify: bool) -> tuple[ContentBlock, ...]:
     if isinstance(value, str):
         return (TextBlock(text=value),) if value else ()
     if not isinstance(value, list):
         _fail(path, f"expected a string or an array, got {_type_name(value)}")
     blocks = []
     for i, item in enumerate(value):
-        block = _block(item, f"{path}.{i}", role)
+        block = _block(item, f"{path}.{i}", role, verify)
         if block is not None:
             blocks.append(block)
     return tuple(blocks)
 
 
-def _messages(value: object) -> tuple[Message, ...]:
+def _messages(value: object, verify: bool) -> tuple[Message, ...]:
     raw = _list(value, "messages")
     if not raw:
         _fail("messages", "must contain at least one message")
@@ -316,7 +316,7 @@ def _messages(value: object) -> tuple[Message, ...]:
         if "content" not in obj:
             _fail(f"{path}.content", "field required")
         raw_content = obj["content"]
-        content = _content(raw_content, f"{path}.content", role)
+        content = _content(raw_content, f"{path}.content", role, verify)
         if raw_content in ("", []):
             if i == last and role == "assistant":
                 continue  # an empty final assistant message is "no prefill"
@@ -406,12 +406,13 @@ def _output_config(value: object) -> tuple[str, OutputFormat | None]:
 
 
 def parse_anthropic_request(
-    body: bytes | str | Mapping[str, object], *, require_max_tokens: bool = True
+    body: bytes | str | Mapping[str, object], *, count_tokens: bool = False
 ) -> Request:
     """Parse and validate an Anthropic Messages request body.
 
     ``body`` is the raw request body or an already-decoded JSON object. Set
-    ``require_max_tokens=False`` for ``count_tokens`` bodies, which carry none.
+    ``count_tokens=True`` for ``/v1/messages/count_tokens`` bodies: ``max_tokens`` is then
+    optional and images are not decoded (nothing is sent upstream).
     Raises ``LocalProtocolError`` naming the offending field path.
     """
     obj = body if isinstance(body, Mapping) else parse_json_body(body)
@@ -422,10 +423,10 @@ def parse_anthropic_request(
         _fail("model", "must not be empty")
     if "messages" not in obj:
         _fail("messages", "field required")
-    messages = _messages(obj["messages"])
+    messages = _messages(obj["messages"], not count_tokens)
     raw_max = obj.get("max_tokens")
     if raw_max is None:
-        if require_max_tokens:
+        if not count_tokens:
             _fail("max_tokens", "field required")
         max_tokens = 4096
     else:

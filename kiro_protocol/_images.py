@@ -88,13 +88,16 @@ def _jpeg_dimensions(data: bytes) -> tuple[int, int]:
     return 0, 0
 
 
-def check_image(media_type: str, data: str, *, path: str) -> ImageBlock:
+def check_image(media_type: str, data: str, *, path: str, verify: bool = True) -> ImageBlock:
     """Validate a base64 image and return it as an ``ImageBlock``.
 
     Raises ``LocalProtocolError`` (400) naming ``path`` when the media type is unsupported, the
     base64 is invalid or empty, the bytes are another format than declared, or the decoded
-    image is larger than ``MAX_IMAGE_BYTES``.
+    image is larger than ``MAX_IMAGE_BYTES``. With ``verify=False`` (token counting, where
+    nothing is sent) the image is taken as declared without decoding it.
     """
+    if not verify:
+        return ImageBlock(format=MEDIA_TYPES.get(media_type, "png"), data=data, decoded_size=len(data) * 3 // 4)
     fmt = MEDIA_TYPES.get(media_type)
     if fmt is None:
         supported = ", ".join(MEDIA_TYPES)
