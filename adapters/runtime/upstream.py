@@ -155,10 +155,17 @@ class UpstreamClient:
 
     def _request(self, request: HttpRequest, timeout: float) -> httpcore.Request:
         read = min(self._read_timeout, timeout)
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
+        # httpcore sends exactly the headers given (httpx adds these two); HTTP/1.1 needs both.
+        names = {k.lower() for k, _ in headers}
+        if b"host" not in names:
+            headers.insert(0, (b"Host", urlsplit(request.url).netloc.rpartition("@")[2].encode("idna")))
+        if b"content-length" not in names and (request.body or request.method not in ("GET", "HEAD")):
+            headers.append((b"Content-Length", str(len(request.body)).encode("ascii")))
         return httpcore.Request(
             request.method,
             request.url,
-            headers=[(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers],
+            headers=headers,
             content=request.body,
             extensions={
                 "timeout": {

@@ -1,0 +1,229 @@
+"""The httpcore upstream client against a scripted loopback HTTP/1.1 server (h11)."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import anyio
+import anyio.abc
+import h11
+import pytest
+
+from adapters.runtime.upstream import UpstreamClient, UpstreamConnectionError, _proxy
+from kiro_protocol._http import HttpRequest
+from kiro_protocol._upstream_errors import FailureClass
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass
+class Seen:
+    path: str
+    peer_port: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Upstream:
+    """A loopback HTTP/1.1 server whose behaviour is chosen by the request path."""
+
+    port: int = 0
+    seen: list[Seen] = field(default_factory=list)
+    disconnected_at: list[float] = field(default_factory=list)
+
+    async def handle(self, stream: anyio.abc.SocketStream) -> None:
+        conn = h11.Connection(h11.SERVER)
+        peer = int(stream.extra(anyio.abc.SocketAttribute.remote_address)[1])
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError):
+            while True:
+                head, body = None, b""
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA:
+                        conn.receive_data(await stream.receive())
+                        continue
+                    if isinstance(event, h11.ConnectionClosed):
+                        return
+                    if isinstance(event, h11.Request):
+                        head = event
+                    elif isinstance(event, h11.Data):
+                        body += event.data
+                    elif isinstance(event, h11.EndOfMessage):
+                        break
+                assert head is not None
+                path = head.target.decode()
+                self.seen.append(Seen(path, peer, {k.decode(): v.decode() for k, v in head.headers}, body))
+                await self.respond(path, conn, stream, body)
+                if conn.our_state is not h11.DONE:
+                    return
+                conn.start_next_cycle()
+
+    async def respond(self, path: str, conn: h11.Connection, stream: anyio.abc.SocketStream, body: bytes) -> None:
+        async def send(event: h11.Event) -> None:
+            data = conn.send(event)
+            if data:
+                await stream.send(data)
+
+        if path == "/close":
+            await stream.aclose()
+            return
+        if path == "/silent":
+            await anyio.sleep(30)
+        if path in ("/stream", "/forever", "/hang"):
+            await send(h11.Response(status_code=200, headers=[("content-type", "application/vnd.amazon.eventstream")]))
+            if path == "/hang":
+                await anyio.sleep(30)
+            count = 5 if path == "/stream" else 10_000
+            try:
+                for i in range(count):
+                    await send(h11.Data(data=f"chunk{i};".encode()))
+                    await anyio.sleep(0.02)
+            except (anyio.BrokenResourceError, OSError):
+                self.disconnected_at.append(time.monotonic())
+                raise
+            await send(h11.EndOfMessage())
+            return
+        status = 403 if path == "/forbidden" else 200
+        payload = b'{"echo":' + str(len(body)).encode() + b"}"
+        await send(h11.Response(status_code=status, headers=[("content-length", str(len(payload)))]))
+        await send(h11.Data(data=payload))
+        await send(h11.EndOfMessage())
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    server = Upstream()
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    server.port = int(listener.listeners[0].extra(anyio.abc.SocketAttribute.local_address)[1])
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listener.serve, server.handle)
+        yield server
+        tg.cancel_scope.cancel()
+
+
+def req(server: Upstream, path: str, body: bytes = b"", method: str = "POST") -> HttpRequest:
+    return HttpRequest(method=method, url=f"http://127.0.0.1:{server.port}{path}", headers=(("x-test", "1"),), body=body)
+
+
+async def test_send_small_request(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        response = await client.send(req(upstream, "/small", b"hello"), account="a")
+    assert response.status == 200 and response.body == b'{"echo":5}'
+    assert ("content-length", "10") in response.headers
+    assert upstream.seen[0].headers["x-test"] == "1" and upstream.seen[0].body == b"hello"
+
+
+async def test_error_status_is_an_answer_not_an_exception(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        response = await client.send(req(upstream, "/forbidden"), account="a")
+    assert response.status == 403
+
+
+async def test_stream_yields_chunks_as_they_arrive(upstream: Upstream) -> None:
+    arrivals: list[float] = []
+    async with UpstreamClient() as client:
+        async with client.stream(req(upstream, "/stream"), account="a") as (status, headers, chunks):
+            assert status == 200 and dict(headers)["content-type"] == "application/vnd.amazon.eventstream"
+            body = b""
+            async for chunk in chunks:
+                arrivals.append(time.monotonic())
+                body += chunk
+    assert body == b"".join(f"chunk{i};".encode() for i in range(5))
+    # Chunks are delivered as they come (the server paces them), not buffered to the end.
+    assert len(arrivals) >= 3 and arrivals[-1] - arrivals[0] > 0.04
+
+
+async def test_one_pool_per_account(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        for account in ("a", "a", "b", "b", "a"):
+            await client.send(req(upstream, "/small"), account=account)
+        assert client.pool_count == 2
+    ports = [s.peer_port for s in upstream.seen]
+    # Keep-alive within an account; never a connection shared across accounts.
+    assert ports[0] == ports[1] == ports[4]
+    assert ports[2] == ports[3]
+    assert ports[0] != ports[2]
+
+
+async def test_cancellation_closes_the_upstream_connection(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        with anyio.move_on_after(0.2):
+            async with client.stream(req(upstream, "/forever"), account="a") as (_, _, chunks):
+                async for _ in chunks:
+                    pass
+        cancelled_at = time.monotonic()
+        with anyio.fail_after(2):
+            while not upstream.disconnected_at:
+                await anyio.sleep(0.01)
+    assert upstream.disconnected_at[0] - cancelled_at < 1.0
+
+
+async def test_leaving_early_closes_instead_of_draining(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        async with client.stream(req(upstream, "/forever"), account="a") as (_, _, chunks):
+            async for _ in chunks:
+                break
+        left_at = time.monotonic()
+        with anyio.fail_after(2):
+            while not upstream.disconnected_at:
+                await anyio.sleep(0.01)
+        assert upstream.disconnected_at[0] - left_at < 1.0
+        # The pool still works afterwards, on a fresh connection.
+        assert (await client.send(req(upstream, "/small"), account="a")).status == 200
+
+
+async def test_connection_refused_is_classified() -> None:
+    listener = await anyio.create_tcp_listener(local_host="127.0.0.1", local_port=0)
+    port = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_address)[1]
+    await listener.aclose()
+    async with UpstreamClient() as client:
+        with pytest.raises(UpstreamConnectionError) as info:
+            await client.send(HttpRequest(method="GET", url=f"http://127.0.0.1:{port}/x?token=secret", headers=()))
+    failure = info.value.failure
+    assert failure.failure_class is FailureClass.CONNECTION_FAILED and failure.status == 0
+    assert "cannot connect to 127.0.0.1" in failure.message and "secret" not in failure.message
+
+
+async def test_server_closing_mid_request_is_classified(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        with pytest.raises(UpstreamConnectionError) as info:
+            await client.send(req(upstream, "/close"), account="a")
+    assert info.value.failure.failure_class is FailureClass.CONNECTION_FAILED
+
+
+async def test_read_timeout_waiting_for_the_head(upstream: Upstream) -> None:
+    async with UpstreamClient(read_timeout=0.2) as client:
+        t0 = time.monotonic()
+        with pytest.raises(UpstreamConnectionError) as info:
+            await client.send(req(upstream, "/silent"), account="a")
+    assert time.monotonic() - t0 < 2
+    assert "timed out" in info.value.failure.message
+
+
+async def test_deadline_covers_the_body(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        t0 = time.monotonic()
+        with pytest.raises(UpstreamConnectionError) as info:
+            async with client.stream(req(upstream, "/hang"), account="a", timeout=0.3) as (status, _, chunks):
+                assert status == 200
+                async for _ in chunks:
+                    pass
+    assert 0.25 < time.monotonic() - t0 < 2
+    assert "deadline" in info.value.failure.message or "timed out" in info.value.failure.message
+
+
+def test_proxy_credentials_are_split_from_the_url() -> None:
+    proxy = _proxy("http://us%40er:p%3Ass@proxy.local:3128")
+    assert proxy is not None
+    assert proxy.url.host == b"proxy.local" and proxy.url.port == 3128
+    assert b"p:ss" not in bytes(proxy.url.host) and proxy.auth == (b"us@er", b"p:ss")
+    assert _proxy(None) is None
