@@ -171,6 +171,7 @@ class Exchange:
         self._auth_retried: set[str] = set()
         self._use_current_token: set[str] = set()
         self._wait_started: float | None = None
+        self._lease_held = False
         self._sent_token: str | None = None
         self._attempts = 0
         self._last_error: RemoteProtocolError | None = None
@@ -251,20 +252,36 @@ class Exchange:
         if account is not None:
             why = unavailable_reason(account, self._state(account), now)
             if why is not None:
+                self._release_lease(account)
                 self._tried[account.account_id] = why
                 account = self._current = None
         if account is None:
             if self._attempts >= self._settings.max_attempts:
-                return self._out_of_accounts(now)
+                return self._next_or(self._out_of_accounts(now))
             account = choose_account(
                 self._accounts, self._states, now, self._settings.strategy, exclude=frozenset(self._tried)
             )
             if account is None:
-                return self._out_of_accounts(now)
+                return self._next_or(self._out_of_accounts(now))
             self._current = account
             self._wait_started = None
         state = self._state(account)
         status = token_status(state, now, self._settings)
+        if self._lease_held:
+            # Double-checked: the state was read again after taking the lease. Another request
+            # may have refreshed between our first look and the lease; then its token is used.
+            if status is TokenStatus.FRESH:
+                self._release_lease(account)
+                return self._next_or(self._send(account, state, now))
+            request = build_refresh_request(
+                account,
+                refresh_token=state.refresh_token or account.refresh_token,
+                versions=self._settings.versions,
+                endpoints=self._settings.endpoints,
+                invocation_id=self._new_id(),
+            )
+            self.phase = ExchangePhase.REFRESHING
+            return Refresh(account=account, request=request)
         if status is TokenStatus.FRESH or (
             status is TokenStatus.EXPIRING and account.account_id in self._use_current_token
         ):
@@ -275,6 +292,18 @@ class Exchange:
             return self._queue.popleft()
         self.phase = ExchangePhase.LEASING
         return AcquireLease(account_id=account.account_id, owner=self._owner, ttl=self._settings.lease_ttl)
+
+    def _release_lease(self, account: AccountConfig) -> None:
+        if self._lease_held:
+            self._lease_held = False
+            self._queue.append(Persist(account_id=account.account_id, release_lease=self._owner))
+
+    def _next_or(self, decision: Decision) -> Decision:
+        """Hand out queued decisions (a lease release) before ``decision``."""
+        if not self._queue:
+            return decision
+        self._queue.append(decision)
+        return self._queue.popleft()
 
     def _send(self, account: AccountConfig, state: AccountState, now: float) -> Decision:
         if self._attempts >= self._settings.max_attempts:
@@ -337,15 +366,9 @@ class Exchange:
         state = self._state(account)
         if acquired:
             self._wait_started = None
-            request = build_refresh_request(
-                account,
-                refresh_token=state.refresh_token or account.refresh_token,
-                versions=self._settings.versions,
-                endpoints=self._settings.endpoints,
-                invocation_id=self._new_id(),
-            )
-            self._queue.append(Refresh(account=account, request=request))
-            self.phase = ExchangePhase.REFRESHING
+            self._lease_held = True
+            self._states = None  # read again under the lease (double-checked locking)
+            self.phase = ExchangePhase.SELECT
             return
         if token_status(state, now, self._settings) is TokenStatus.EXPIRING:
             # Still valid: use it rather than wait for the other refresher.
@@ -393,6 +416,7 @@ class Exchange:
         self._refresh_done(account, failure, now)
 
     def _refresh_done(self, account: AccountConfig, result: RefreshedToken | RefreshFailure, now: float) -> None:
+        self._lease_held = False  # every path below persists with release_lease
         if isinstance(result, RefreshedToken):
             update: AccountUpdate = TokenRefreshed(token=result)
             self._apply(account, update)

@@ -17,7 +17,7 @@ from typing import Callable, Mapping, Sequence
 
 from ._credentials import AccountConfig
 from ._errors import LocalProtocolError
-from ._http import HttpResponse
+from ._http import HttpRequest, HttpResponse
 from ._pool import AccountState, PoolSettings, TokenStatus, token_status
 from ._pool_decisions import AcquireLease, CheckUsage, Decision, Done, LoadState, Persist, Refresh
 from ._pool_updates import AccountUpdate, RefreshFailed, TokenRefreshed, UsageChecked, UsageCheckFailed
@@ -80,6 +80,7 @@ class AccountCheck:
         self._phase = _Phase.START
         self._state = AccountState()
         self._pending: list[Decision] = []
+        self._lease_held = False
 
     def _expect(self, method: str, phase: _Phase) -> None:
         if self._phase is not phase:
@@ -101,7 +102,17 @@ class AccountCheck:
     def state_loaded(self, states: Mapping[str, AccountState], now: float) -> None:
         self._expect("state_loaded", _Phase.LOADING)
         self._state = states.get(self._account.account_id, AccountState())
-        if _wants_refresh(self._state, now, self._settings):
+        wants = _wants_refresh(self._state, now, self._settings)
+        if self._lease_held:
+            # Read again under the lease: refresh only if nobody did it meanwhile.
+            if wants:
+                self._pending.append(Refresh(account=self._account, request=self._refresh_request()))
+                self._phase = _Phase.REFRESHING
+                return
+            self._lease_held = False
+            self._pending.append(Persist(account_id=self._account.account_id, release_lease=self._owner))
+            self._phase = _Phase.READY
+        elif wants:
             self._phase = _Phase.LEASING
             self._pending.append(
                 AcquireLease(account_id=self._account.account_id, owner=self._owner, ttl=self._settings.lease_ttl)
@@ -114,15 +125,18 @@ class AccountCheck:
         if not acquired:  # someone else is refreshing it right now
             self._phase = _Phase.READY
             return
-        request = build_refresh_request(
+        self._lease_held = True
+        self._pending.append(LoadState(account_ids=(self._account.account_id,)))
+        self._phase = _Phase.LOADING
+
+    def _refresh_request(self) -> HttpRequest:
+        return build_refresh_request(
             self._account,
             refresh_token=self._state.refresh_token or self._account.refresh_token,
             versions=self._settings.versions,
             endpoints=self._settings.endpoints,
             invocation_id=self._new_id(),
         )
-        self._pending.append(Refresh(account=self._account, request=request))
-        self._phase = _Phase.REFRESHING
 
     def refresh_answered(self, response: HttpResponse, now: float) -> None:
         self._expect("refresh_answered", _Phase.REFRESHING)
@@ -140,6 +154,7 @@ class AccountCheck:
         else:
             update = RefreshFailed(failure=result, now=now, jitter=self._random(), settings=self._settings)
         self._state = update.apply(self._state)
+        self._lease_held = False
         self._pending.append(Persist(account_id=self._account.account_id, update=update, release_lease=self._owner))
         self._phase = _Phase.READY
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
+import time
+from typing import Callable, Mapping, Protocol, Sequence
 
 from adapters.runtime.stores import StateStore, apply_persist
 from kiro_protocol._credentials import AccountConfig, parse_accounts
@@ -37,6 +38,22 @@ from kiro_protocol._pool_decisions import (
 Answer = HttpResponse | str
 
 T0 = 1_750_000_000.0
+
+
+class Clock(Protocol):
+    def __call__(self) -> float: ...
+
+    def advance(self, seconds: float) -> None: ...
+
+
+class RealClock:
+    """Wall-clock time; ``advance`` sleeps (for threaded tests against real stores)."""
+
+    def __call__(self) -> float:
+        return time.time()
+
+    def advance(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 class FakeClock:
@@ -131,16 +148,18 @@ class Outcome:
         return [d for d in self.decisions if isinstance(d, kind)]
 
 
+_ID_COUNTER = itertools.count()  # global: lease owners must differ between exchanges
+
+
 def _ids() -> Callable[[], str]:
-    counter = itertools.count()
-    return lambda: f"00000000-0000-4000-8000-{next(counter):012d}"
+    return lambda: f"00000000-0000-4000-8000-{next(_ID_COUNTER):012d}"
 
 
 def run_exchange(
     accounts: Sequence[AccountConfig],
     store: StateStore,
     upstream: Upstream,
-    clock: FakeClock,
+    clock: Clock,
     *,
     settings: PoolSettings | None = None,
     body: Callable[[str | None], bytes] = lambda arn: json.dumps({"profileArn": arn}).encode(),
@@ -199,7 +218,7 @@ def run_check(
     account: AccountConfig,
     store: StateStore,
     upstream: Upstream,
-    clock: FakeClock,
+    clock: Clock,
     *,
     settings: PoolSettings | None = None,
 ) -> list[Decision]:

@@ -44,7 +44,7 @@ def test_first_request_refreshes_then_sends_with_the_identity_headers() -> None:
     out = run_exchange(accounts, store, upstream, clock, settings=settings)
     assert isinstance(out.final, type(out.final)) and out.account == accounts[0]
     kinds = [type(d).__name__ for d in out.decisions]
-    assert kinds[:4] == ["LoadState", "AcquireLease", "Refresh", "Persist"]
+    assert kinds[:5] == ["LoadState", "AcquireLease", "LoadState", "Refresh", "Persist"]
     assert "StartStream" in kinds and kinds[-1] == "Done"
     send = out.of(SendUpstream)[0]
     assert isinstance(send, SendUpstream)
