@@ -149,7 +149,8 @@ class EventStreamDecoder:
         self._max = max_message_length
         # Unconsumed input is self._buf[self._pos:]; the consumed prefix is dropped lazily (in
         # receive_data, or when the buffer empties) so that decoding many small messages out of
-        # one large read never shifts the remaining bytes once per message.
+        # one large read never shifts the remaining bytes once per message (h11's receive buffer
+        # has the same concern).
         self._buf = bytearray()
         self._pos = 0
         #: Stream offset of self._buf[0].
@@ -182,7 +183,7 @@ class EventStreamDecoder:
         """The error that failed the decoder, or None."""
         return self._error
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Add bytes from the upstream body; ``b""`` means the body ended.
 
         Raises:
@@ -196,9 +197,13 @@ class EventStreamDecoder:
         if not data:
             self._eof = True
             return
-        if self._pos:
-            del self._buf[: self._pos]
-            self._base += self._pos
+        pos = self._pos
+        if pos and pos >= len(self._buf) - pos:
+            # Compact only once the consumed prefix is at least as long as what remains, so the
+            # bytes moved are paid for by the bytes consumed (linear overall, whatever the
+            # interleaving of receive_data and next_event).
+            del self._buf[:pos]
+            self._base += pos
             self._pos = 0
         self._buf += data
 

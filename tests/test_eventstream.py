@@ -482,3 +482,59 @@ def test_truncated_streams_are_rejected(messages: list[Message], data: st.DataOb
     with pytest.raises(TruncatedMessage):
         decode_all(stream[:cut])
     assert len(botocore_decode([stream[:cut]])) < len(messages)
+
+
+# --- decoder internals that must not change results --------------------------------------------
+
+
+def test_header_blocks_of_equal_length_are_not_confused() -> None:
+    # The decoder caches parsed header blocks; same-length blocks must still be told apart.
+    names = [f"{c}{c}{c}" for c in "abcdefghijklmnopqrstuvwxyz"]  # more than the cache holds
+    messages = [
+        Message(headers=(Header(name=":event-type", type=HeaderType.STRING, value=n),), payload=n.encode())
+        for n in names * 2
+    ]
+    data = encode_all(messages)
+    assert feed([data]) == messages
+    assert feed(split_at(data, range(0, len(data), 7))) == messages
+
+
+def test_receive_data_accepts_any_bytes_like() -> None:
+    data = fixture_bytes("real01_simple_text")
+    expected = feed([data])
+    decoder = EventStreamDecoder()
+    decoder.receive_data(bytearray(data[:100]))
+    decoder.receive_data(memoryview(data)[100:])
+    decoder.receive_data(b"")
+    got = [decoder.next_event(), decoder.next_event()]
+    assert got == expected
+    assert decoder.next_event() is END_OF_STREAM
+
+
+def test_interleaved_tiny_reads_keep_offsets_right() -> None:
+    data = fixture_bytes("real03_chinese_then_tool_start")
+    expected = _expected_messages("real03_chinese_then_tool_start")
+    decoder = EventStreamDecoder()
+    got: list[Message] = []
+    fed = 0
+    for chunk in split_at(data, range(0, len(data), 3)):
+        decoder.receive_data(chunk)
+        fed += len(chunk)
+        ev = decoder.next_event()  # at most one message per read: the buffer runs ahead
+        if isinstance(ev, Message):
+            got.append(ev)
+        assert decoder.offset + decoder.bytes_buffered == fed
+    decoder.receive_data(b"")
+    while (ev := decoder.next_event()) is not END_OF_STREAM:
+        assert isinstance(ev, Message)
+        got.append(ev)
+    assert got == expected
+    assert decoder.offset == len(data)
+
+
+def test_messages_are_frozen_values() -> None:
+    (a,) = decode_all(fixture_bytes("syn08_all_header_types"))
+    (b,) = decode_all(fixture_bytes("syn08_all_header_types"))
+    assert a == b and hash(a) == hash(b)
+    with pytest.raises(AttributeError):
+        a.payload = b""  # type: ignore[misc]
