@@ -21,7 +21,7 @@ import struct
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Final, Literal
+from typing import Final, Literal, NoReturn
 
 from ._errors import LocalProtocolError
 from ._eventstream_errors import (
@@ -219,57 +219,67 @@ class EventStreamDecoder:
         """
         if self._error is not None:
             raise self._error.with_traceback(None)
-        try:
-            return self._next()
-        except EventStreamError as exc:
-            self._error = exc
-            raise
-
-    def _next(self) -> Message | NeedDataType | EndOfStreamType:
+        # One flat body (no helper calls on the common path): this runs once per frame, and
+        # Kiro sends thousands of small frames per answer.
         buf = self._buf
         pos = self._pos
         avail = len(buf) - pos
-        if avail < _PRELUDE_LENGTH:
-            if not self._eof:
-                return NEED_DATA
-            if avail == 0:
-                return END_OF_STREAM
-            raise TruncatedMessage(
-                f"input ended inside a message prelude ({avail} of 12 bytes)", offset=self._base + len(buf)
-            )
-        total, headers_length, prelude_crc = _PRELUDE.unpack_from(buf, pos)
-        if not self._checked:
-            self._check_prelude(pos, total, headers_length, prelude_crc)
-            self._checked = True
-        if avail < total:
-            if not self._eof:
-                return NEED_DATA
-            raise TruncatedMessage(
-                f"input ended inside the message that starts at stream offset {self._base + pos} "
-                f"({avail} of {total} bytes)",
-                offset=self._base + len(buf),
-            )
-        crc_at = pos + total - 4
-        headers_at = pos + _PRELUDE_LENGTH
-        payload_at = headers_at + headers_length
-        (expected,) = _U32.unpack_from(buf, crc_at)
-        if total <= _SMALL_MESSAGE:
-            # Slicing a bytearray copies, but for small messages that is cheaper than setting
-            # up a memoryview.
-            calculated = zlib.crc32(buf[pos:crc_at])
-            payload = bytes(buf[payload_at:crc_at])
-        else:
-            with memoryview(buf) as view:
-                calculated = zlib.crc32(view[pos:crc_at])
-                payload = view[payload_at:crc_at].tobytes()
-        if calculated != expected:
-            raise ChecksumMismatch(
-                f"message CRC mismatch in the message that starts at stream offset {self._base + pos}",
-                offset=self._base + crc_at,
-                expected=expected,
-                calculated=calculated,
-            )
-        headers = self._headers(headers_at, headers_length)
+        try:
+            if avail < _PRELUDE_LENGTH:
+                if not self._eof:
+                    return NEED_DATA
+                if avail == 0:
+                    return END_OF_STREAM
+                raise TruncatedMessage(
+                    f"input ended inside a message prelude ({avail} of 12 bytes)", offset=self._base + len(buf)
+                )
+            total, headers_length, prelude_crc = _PRELUDE.unpack_from(buf, pos)
+            if not self._checked:
+                # Before trusting the lengths (and before waiting for the body they announce).
+                if (
+                    zlib.crc32(buf[pos : pos + 8]) != prelude_crc
+                    or not _MIN_MESSAGE_LENGTH <= total <= self._max
+                    or headers_length > total - _MIN_MESSAGE_LENGTH
+                ):
+                    self._reject_prelude(pos, total, headers_length, prelude_crc)
+                self._checked = True
+            if avail < total:
+                if not self._eof:
+                    return NEED_DATA
+                raise TruncatedMessage(
+                    f"input ended inside the message that starts at stream offset {self._base + pos} "
+                    f"({avail} of {total} bytes)",
+                    offset=self._base + len(buf),
+                )
+            crc_at = pos + total - 4
+            headers_at = pos + _PRELUDE_LENGTH
+            payload_at = headers_at + headers_length
+            (expected,) = _U32.unpack_from(buf, crc_at)
+            if total <= _SMALL_MESSAGE:
+                # Slicing a bytearray copies, but for small messages that is cheaper than
+                # setting up a memoryview.
+                calculated = zlib.crc32(buf[pos:crc_at])
+                payload = bytes(buf[payload_at:crc_at])
+            else:
+                with memoryview(buf) as view:
+                    calculated = zlib.crc32(view[pos:crc_at])
+                    payload = view[payload_at:crc_at].tobytes()
+            if calculated != expected:
+                raise ChecksumMismatch(
+                    f"message CRC mismatch in the message that starts at stream offset {self._base + pos}",
+                    offset=self._base + crc_at,
+                    expected=expected,
+                    calculated=calculated,
+                )
+            cached = self._header_cache.get(headers_length)
+            if cached is not None and buf.startswith(cached[0][0], headers_at):
+                # startswith compares in place: a cache hit copies nothing.
+                headers = cached[0][1]
+            else:
+                headers = self._headers(headers_at, headers_length)
+        except EventStreamError as exc:
+            self._error = exc
+            raise
         self._checked = False
         end = crc_at + 4
         if end == len(buf):
@@ -303,7 +313,8 @@ class EventStreamDecoder:
             self._header_cache_size += 1
         return headers
 
-    def _check_prelude(self, pos: int, total: int, headers_length: int, prelude_crc: int) -> None:
+    def _reject_prelude(self, pos: int, total: int, headers_length: int, prelude_crc: int) -> NoReturn:
+        """Raise the error for the first check the prelude at ``pos`` fails."""
         start = self._base + pos
         calculated = zlib.crc32(self._buf[pos : pos + 8])
         if calculated != prelude_crc:
@@ -317,10 +328,7 @@ class EventStreamDecoder:
             raise InvalidLength(f"total_length {total} is below the minimum of 16", offset=start)
         if total > self._max:
             raise InvalidLength(f"total_length {total} exceeds the maximum of {self._max}", offset=start)
-        if headers_length > total - _MIN_MESSAGE_LENGTH:
-            raise InvalidLength(
-                f"headers_length {headers_length} does not fit in total_length {total}", offset=start + 4
-            )
+        raise InvalidLength(f"headers_length {headers_length} does not fit in total_length {total}", offset=start + 4)
 
 
 # --- encoder ----------------------------------------------------------------------------------
