@@ -215,7 +215,9 @@ class EventStreamDecoder:
 
         Raises:
             EventStreamError (a ``RemoteProtocolError``): the stream is invalid at
-            ``error.offset``. Sticky: later calls raise it again.
+            ``error.offset`` (``TruncatedMessage`` when input ended inside a message; it is
+            raised only once every complete message before it was returned). Sticky: later
+            calls raise it again.
         """
         if self._error is not None:
             raise self._error.with_traceback(None)

@@ -428,6 +428,10 @@ def test_botocore_agrees_on_the_vectors(stem: str) -> None:
     assert botocore_decode([data]) == as_botocore(feed([data]))
 
 
+def test_botocore_agrees_on_the_chunked_delivery() -> None:
+    assert botocore_decode(syn11_chunks()) == as_botocore(feed(syn11_chunks()))
+
+
 @given(st.lists(messages_strategy(), min_size=1, max_size=6), st.lists(st.integers(0, 4000), max_size=12))
 def test_botocore_agrees_on_valid_streams(messages: list[Message], cuts: list[int]) -> None:
     data = encode_all(messages)

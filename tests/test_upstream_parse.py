@@ -268,7 +268,7 @@ def test_non_string_event_type_header_is_unknown() -> None:
 
 
 def test_encode_reproduces_the_captures_byte_exact() -> None:
-    for stem in ["real01_simple_text", "real02_json_text_chunks", "real03_chinese_then_tool_start",
+    for stem in ["real01_simple_text", "real02_json_text_chunks", "real03_chinese_then_tool_start", "syn01_text_metering_context",
                  "syn02_text_then_tool", "syn03_tool_only", "syn04_text_after_tool",
                  "syn05_exception_content_length", "syn06_error_frame", "syn07_thinking_tags"]:
         data = fixture_bytes(stem)
