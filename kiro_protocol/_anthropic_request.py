@@ -275,6 +275,8 @@ def _block(item: object, path: str, role: str, verify: bool) -> ContentBlock | N
             content=_tool_result_content(block.get("content"), f"{path}.content", verify),
             is_error=_bool(block.get("is_error"), f"{path}.is_error"),
         )
+    if kind in ("thinking", "redacted_thinking") and role != "assistant":
+        _fail(f"{path}.type", f"{kind} blocks are only allowed in assistant messages")
     if kind == "thinking":
         signature = block.get("signature")
         return ThinkingBlock(

@@ -1,0 +1,84 @@
+"""The model table and family matching."""
+
+from __future__ import annotations
+
+import pytest
+
+from kiro_protocol._errors import ErrorKind, LocalProtocolError
+from kiro_protocol._models import PUBLIC_MODELS, list_models, resolve_model
+
+
+@pytest.mark.parametrize(
+    ("name", "kiro_id", "window"),
+    [
+        ("claude-sonnet-4-5-20250929", "claude-sonnet-4.5", 200_000),
+        ("claude-sonnet-4-5", "claude-sonnet-4.5", 200_000),
+        ("claude-haiku-4-5-20251001", "claude-haiku-4.5", 200_000),
+        ("claude-haiku-4-5", "claude-haiku-4.5", 200_000),
+        ("claude-opus-4-5-20251101", "claude-opus-4.5", 200_000),
+        ("claude-sonnet-4-6", "claude-sonnet-4.6", 1_000_000),
+        ("claude-opus-4-6", "claude-opus-4.6", 1_000_000),
+        ("claude-sonnet-4-20250514", "claude-sonnet-4", 200_000),
+        ("claude-sonnet-4-0", "claude-sonnet-4", 200_000),
+        ("claude-3-7-sonnet-20250219", "claude-3.7-sonnet", 200_000),
+        ("claude-3-7-sonnet-latest", "claude-3.7-sonnet", 200_000),
+        ("claude-opus-4-1-20250805", "claude-opus-4.5", 200_000),
+        ("claude-3-5-haiku-latest", "claude-haiku-4.5", 200_000),
+        ("CLAUDE-SONNET-4-5", "claude-sonnet-4.5", 200_000),
+    ],
+)
+def test_table(name: str, kiro_id: str, window: int) -> None:
+    info = resolve_model(name)
+    assert (info.kiro_id, info.context_window) == (kiro_id, window)
+    assert info.name == name  # the client's spelling is kept for echoing back
+
+
+@pytest.mark.parametrize(
+    ("name", "kiro_id"),
+    [
+        ("claude-opus-4-8", "claude-opus-4.8"),  # Claude Code's default in the samples
+        ("claude-opus-5-5", "claude-opus-4.8"),  # newer than the table: newest opus
+        ("claude-sonnet-4-7-20260101", "claude-sonnet-4.6"),  # unknown minor: newest not newer
+        ("claude-sonnet-5", "claude-sonnet-4.6"),
+        ("claude-haiku-9-1", "claude-haiku-4.5"),
+        ("claude-opus-3", "claude-opus-4.5"),  # older than anything: oldest of the family
+        ("claude-opus", "claude-opus-4.8"),
+        ("claude-3-8-sonnet-20990101", "claude-3.7-sonnet"),
+        ("us.anthropic.claude-sonnet-4-5-20250929-v1:0", "claude-sonnet-4.5"),
+        ("claude-sonnet-4.5", "claude-sonnet-4.5"),  # a Kiro id given directly
+        ("claude-sonnet-4-5-thinking", "claude-sonnet-4.5"),
+        ("claude-opus-4-6-thinking", "claude-opus-4.6"),
+    ],
+)
+def test_family_matching(name: str, kiro_id: str) -> None:
+    assert resolve_model(name).kiro_id == kiro_id
+
+
+def test_every_table_entry_resolves_to_itself() -> None:
+    for name, kiro_id in PUBLIC_MODELS.items():
+        assert resolve_model(name).kiro_id == kiro_id
+
+
+def test_overrides_win_and_extend() -> None:
+    overrides = {"claude-sonnet-4-5": "claude-sonnet-4.6", "deepseek": "deepseek-3.2"}
+    assert resolve_model("claude-sonnet-4-5", overrides).kiro_id == "claude-sonnet-4.6"
+    assert resolve_model("claude-sonnet-4-5", overrides).context_window == 1_000_000
+    info = resolve_model("DeepSeek", overrides)
+    assert info.kiro_id == "deepseek-3.2" and info.context_window == 200_000
+    names = [m.name for m in list_models(overrides)]
+    assert names[:2] == ["claude-sonnet-4-5", "deepseek"]
+    assert names.count("claude-sonnet-4-5") == 1
+
+
+@pytest.mark.parametrize("name", ["gpt-4o", "gemini-pro", "claude", "claude-instant-1", ""])
+def test_unknown_model_is_not_found_and_lists_names(name: str) -> None:
+    with pytest.raises(LocalProtocolError) as err:
+        resolve_model(name)
+    assert err.value.kind is ErrorKind.NOT_FOUND and err.value.status_hint == 404
+    assert "claude-sonnet-4-5" in err.value.message and err.value.param == "model"
+
+
+def test_list_models_covers_the_table() -> None:
+    models = list_models()
+    assert {m.name for m in models} == set(PUBLIC_MODELS)
+    assert all(m.display_name for m in models)
