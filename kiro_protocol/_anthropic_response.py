@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ._error_bodies import anthropic_error_body
+from ._errors import ErrorKind
 from ._lifecycle_events import (
     ContentBlock,
     ContentBlockStarted,
@@ -118,6 +120,10 @@ class AnthropicMessageEncoder:
         self._done = False
         #: The failure, if the response failed.
         self.failure: StreamFailed | None = None
+
+    def error_body(self, kind: ErrorKind, message: str) -> bytes:
+        """Anthropic's error body (``{"type":"error","error":{...}}``)."""
+        return anthropic_error_body(kind, message)
 
     @property
     def message(self) -> dict[str, Any] | None:

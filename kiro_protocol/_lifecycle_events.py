@@ -241,3 +241,7 @@ class ResponseEncoder(Protocol):
     def send(self, event: LifecycleEvent) -> bytes:
         """The bytes to write for ``event`` (possibly empty)."""
         ...
+
+    def error_body(self, kind: ErrorKind, message: str) -> bytes:
+        """The dialect's JSON error body, for an error answered with an HTTP status instead."""
+        ...

@@ -12,6 +12,7 @@ from typing import Any
 
 from ._anthropic_response import block_start_json, dumps, message_start_json, usage_json
 from ._error_bodies import anthropic_error_body
+from ._errors import ErrorKind
 from ._lifecycle_events import (
     ContentBlockStarted,
     ContentBlockStopped,
@@ -59,6 +60,10 @@ class AnthropicStreamEncoder:
     streaming = True
     media_type = SSE_MEDIA_TYPE
 
+    def error_body(self, kind: ErrorKind, message: str) -> bytes:
+        """Anthropic's error body (also the ``data`` of an ``event: error``)."""
+        return anthropic_error_body(kind, message)
+
     def send(self, event: LifecycleEvent) -> bytes:
         """The SSE bytes for ``event``."""
         if isinstance(event, MessageStarted):
@@ -90,7 +95,7 @@ class AnthropicStreamEncoder:
         if isinstance(event, Ping):
             return _event({"type": "ping"})
         if isinstance(event, StreamFailed):
-            return sse_event("error", anthropic_error_body(event.kind, event.message))
+            return sse_event("error", self.error_body(event.kind, event.message))
         _never: None = event  # pragma: no cover - exhaustiveness is checked by mypy
         raise AssertionError(_never)
 

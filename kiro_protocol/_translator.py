@@ -25,7 +25,6 @@ from __future__ import annotations
 from collections import deque
 
 from ._anthropic_response import JSON_MEDIA_TYPE, AnthropicMessageEncoder
-from ._error_bodies import anthropic_error_body
 from ._errors import ErrorKind, LocalProtocolError, RemoteProtocolError
 from ._eventstream import END_OF_STREAM, EventStreamDecoder
 from ._http import HttpResponse
@@ -274,7 +273,7 @@ class ResponseTranslator:
     def final_response(self) -> HttpResponse | None:
         """For a non-streaming response, once it ended: the complete HTTP answer.
 
-        200 with the JSON ``message``, or the error status with Anthropic's error body. None
+        200 with the encoder's body, or the error status with the encoder's error body. None
         while the response is still open, and always None for a streaming encoder.
         """
         if self._encoder.streaming or not self.finished:
@@ -282,13 +281,13 @@ class ResponseTranslator:
         failure = self._tracker.failure
         if failure is None:
             assert self._body is not None
-            return HttpResponse(status=200, headers=(("content-type", JSON_MEDIA_TYPE),), body=self._body)
+            return HttpResponse(status=200, headers=(("content-type", self._encoder.media_type),), body=self._body)
         upstream = self._tracker.upstream_failure
         status = upstream.client_error.status_hint if upstream is not None else failure.kind.default_status
         return HttpResponse(
             status=status,
             headers=(("content-type", JSON_MEDIA_TYPE),),
-            body=anthropic_error_body(failure.kind, failure.message),
+            body=self._encoder.error_body(failure.kind, failure.message),
         )
 
     # -- internals ---------------------------------------------------------------------------
