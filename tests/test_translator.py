@@ -456,3 +456,26 @@ def test_syn11_awkward_tcp_reads_give_the_syn02_answer() -> None:
     t.receive_data(b"")
     out += t.data_to_send()
     assert bytes(out) == (GOLDEN / "syn02_text_then_tool.sse").read_bytes()
+
+
+def test_decoded_events_can_be_fed_directly() -> None:
+    t = ResponseTranslator(make_plan(stream=False), message_id=MESSAGE_ID, now=0.0)
+    t.receive_upstream_event(AssistantResponse(content="Hi"))
+    assert t.final_response() is None
+    t.end_of_upstream()
+    response = t.final_response()
+    assert response is not None and response.status == 200
+    assert check_anthropic_message(response.body)["content"] == [{"type": "text", "text": "Hi"}]
+    assert response.headers == (("content-type", "application/json"),)
+
+
+def test_diagnostics_for_adapters() -> None:
+    data = frames(AssistantResponse(content="Hi"))
+    t = ResponseTranslator(make_plan(), message_id=MESSAGE_ID, now=0.0)
+    t.receive_data(data[:10])
+    assert t.bytes_buffered == 10 and not t.content_started
+    t.receive_data(data[10:] + (UPSTREAM / "syn01_text_metering_context.bin").read_bytes())
+    assert t.content_started and t.credits == 0.0123
+    t.receive_data(b"")
+    assert t.stop_reason is StopReason.END_TURN and t.usage.input_tokens == 3000
+    assert t.streaming and t.media_type.startswith("text/event-stream")
