@@ -417,7 +417,12 @@ def parse_anthropic_request(
     optional and images are not decoded (nothing is sent upstream).
     Raises ``LocalProtocolError`` naming the offending field path.
     """
-    obj = body if isinstance(body, Mapping) else parse_json_body(body)
+    if isinstance(body, Mapping):
+        obj = body
+    elif isinstance(body, (bytes, bytearray, str)):
+        obj = parse_json_body(body)
+    else:  # an already-decoded JSON value that is not an object
+        raise LocalProtocolError(f"request body: expected a JSON object, got {_type_name(body)}")
     if "model" not in obj:
         _fail("model", "field required")
     model = _str(obj["model"], "model").strip()

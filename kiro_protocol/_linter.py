@@ -392,8 +392,10 @@ class _Checker:
             value = state.get(key)
             if not isinstance(value, str) or not value:
                 self.add("body-shape", f"{sp}.{key}", f"{key} must be a non-empty string")
-        history = state.get("history", [])
-        if not isinstance(history, list):
+        history = state.get("history")
+        if history is None:  # absent, or null as the Go reference sends it
+            history = []
+        elif not isinstance(history, list):
             self.add("body-shape", f"{sp}.history", "history must be an array")
             history = []
         limit = self.limits.max_history_entries
