@@ -374,8 +374,16 @@ def test_context_percentage_times_window_for_input_tokens() -> None:
     assert tracker.usage.cache_read_input_tokens is None
 
 
-def test_state_table_rejects_transitions_it_does_not_list() -> None:
-    for state in (MessageState.FINISHED, MessageState.FAILED):
-        for event in Input:
-            with pytest.raises(LocalProtocolError, match="unexpected event order"):
-                next_state(state, event)
+@pytest.mark.parametrize("state", list(MessageState))
+@pytest.mark.parametrize("event", list(Input))
+def test_state_table_over_all_states_and_inputs(state: MessageState, event: Input) -> None:
+    """Every pair is either a listed transition or an error naming both; the end is final."""
+    if state is MessageState.STREAMING:
+        assert next_state(state, event) is {
+            Input.CONTENT: MessageState.STREAMING,
+            Input.FINISH: MessageState.FINISHED,
+            Input.FAIL: MessageState.FAILED,
+        }[event]
+    else:
+        with pytest.raises(LocalProtocolError, match=f"unexpected event order: {event.name} while the message is {state.name}"):
+            next_state(state, event)
