@@ -116,7 +116,9 @@ def _serialise(value: object) -> bytes:
 
 def thinking_prefix(request: Request) -> str:
     """The prompt-tag instruction that makes Kiro models think in ``<thinking>`` tags (§3.11),
-    or ``""`` when thinking is off."""
+    or ``""`` when thinking is off or the system prompt already carries one."""
+    if any("<thinking_mode>" in b.text or "<max_thinking_length>" in b.text for b in request.system):
+        return ""
     thinking = request.thinking
     if thinking.type == "adaptive":
         effort = request.effort or "high"
@@ -256,6 +258,7 @@ def convert_request(
     )
 
     thinking = thinking_prefix(request)
+    thinking_on = bool(thinking) or any("<thinking_mode>" in b.text for b in request.system)
     history: list[dict[str, object]] = []
     system_parts = [b.text for b in request.system if b.text]
     system_parts += _instructions(request)
@@ -271,7 +274,7 @@ def convert_request(
                 repairs.append("user-content: empty user turn filled")
             history.append(_user_json(turn, model.kiro_id, tools=None))
         else:
-            history.append(_assistant_json(turn, names, with_thinking=bool(thinking)))
+            history.append(_assistant_json(turn, names, with_thinking=thinking_on))
 
     conv_id = conversation_id(request, session_id_header)
     state: dict[str, object] = {
@@ -302,7 +305,7 @@ def convert_request(
         kiro_model_id=model.kiro_id,
         context_window=model.context_window,
         tool_names=MappingProxyType(dict(names.to_client)),
-        thinking=bool(thinking),
+        thinking=thinking_on,
         max_tokens=request.max_tokens,
         stop_sequences=request.stop_sequences,
         estimated_input_tokens=count_input_tokens(request),

@@ -174,8 +174,9 @@ RULES: tuple[Rule, ...] = (
     Rule(
         code="body-size",
         action=Action.REJECT,
-        rule="the serialised body is within the configured budget (default 1,200,000 bytes)",
-        reason="Kiro starts refusing bodies at about 1.25-1.3 MB",
+        rule="the serialised body, image data excepted, is within the configured budget "
+        "(default 1,200,000 bytes)",
+        reason="Kiro starts refusing bodies at about 1.25-1.3 MB of conversation",
     ),
 )
 _BY_CODE = {r.code: r for r in RULES}
@@ -206,6 +207,8 @@ class _Checker:
     def __init__(self, limits: LintLimits) -> None:
         self.limits = limits
         self.found: list[Violation] = []
+        #: base64 characters of all images (not counted against the body budget).
+        self.image_chars = 0
 
     def add(self, rule: str, path: str, message: str) -> None:
         self.found.append(Violation(rule=rule, path=path, message=message))
@@ -230,6 +233,7 @@ class _Checker:
             if not isinstance(data, str) or not data:
                 self.add("image", f"{ipath}.source.bytes", "image bytes missing")
                 continue
+            self.image_chars += len(data)
             if len(data) * 3 // 4 > MAX_IMAGE_BYTES + 2:
                 self.add("image", f"{ipath}.source.bytes", f"image larger than {MAX_IMAGE_BYTES} bytes")
             try:  # the signature is in the first 18 bytes: decode 24 base64 characters only
@@ -470,20 +474,22 @@ def lint_kiro_body(
     """Check a Kiro request body (the decoded JSON object) against every rule in ``RULES``.
 
     ``body_size`` is the serialised size in bytes when the caller already knows it; otherwise
-    the body is serialised compactly to measure it. Returns the violations (empty: the body is
-    acceptable), in document order.
+    the body is serialised compactly to measure it. Image data does not count against the
+    budget (the limit is on the conversation text; each image has its own 5 MB limit). Returns
+    the violations (empty: the body is acceptable), in document order.
     """
     checker = _Checker(limits)
     checker.body(body)
     if limits.max_body_bytes is not None:
         if body_size is None:
             body_size = len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        body_size -= checker.image_chars
         if body_size > limits.max_body_bytes:
             over = body_size - limits.max_body_bytes
             checker.add(
                 "body-size",
                 "",
-                f"the request is {body_size} bytes once converted, {over} bytes over the "
+                f"the request is {body_size} bytes once converted (images excepted), {over} bytes over the "
                 f"{limits.max_body_bytes}-byte limit",
             )
     return checker.found

@@ -16,13 +16,14 @@ Anything else is a 404 ``not_found_error`` that lists the supported names.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ._errors import ErrorKind, LocalProtocolError
 
-__all__ = ["ModelInfo", "KIRO_MODELS", "PUBLIC_MODELS", "resolve_model", "list_models"]
+__all__ = ["ModelInfo", "KIRO_MODELS", "PUBLIC_MODELS", "resolve_model", "list_models", "parse_model_map"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -174,3 +175,25 @@ def list_models(overrides: Mapping[str, str] | None = None) -> tuple[ModelInfo, 
         seen.add(public.lower())
         out.append(_info(public, kiro_id))
     return tuple(out)
+
+
+def parse_model_map(text: str) -> dict[str, str]:
+    """Parse the ``KIRO_MODEL_MAP`` setting: a JSON object of public name -> Kiro model id.
+
+    Empty text is an empty map. Raises ``ValueError`` with a message fit for a startup error
+    when the text is not a JSON object of non-empty strings.
+    """
+    if not text.strip():
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"KIRO_MODEL_MAP is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("KIRO_MODEL_MAP must be a JSON object of public model name -> Kiro model id")
+    out: dict[str, str] = {}
+    for public, kiro_id in value.items():
+        if not isinstance(kiro_id, str) or not kiro_id.strip() or not public.strip():
+            raise ValueError(f"KIRO_MODEL_MAP: {public!r} must map to a non-empty Kiro model id string")
+        out[public.strip()] = kiro_id.strip()
+    return out

@@ -503,3 +503,11 @@ def test_images_are_not_in_reprs() -> None:
     img = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": big}}
     result = convert(body([{"role": "user", "content": [img]}]))
     assert big not in repr(result.response_plan)
+
+
+def test_client_supplied_thinking_tags_are_not_doubled() -> None:
+    raw = body([{"role": "user", "content": "x"}], system="<thinking_mode>enabled</thinking_mode> be brief",
+               thinking={"type": "enabled", "budget_tokens": 5000})
+    result = convert(raw)
+    assert result.body().decode().count("<thinking_mode>") == 1
+    assert result.response_plan.thinking is True

@@ -204,3 +204,12 @@ def test_violations_are_in_document_order_with_paths() -> None:
         "conversationState.history.1.assistantResponseMessage.content",
         "conversationState.currentMessage.userInputMessage.modelId",
     ]
+
+
+def test_image_data_does_not_count_against_the_body_budget() -> None:
+    body = good_body()
+    big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30_000).decode()
+    body["conversationState"]["history"][0]["userInputMessage"]["images"] = [{"format": "png", "source": {"bytes": big}}]
+    size = len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode())
+    assert lint_kiro_body(body, limits=LintLimits(max_body_bytes=size - len(big))) == []
+    assert "body-size" in rules_of(body, LintLimits(max_body_bytes=size - len(big) - 1))

@@ -82,3 +82,13 @@ def test_list_models_covers_the_table() -> None:
     models = list_models()
     assert {m.name for m in models} == set(PUBLIC_MODELS)
     assert all(m.display_name for m in models)
+
+
+def test_parse_model_map() -> None:
+    from kiro_protocol._models import parse_model_map
+
+    assert parse_model_map("") == {}
+    assert parse_model_map(' {"a": " claude-opus-4.6 "} ') == {"a": "claude-opus-4.6"}
+    for bad in ("[1]", "{", '{"a": 1}', '{"a": ""}', '{"": "x"}'):
+        with pytest.raises(ValueError, match="KIRO_MODEL_MAP"):
+            parse_model_map(bad)
