@@ -55,7 +55,8 @@ _DROPPED_BLOCKS = frozenset(
     }
 )
 
-_SESSION_IN_TEXT = re.compile(r"session_([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})")
+_HEX = "[0-9a-fA-F]"
+_SESSION_IN_TEXT = re.compile(f"session_({_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})")
 
 
 def _fail(path: str, problem: str) -> NoReturn:
@@ -169,7 +170,10 @@ def _image(block: Mapping[str, object], path: str, verify: bool) -> ImageBlock:
         data = _str(source.get("data"), f"{path}.source.data")
         return check_image(media_type, data, path=path, verify=verify)
     if kind == "url":
-        _fail(f"{path}.source.type", "URL image sources are not supported (the gateway fetches nothing); send the image as base64")
+        _fail(
+            f"{path}.source.type",
+            "URL image sources are not supported (the gateway fetches nothing); send the image as base64",
+        )
     _fail(f"{path}.source.type", f"unsupported image source type {kind!r}; use \"base64\"")
 
 
@@ -195,7 +199,8 @@ def _document(block: Mapping[str, object], path: str) -> TextBlock:
     else:
         _fail(
             f"{path}.source.type",
-            f"document source {kind!r} is not supported; only plain-text documents (\"text\" or \"content\") can be sent",
+            f"document source {kind!r} is not supported; "
+            'only plain-text documents ("text" or "content") can be sent',
         )
     title = block.get("title")
     if isinstance(title, str) and title.strip():
@@ -370,7 +375,9 @@ def _tool_choice(value: object) -> ToolChoice | None:
     return ToolChoice(
         type=kind,
         name=name,
-        disable_parallel_tool_use=_bool(obj.get("disable_parallel_tool_use"), "tool_choice.disable_parallel_tool_use"),
+        disable_parallel_tool_use=_bool(
+            obj.get("disable_parallel_tool_use"), "tool_choice.disable_parallel_tool_use"
+        ),
     )
 
 
@@ -441,7 +448,8 @@ def parse_anthropic_request(
     stop = obj.get("stop_sequences")
     stop_sequences: tuple[str, ...] = ()
     if stop is not None:
-        stop_sequences = tuple(_str(s, f"stop_sequences.{i}") for i, s in enumerate(_list(stop, "stop_sequences")))
+        items = _list(stop, "stop_sequences")
+        stop_sequences = tuple(_str(s, f"stop_sequences.{i}") for i, s in enumerate(items))
     metadata = obj.get("metadata")
     session_id = ""
     if metadata is not None:

@@ -97,7 +97,8 @@ def check_image(media_type: str, data: str, *, path: str, verify: bool = True) -
     nothing is sent) the image is taken as declared without decoding it.
     """
     if not verify:
-        return ImageBlock(format=MEDIA_TYPES.get(media_type, "png"), data=data, decoded_size=len(data) * 3 // 4)
+        declared = MEDIA_TYPES.get(media_type, "png")
+        return ImageBlock(format=declared, data=data, decoded_size=len(data) * 3 // 4)
     fmt = MEDIA_TYPES.get(media_type)
     if fmt is None:
         supported = ", ".join(MEDIA_TYPES)

@@ -44,6 +44,7 @@ HARD_MAX_TOOL_DESCRIPTION_LENGTH = 10_240
 THINKING_PREFIX_MARKER = "<thinking_mode>"
 
 _IMAGE_FORMATS = frozenset({"png", "jpeg", "gif", "webp"})
+_LONG_NAME = f"tool name longer than {MAX_TOOL_NAME_LENGTH} characters"
 
 
 class Action(enum.Enum):
@@ -270,9 +271,8 @@ class _Checker:
                     or set(item) == {"json"}
                 )
                 if not ok:
-                    self.add(
-                        "tool-result-shape", f"{rpath}.content.{j}", 'items must be {"text": non-empty} or {"json": ...}'
-                    )
+                    problem = 'items must be {"text": non-empty} or {"json": ...}'
+                    self.add("tool-result-shape", f"{rpath}.content.{j}", problem)
         return ids
 
     def user(self, msg: Mapping[str, object], path: str, *, current: bool) -> list[str]:
@@ -298,7 +298,8 @@ class _Checker:
         if "toolResults" in ctx:
             ids = self.tool_results(ctx["toolResults"], f"{path}.userInputMessageContext.toolResults")
         if "tools" in ctx and not current:
-            self.add("body-shape", f"{path}.userInputMessageContext.tools", "history entries never carry tools")
+            where = f"{path}.userInputMessageContext.tools"
+            self.add("body-shape", where, "history entries never carry tools")
         if not content and not ids and not has_images:
             self.add("user-content", f"{path}.content", "user message has no content, tool results or images")
         if ids and THINKING_PREFIX_MARKER in content:
@@ -327,7 +328,7 @@ class _Checker:
                 self.add("tool-use-input", upath, "toolUseId and name must be non-empty strings")
                 continue
             if len(name) > MAX_TOOL_NAME_LENGTH:
-                self.add("tool-name", f"{upath}.name", f"tool name longer than {MAX_TOOL_NAME_LENGTH} characters")
+                self.add("tool-name", f"{upath}.name", _LONG_NAME)
             if not isinstance(use.get("input"), Mapping):
                 self.add("tool-use-input", f"{upath}.input", "input must be an object")
             uses.append((tid, name))
@@ -350,7 +351,7 @@ class _Checker:
                 self.add("tool-name", f"{tpath}.name", "tool name must be a non-empty string")
             else:
                 if len(name) > MAX_TOOL_NAME_LENGTH:
-                    self.add("tool-name", f"{tpath}.name", f"tool name longer than {MAX_TOOL_NAME_LENGTH} characters")
+                    self.add("tool-name", f"{tpath}.name", _LONG_NAME)
                 if name in names:
                     self.add("tool-name", f"{tpath}.name", f"duplicate tool name {name!r}")
                 names.add(name)
@@ -358,7 +359,8 @@ class _Checker:
             if not isinstance(desc, str) or not desc.strip():
                 self.add("tool-description", f"{tpath}.description", "description must be a non-empty string")
             elif len(desc) > limit:
-                self.add("tool-description", f"{tpath}.description", f"description longer than {limit} characters")
+                problem = f"description longer than {limit} characters"
+                self.add("tool-description", f"{tpath}.description", problem)
             schema = spec.get("inputSchema")
             js = schema.get("json") if isinstance(schema, Mapping) else None
             if not isinstance(js, Mapping):
@@ -367,12 +369,14 @@ class _Checker:
             if js.get("type") != "object":
                 self.add("tool-schema", f"{tpath}.inputSchema.json.type", 'schema type must be "object"')
             if not isinstance(js.get("properties"), Mapping):
-                self.add("tool-schema", f"{tpath}.inputSchema.json.properties", "properties must be an object")
+                problem = "properties must be an object"
+                self.add("tool-schema", f"{tpath}.inputSchema.json.properties", problem)
             required = js.get("required")
             if "required" in js and not (
                 isinstance(required, list) and all(isinstance(r, str) for r in required)
             ):
-                self.add("tool-schema", f"{tpath}.inputSchema.json.required", "required must be a string array")
+                problem = "required must be a string array"
+                self.add("tool-schema", f"{tpath}.inputSchema.json.required", problem)
         return names
 
     # -- the whole body -------------------------------------------------------------------------
@@ -445,15 +449,16 @@ class _Checker:
         self.pairing(pending, ids, cpath)
         ctx = cur.get("userInputMessageContext", {})
         declared: set[str] = set()
+        tpath = f"{cpath}.userInputMessageContext.tools"
         if isinstance(ctx, Mapping) and "tools" in ctx:
-            declared = self.tools(ctx["tools"], f"{cpath}.userInputMessageContext.tools")
+            declared = self.tools(ctx["tools"], tpath)
             if not declared:
-                self.add("tool-specs", f"{cpath}.userInputMessageContext.tools", "tools must not be empty when present")
+                self.add("tool-specs", tpath, "tools must not be empty when present")
         if any_tool_traffic and not declared:
-            self.add("tool-specs", f"{cpath}.userInputMessageContext.tools", "history uses tools but none are declared")
+            self.add("tool-specs", tpath, "history uses tools but none are declared")
         missing = used_names - declared
         if missing and declared:
-            self.add("tool-specs", f"{cpath}.userInputMessageContext.tools", f"undeclared tools used in history: {sorted(missing)}")
+            self.add("tool-specs", tpath, f"undeclared tools used in history: {sorted(missing)}")
 
     def pairing(self, uses: Sequence[tuple[str, str]], result_ids: Sequence[str], path: str) -> None:
         use_ids = [u for u, _ in uses]
@@ -482,7 +487,8 @@ def lint_kiro_body(
     checker.body(body)
     if limits.max_body_bytes is not None:
         if body_size is None:
-            body_size = len(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass"))
+            text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            body_size = len(text.encode("utf-8", "surrogatepass"))
         body_size -= checker.image_chars
         if body_size > limits.max_body_bytes:
             over = body_size - limits.max_body_bytes

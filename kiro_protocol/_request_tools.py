@@ -40,7 +40,10 @@ _DEFINED_TOOLS: dict[str, tuple[str, dict[str, object]]] = {
         {
             "type": "object",
             "properties": {
-                "command": {"type": "string", "enum": ["view", "create", "str_replace", "insert", "undo_edit"]},
+                "command": {
+                    "type": "string",
+                    "enum": ["view", "create", "str_replace", "insert", "undo_edit"],
+                },
                 "path": _STR,
                 "file_text": _STR,
                 "old_str": _STR,
