@@ -462,6 +462,8 @@ class ResponseTracker:
         self.fail(error.kind, error.message, upstream_failure=failure)
 
     def _finish(self, *, discard_pending: bool = False) -> None:
+        if self.finished:
+            return  # e.g. closing a cut-off tool call just failed the response
         if not discard_pending:
             self._flush_pending_text()
             if self.finished:

@@ -387,3 +387,10 @@ def test_state_table_over_all_states_and_inputs(state: MessageState, event: Inpu
     else:
         with pytest.raises(LocalProtocolError, match=f"unexpected event order: {event.name} while the message is {state.name}"):
             next_state(state, event)
+
+
+def test_stop_sequence_right_after_a_cut_off_tool_fails_once() -> None:
+    # Found by fuzzing: the text closes the tool (bad JSON -> failed), then the stop sequence
+    # must not try to finish the failed response.
+    _, events = run(tool("tooluse_a", input='{"a":'), text("><"), stop_sequences=("<",))
+    assert shape(events) == ["start0:tooluse", 'json0:{"a":', "failed:api_error"]
