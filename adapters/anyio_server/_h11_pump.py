@@ -224,7 +224,7 @@ class H11Pump:
             kind = ErrorKind.INVALID_REQUEST
         status, headers, body = pump_error(status, message, kind)
         headers += [("content-length", str(len(body))), ("connection", "close")]
-        if self._conn.our_state is not h11.SEND_RESPONSE:
+        if self._conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         data = self._conn.send(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))
         data = (data or b"") + (self._conn.send(h11.Data(data=body)) or b"") + (self._conn.send(h11.EndOfMessage()) or b"")
