@@ -174,3 +174,6 @@ class Request:
     top_k: int | None = None
     #: The client's session id (Claude Code: ``metadata.user_id`` -> ``session_id``), or ``""``.
     session_id: str = ""
+    #: Report usage in the stream (OpenAI ``stream_options.include_usage``); Anthropic streams
+    #: always carry usage. Response-side only: never forwarded.
+    include_usage: bool = False
