@@ -33,7 +33,11 @@ from ._request_model import (
     ToolResultContent,
     ToolUseBlock,
 )
+from ._request_json import check_depth, fail, parse_json_body, type_name
 from ._request_tools import parse_tool
+
+# The OpenAI parser reuses the typed getters below; keep the old private alias it imports.
+_type_name = type_name
 
 __all__ = ["parse_anthropic_request", "parse_json_body", "session_id_from_user_id"]
 
@@ -59,55 +63,35 @@ _HEX = "[0-9a-fA-F]"
 _SESSION_IN_TEXT = re.compile(f"session_({_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})")
 
 
-def _fail(path: str, problem: str) -> NoReturn:
-    raise LocalProtocolError(f"{path}: {problem}", param=path)
-
-
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, (int, float)):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, dict):
-        return "object"
-    return type(value).__name__
-
-
 def _obj(value: object, path: str) -> Mapping[str, object]:
     if not isinstance(value, Mapping):
-        _fail(path, f"expected an object, got {_type_name(value)}")
+        fail(path, f"expected an object, got {type_name(value)}")
     return cast("Mapping[str, object]", value)
 
 
 def _list(value: object, path: str) -> list[object]:
     if not isinstance(value, list):
-        _fail(path, f"expected an array, got {_type_name(value)}")
+        fail(path, f"expected an array, got {type_name(value)}")
     return value
 
 
 def _str(value: object, path: str) -> str:
     if not isinstance(value, str):
-        _fail(path, f"expected a string, got {_type_name(value)}")
+        fail(path, f"expected a string, got {type_name(value)}")
     return value
 
 
 def _int(value: object, path: str, *, minimum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        _fail(path, f"expected an integer, got {_type_name(value)}")
+        fail(path, f"expected an integer, got {type_name(value)}")
     if minimum is not None and value < minimum:
-        _fail(path, f"must be at least {minimum}, got {value}")
+        fail(path, f"must be at least {minimum}, got {value}")
     return value
 
 
 def _number(value: object, path: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        _fail(path, f"expected a number, got {_type_name(value)}")
+        fail(path, f"expected a number, got {type_name(value)}")
     return float(value)
 
 
@@ -115,28 +99,7 @@ def _bool(value: object, path: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        _fail(path, f"expected a boolean, got {_type_name(value)}")
-    return value
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def parse_json_body(body: bytes | str) -> Mapping[str, object]:
-    """Decode a request body that must be a JSON object (400 otherwise).
-
-    ``NaN``/``Infinity`` are refused (they are not JSON and could not be re-serialised), and so
-    is nesting deep enough to exhaust the parser.
-    """
-    try:
-        value = json.loads(body, parse_constant=_reject_constant)
-    except RecursionError:
-        raise LocalProtocolError("request body: JSON nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise LocalProtocolError(f"request body: invalid JSON ({exc})") from None
-    if not isinstance(value, dict):
-        raise LocalProtocolError(f"request body: expected a JSON object, got {_type_name(value)}")
+        fail(path, f"expected a boolean, got {type_name(value)}")
     return value
 
 
@@ -170,11 +133,11 @@ def _image(block: Mapping[str, object], path: str, verify: bool) -> ImageBlock:
         data = _str(source.get("data"), f"{path}.source.data")
         return check_image(media_type, data, path=path, verify=verify)
     if kind == "url":
-        _fail(
+        fail(
             f"{path}.source.type",
             "URL image sources are not supported (the gateway fetches nothing); send the image as base64",
         )
-    _fail(f"{path}.source.type", f"unsupported image source type {kind!r}; use \"base64\"")
+    fail(f"{path}.source.type", f"unsupported image source type {kind!r}; use \"base64\"")
 
 
 def _text_blocks(value: object, path: str) -> str:
@@ -183,7 +146,7 @@ def _text_blocks(value: object, path: str) -> str:
     for i, item in enumerate(_list(value, path)):
         obj = _obj(item, f"{path}.{i}")
         if obj.get("type") != "text":
-            _fail(f"{path}.{i}.type", "expected a text block")
+            fail(f"{path}.{i}.type", "expected a text block")
         parts.append(_str(obj.get("text"), f"{path}.{i}.text"))
     return "\n".join(parts)
 
@@ -197,7 +160,7 @@ def _document(block: Mapping[str, object], path: str) -> TextBlock:
         content = source.get("content")
         text = content if isinstance(content, str) else _text_blocks(content, f"{path}.source.content")
     else:
-        _fail(
+        fail(
             f"{path}.source.type",
             f"document source {kind!r} is not supported; "
             'only plain-text documents ("text" or "content") can be sent',
@@ -238,7 +201,7 @@ def _tool_result_content(value: object, path: str, verify: bool) -> tuple[ToolRe
             # Tool search results name the tools to load; the model only needs the names.
             items.append(TextBlock(text=f"Tool loaded: {_str(obj.get('tool_name'), f'{ipath}.tool_name')}"))
         else:
-            _fail(f"{ipath}.type", f"unsupported tool_result content type {kind!r}")
+            fail(f"{ipath}.type", f"unsupported tool_result content type {kind!r}")
     return tuple(items)
 
 
@@ -246,11 +209,11 @@ def _block(item: object, path: str, role: str, verify: bool) -> ContentBlock | N
     block = _obj(item, path)
     kind = block.get("type")
     if not isinstance(kind, str):
-        _fail(f"{path}.type", f"expected a string, got {_type_name(kind)}")
+        fail(f"{path}.type", f"expected a string, got {type_name(kind)}")
     if kind == "text":
         return TextBlock(text=_str(block.get("text"), f"{path}.text"))
     if role == "system":
-        _fail(f"{path}.type", f"a system message may only hold text blocks, got {kind!r}")
+        fail(f"{path}.type", f"a system message may only hold text blocks, got {kind!r}")
     if kind == "image":
         return _image(block, path, verify)
     if kind == "document":
@@ -259,29 +222,30 @@ def _block(item: object, path: str, role: str, verify: bool) -> ContentBlock | N
         return _search_result(block, path)
     if kind == "tool_use":
         if role != "assistant":
-            _fail(f"{path}.type", "tool_use blocks are only allowed in assistant messages")
+            fail(f"{path}.type", "tool_use blocks are only allowed in assistant messages")
         tool_id = _str(block.get("id"), f"{path}.id")
         name = _str(block.get("name"), f"{path}.name")
         if not tool_id:
-            _fail(f"{path}.id", "must not be empty")
+            fail(f"{path}.id", "must not be empty")
         if not name:
-            _fail(f"{path}.name", "must not be empty")
+            fail(f"{path}.name", "must not be empty")
         raw_input = block.get("input", {})
         tool_input = {} if raw_input is None else dict(_obj(raw_input, f"{path}.input"))
+        check_depth(tool_input, f"{path}.input")
         return ToolUseBlock(id=tool_id, name=name, input=tool_input)
     if kind == "tool_result":
         if role != "user":
-            _fail(f"{path}.type", "tool_result blocks are only allowed in user messages")
+            fail(f"{path}.type", "tool_result blocks are only allowed in user messages")
         tool_use_id = _str(block.get("tool_use_id"), f"{path}.tool_use_id")
         if not tool_use_id:
-            _fail(f"{path}.tool_use_id", "must not be empty")
+            fail(f"{path}.tool_use_id", "must not be empty")
         return ToolResultBlock(
             tool_use_id=tool_use_id,
             content=_tool_result_content(block.get("content"), f"{path}.content", verify),
             is_error=_bool(block.get("is_error"), f"{path}.is_error"),
         )
     if kind in ("thinking", "redacted_thinking") and role != "assistant":
-        _fail(f"{path}.type", f"{kind} blocks are only allowed in assistant messages")
+        fail(f"{path}.type", f"{kind} blocks are only allowed in assistant messages")
     if kind == "thinking":
         signature = block.get("signature")
         return ThinkingBlock(
@@ -292,14 +256,14 @@ def _block(item: object, path: str, role: str, verify: bool) -> ContentBlock | N
         return RedactedThinkingBlock(data=_str(block.get("data"), f"{path}.data"))
     if kind in _DROPPED_BLOCKS:
         return None
-    _fail(f"{path}.type", f"unsupported content block type {kind!r}")
+    fail(f"{path}.type", f"unsupported content block type {kind!r}")
 
 
 def _content(value: object, path: str, role: str, verify: bool) -> tuple[ContentBlock, ...]:
     if isinstance(value, str):
         return (TextBlock(text=value),) if value else ()
     if not isinstance(value, list):
-        _fail(path, f"expected a string or an array, got {_type_name(value)}")
+        fail(path, f"expected a string or an array, got {type_name(value)}")
     blocks = []
     for i, item in enumerate(value):
         block = _block(item, f"{path}.{i}", role, verify)
@@ -311,7 +275,7 @@ def _content(value: object, path: str, role: str, verify: bool) -> tuple[Content
 def _messages(value: object, verify: bool) -> tuple[Message, ...]:
     raw = _list(value, "messages")
     if not raw:
-        _fail("messages", "must contain at least one message")
+        fail("messages", "must contain at least one message")
     messages = []
     last = len(raw) - 1
     for i, item in enumerate(raw):
@@ -319,15 +283,15 @@ def _messages(value: object, verify: bool) -> tuple[Message, ...]:
         obj = _obj(item, path)
         role = obj.get("role")
         if role not in ("user", "assistant", "system"):
-            _fail(f"{path}.role", f"expected \"user\", \"assistant\" or \"system\", got {role!r}")
+            fail(f"{path}.role", f"expected \"user\", \"assistant\" or \"system\", got {role!r}")
         if "content" not in obj:
-            _fail(f"{path}.content", "field required")
+            fail(f"{path}.content", "field required")
         raw_content = obj["content"]
         content = _content(raw_content, f"{path}.content", role, verify)
         if raw_content in ("", []):
             if i == last and role == "assistant":
                 continue  # an empty final assistant message is "no prefill"
-            _fail(f"{path}.content", "must not be empty (only the final assistant message may be empty)")
+            fail(f"{path}.content", "must not be empty (only the final assistant message may be empty)")
         messages.append(Message(role=role, content=content))
     return tuple(messages)
 
@@ -341,7 +305,7 @@ def _system(value: object) -> tuple[TextBlock, ...]:
     for i, item in enumerate(_list(value, "system")):
         obj = _obj(item, f"system.{i}")
         if obj.get("type") != "text":
-            _fail(f"system.{i}.type", f"system blocks must be text blocks, got {obj.get('type')!r}")
+            fail(f"system.{i}.type", f"system blocks must be text blocks, got {obj.get('type')!r}")
         blocks.append(TextBlock(text=_str(obj.get("text"), f"system.{i}.text")))
     return tuple(blocks)
 
@@ -355,7 +319,7 @@ def _tools(value: object) -> tuple[Tool, ...]:
     seen: dict[str, int] = {}
     for i, tool in enumerate(tools):
         if tool.name in seen:
-            _fail(f"tools.{i}.name", f"duplicate tool name {tool.name!r} (also tools.{seen[tool.name]})")
+            fail(f"tools.{i}.name", f"duplicate tool name {tool.name!r} (also tools.{seen[tool.name]})")
         seen[tool.name] = i
     return tools
 
@@ -366,12 +330,12 @@ def _tool_choice(value: object) -> ToolChoice | None:
     obj = _obj(value, "tool_choice")
     kind = obj.get("type")
     if kind not in ("auto", "any", "tool", "none"):
-        _fail("tool_choice.type", f"expected \"auto\", \"any\", \"tool\" or \"none\", got {kind!r}")
+        fail("tool_choice.type", f"expected \"auto\", \"any\", \"tool\" or \"none\", got {kind!r}")
     name = ""
     if kind == "tool":
         name = _str(obj.get("name"), "tool_choice.name")
         if not name:
-            _fail("tool_choice.name", "must not be empty")
+            fail("tool_choice.name", "must not be empty")
     return ToolChoice(
         type=kind,
         name=name,
@@ -394,7 +358,7 @@ def _thinking(value: object) -> ThinkingConfig:
         return ThinkingConfig(type="adaptive")
     if kind == "disabled":
         return ThinkingConfig()
-    _fail("thinking.type", f"expected \"enabled\", \"adaptive\" or \"disabled\", got {kind!r}")
+    fail("thinking.type", f"expected \"enabled\", \"adaptive\" or \"disabled\", got {kind!r}")
 
 
 def _output_config(value: object) -> tuple[str, OutputFormat | None]:
@@ -409,8 +373,10 @@ def _output_config(value: object) -> tuple[str, OutputFormat | None]:
     if fmt is not None:
         fobj = _obj(fmt, "output_config.format")
         if fobj.get("type") != "json_schema":
-            _fail("output_config.format.type", f"expected \"json_schema\", got {fobj.get('type')!r}")
-        output_format = OutputFormat(schema=_obj(fobj.get("schema"), "output_config.format.schema"))
+            fail("output_config.format.type", f"expected \"json_schema\", got {fobj.get('type')!r}")
+        schema = _obj(fobj.get("schema"), "output_config.format.schema")
+        check_depth(schema, "output_config.format.schema")
+        output_format = OutputFormat(schema=schema)
     return effort or "", output_format
 
 
@@ -429,19 +395,19 @@ def parse_anthropic_request(
     elif isinstance(body, (bytes, bytearray, str)):
         obj = parse_json_body(body)
     else:  # an already-decoded JSON value that is not an object
-        raise LocalProtocolError(f"request body: expected a JSON object, got {_type_name(body)}")
+        raise LocalProtocolError(f"request body: expected a JSON object, got {type_name(body)}")
     if "model" not in obj:
-        _fail("model", "field required")
+        fail("model", "field required")
     model = _str(obj["model"], "model").strip()
     if not model:
-        _fail("model", "must not be empty")
+        fail("model", "must not be empty")
     if "messages" not in obj:
-        _fail("messages", "field required")
+        fail("messages", "field required")
     messages = _messages(obj["messages"], not count_tokens)
     raw_max = obj.get("max_tokens")
     if raw_max is None:
         if not count_tokens:
-            _fail("max_tokens", "field required")
+            fail("max_tokens", "field required")
         max_tokens = 4096
     else:
         max_tokens = _int(raw_max, "max_tokens", minimum=1)

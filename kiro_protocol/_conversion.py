@@ -106,7 +106,10 @@ class KiroRequest:
 
 
 def _serialise(value: object) -> bytes:
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except ValueError:  # NaN/Infinity in a request handed over already decoded
+        raise LocalProtocolError("request contains a number that is not valid JSON (NaN or Infinity)") from None
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError:

@@ -16,9 +16,9 @@ schema their documentation describes, so the model can still call them.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import NoReturn, cast
+from typing import cast
 
-from ._errors import LocalProtocolError
+from ._request_json import check_depth, fail
 from ._request_model import Tool, ToolKind
 
 __all__ = ["parse_tool", "SERVER_TOOL_PREFIXES"]
@@ -92,24 +92,20 @@ _DEFINED_TOOLS: dict[str, tuple[str, dict[str, object]]] = {
 }
 
 
-def _fail(path: str, problem: str) -> NoReturn:
-    raise LocalProtocolError(f"{path}: {problem}", param=path)
-
-
 def parse_tool(obj: Mapping[str, object], path: str) -> Tool:
     """Parse one entry of ``tools`` (``path`` is its location, ``tools.3``)."""
     name = obj.get("name")
     if not isinstance(name, str):
-        _fail(f"{path}.name", "expected a string" if "name" in obj else "field required")
+        fail(f"{path}.name", "expected a string" if "name" in obj else "field required")
     if not name.strip():
-        _fail(f"{path}.name", "must not be empty")
+        fail(f"{path}.name", "must not be empty")
     description = obj.get("description")
     if description is not None and not isinstance(description, str):
-        _fail(f"{path}.description", "expected a string")
+        fail(f"{path}.description", "expected a string")
     description = description or ""
     kind = obj.get("type")
     if kind is not None and not isinstance(kind, str):
-        _fail(f"{path}.type", "expected a string")
+        fail(f"{path}.type", "expected a string")
     if kind and kind != "custom":
         if kind.startswith(SERVER_TOOL_PREFIXES):
             return Tool(name=name, description=description, kind=ToolKind.SERVER, type=kind)
@@ -121,15 +117,16 @@ def parse_tool(obj: Mapping[str, object], path: str) -> Tool:
                     input_schema=defined_schema,
                     type=kind,
                 )
-        _fail(f"{path}.type", f"unsupported tool type {kind!r}")
+        fail(f"{path}.type", f"unsupported tool type {kind!r}")
     schema = obj.get("input_schema")
     deferred = obj.get("defer_loading") is True
     if schema is None:
         if not deferred:
-            _fail(f"{path}.input_schema", "field required")
+            fail(f"{path}.input_schema", "field required")
         return Tool(name=name, description=description, kind=ToolKind.DEFERRED)
     if not isinstance(schema, Mapping):
-        _fail(f"{path}.input_schema", "expected an object")
+        fail(f"{path}.input_schema", "expected an object")
+    check_depth(schema, f"{path}.input_schema")
     return Tool(
         name=name,
         description=description,

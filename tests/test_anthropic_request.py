@@ -42,6 +42,13 @@ def image(media_type: str = "image/png", data: str = PNG_1PX) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def claude_code_bodies() -> list[tuple[str, dict[str, Any]]]:
     samples = json.loads((FIXTURES / "clients" / "claude-code-requests.json").read_text())["samples"]
     return [(s["kind"], s["body"]) for s in samples if s["body"]]
@@ -279,6 +286,10 @@ BAD_CASES: list[tuple[str, Any, str]] = [
     ("temperature", body(temperature="hot"), "temperature"),
     ("stream", body(stream="yes"), "stream"),
     ("deep json", b'{"model":' + b"[" * 100000 + b"]" * 100000 + b"}", "request body"),
+    ("huge float", b'{"model":"m","max_tokens":1,"temperature":1e999,"messages":[]}', "request body"),
+    ("deep tool input", body(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "content": [
+        {"type": "tool_use", "id": "a", "name": "b", "input": {"x": nested(70)}}]}]), "messages.1.content.0.input"),
+    ("deep schema", body(tools=[{"name": "f", "input_schema": {"a": nested(70)}}]), "tools.0.input_schema"),
 ]
 
 
