@@ -13,8 +13,7 @@ encoders only translate vocabulary:
   the response fails instead of presenting an incomplete call as complete;
 * ``<thinking>`` text (only when the client asked for thinking) and ``reasoningContentEvent``
   become thinking blocks, each closed with a signature;
-* stop sequences are cut locally; ``stop_reason`` and usage follow §8.5 / §10 (see
-  ``_stop_reason`` and ``_usage``);
+* stop sequences are cut locally; ``stop_reason`` and usage follow §8.5 / §10 (``_outcome``);
 * upstream failures end the response with ``StreamFailed``; nothing follows it.
 
 The tracker does no IO and no logging: adapters read ``failure`` / ``upstream_failure`` and the
@@ -53,6 +52,7 @@ from ._lifecycle_events import (
     ToolUseBlock,
     Usage,
 )
+from ._outcome import compute_usage, decide_stop_reason
 from ._plan import ResponsePlan
 from ._state import Input, MessageState, next_state
 from ._stop_sequences import StopSequenceMatcher
@@ -85,9 +85,6 @@ from ._util import NEED_DATA, NeedDataType
 __all__ = ["ResponseTracker"]
 
 _BlockKind = Literal["text", "thinking", "redacted_thinking", "tool_use"]
-
-# Upstream's own stop reason (metadataEvent / messageStopEvent, [EXT]) that means a length cut.
-_UPSTREAM_MAX_TOKENS = frozenset({"MAX_TOKENS", "max_tokens", "LENGTH"})
 
 
 @dataclass(slots=True)
@@ -479,46 +476,22 @@ class ResponseTracker:
         self._events.append(MessageStopped())
 
     def _decide_stop_reason(self) -> StopReason:
-        """§8.5 plus the local extras, first match wins.
-
-        1. a requested stop sequence cut the text -> ``stop_sequence``;
-        2. Kiro cut the answer for length (exception after output, or its own ``MAX_TOKENS``) ->
-           ``max_tokens``;
-        3. any tool call -> ``tool_use``;
-        4. the output reached the client's ``max_tokens`` -> ``max_tokens``;
-        5. ``end_turn``.
-        """
-        if self._stop_sequence is not None:
-            return StopReason.STOP_SEQUENCE
-        if self._length_cut or self._upstream_stop in _UPSTREAM_MAX_TOKENS:
-            return StopReason.MAX_TOKENS
-        if self._tool_calls:
-            return StopReason.TOOL_USE
-        if self._compute_usage().output_tokens >= self.plan.max_tokens > 0:
-            return StopReason.MAX_TOKENS
-        return StopReason.END_TURN
+        return decide_stop_reason(
+            stop_sequence=self._stop_sequence,
+            length_cut=self._length_cut,
+            upstream_stop_reason=self._upstream_stop,
+            tool_calls=self._tool_calls,
+            output_tokens=self._compute_usage().output_tokens,
+            max_tokens=self.plan.max_tokens,
+        )
 
     def _compute_usage(self) -> Usage:
-        """§10 recommended: upstream figures first, then context-usage x window, then estimates.
-
-        Cache fields come only from upstream numbers; they are never invented.
-        """
-        tu = self._token_usage
-        if tu is not None and tu.uncached_input_tokens is not None:
-            input_tokens = tu.uncached_input_tokens
-        elif self._context_percentage is not None:
-            input_tokens = round(self._context_percentage * self.plan.context_window / 100)
-        else:
-            input_tokens = self.plan.estimated_input_tokens
-        if tu is not None and tu.output_tokens is not None:
-            output_tokens = tu.output_tokens
-        else:
-            output_tokens = self._estimate_output()
-        return Usage(
-            input_tokens=max(0, input_tokens),
-            output_tokens=max(0, output_tokens),
-            cache_creation_input_tokens=tu.cache_write_input_tokens if tu is not None else None,
-            cache_read_input_tokens=tu.cache_read_input_tokens if tu is not None else None,
+        return compute_usage(
+            token_usage=self._token_usage,
+            context_percentage=self._context_percentage,
+            context_window=self.plan.context_window,
+            estimated_input_tokens=self.plan.estimated_input_tokens,
+            estimated_output_tokens=self._estimate_output(),
         )
 
     def _estimate_output(self) -> int:

@@ -26,7 +26,9 @@ from kiro_protocol._lifecycle_events import (
     ThinkingDelta,
     ToolInputDelta,
     ToolUseBlock,
+    Usage,
 )
+from kiro_protocol._outcome import compute_usage, decide_stop_reason
 from kiro_protocol._plan import ResponsePlan
 from kiro_protocol._state import Input, MessageState, next_state
 from kiro_protocol._tracker import ResponseTracker
@@ -39,6 +41,7 @@ from kiro_protocol._upstream_events import (
     MessageStop,
     Metering,
     ReasoningContent,
+    TokenUsage,
     ToolUse,
     UnknownUpstreamEvent,
     UpstreamError,
@@ -394,3 +397,52 @@ def test_stop_sequence_right_after_a_cut_off_tool_fails_once() -> None:
     # must not try to finish the failed response.
     _, events = run(tool("tooluse_a", input='{"a":'), text("><"), stop_sequences=("<",))
     assert shape(events) == ["start0:tooluse", 'json0:{"a":', "failed:api_error"]
+
+
+# -- the outcome rules as pure functions ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        (dict(stop_sequence="X", length_cut=True, tool_calls=1, output_tokens=99), StopReason.STOP_SEQUENCE),
+        (dict(length_cut=True, tool_calls=1), StopReason.MAX_TOKENS),
+        (dict(upstream_stop_reason="MAX_TOKENS", tool_calls=1), StopReason.MAX_TOKENS),
+        (dict(upstream_stop_reason="END_TURN", tool_calls=2, output_tokens=99), StopReason.TOOL_USE),
+        (dict(output_tokens=10), StopReason.MAX_TOKENS),
+        (dict(output_tokens=9), StopReason.END_TURN),
+        (dict(output_tokens=10, max_tokens=0), StopReason.END_TURN),
+    ],
+)
+def test_decide_stop_reason(kwargs: dict[str, Any], expected: StopReason) -> None:
+    args: dict[str, Any] = dict(
+        stop_sequence=None, length_cut=False, upstream_stop_reason=None, tool_calls=0, output_tokens=0, max_tokens=10
+    )
+    args.update(kwargs)
+    assert decide_stop_reason(**args) is expected
+
+
+@pytest.mark.parametrize(
+    ("token_usage", "pct", "expected"),
+    [
+        (None, None, Usage(input_tokens=7, output_tokens=3)),
+        (None, 12.5, Usage(input_tokens=25_000, output_tokens=3)),
+        (None, -5.0, Usage(input_tokens=0, output_tokens=3)),
+        (None, float("inf"), Usage(input_tokens=7, output_tokens=3)),
+        (TokenUsage(output_tokens=40), 12.5, Usage(input_tokens=25_000, output_tokens=40)),
+        (
+            TokenUsage(uncached_input_tokens=5, cache_read_input_tokens=9, cache_write_input_tokens=0),
+            12.5,
+            Usage(input_tokens=5, output_tokens=3, cache_read_input_tokens=9, cache_creation_input_tokens=0),
+        ),
+    ],
+)
+def test_compute_usage(token_usage: TokenUsage | None, pct: float | None, expected: Usage) -> None:
+    usage = compute_usage(
+        token_usage=token_usage,
+        context_percentage=pct,
+        context_window=200_000,
+        estimated_input_tokens=7,
+        estimated_output_tokens=3,
+    )
+    assert usage == expected
