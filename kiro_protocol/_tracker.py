@@ -97,6 +97,8 @@ class _OpenBlock:
     parts: list[str] = field(default_factory=list)
     #: Upstream's signature for a reasoning block, when it sent one.
     signature: str | None = None
+    #: Whether upstream ended this tool call itself (``stop: true``).
+    stopped: bool = False
 
 
 class ResponseTracker:
@@ -254,15 +256,7 @@ class ResponseTracker:
         if self.finished:
             return
         if self._upstream_events == 0:
-            self._fail_upstream(
-                UpstreamFailure(
-                    failure_class=FailureClass.SERVER_ERROR,
-                    status=200,
-                    message="empty response body",
-                    reason=None,
-                    client_error=RemoteProtocolError("Kiro ended the response without sending any event."),
-                )
-            )
+            self._fail_upstream(_remote_failure("Kiro ended the response without sending any event."))
             return
         self._finish()
 
@@ -364,9 +358,7 @@ class ResponseTracker:
         current = self._open
         if current is None or current.kind != "tool_use" or current.tool_id != tool_id:
             if not tool_id or not event.name:
-                self._fail_upstream(
-                    classify_stream_failure("InvalidToolUse", "a tool call started without a toolUseId or name")
-                )
+                self._fail_upstream(_remote_failure("Kiro sent a tool call without a toolUseId or name."))
                 return
             self._flush_pending_text()
             name = self.plan.client_tool_name(event.name)
@@ -378,6 +370,7 @@ class ResponseTracker:
             current.parts.append(event.input)
             self._emit(ToolInputDelta(index=current.index, partial_json=event.input))
         if event.stop:
+            current.stopped = True
             self._close_open_block()
 
     # -- blocks ------------------------------------------------------------------------------
@@ -413,19 +406,22 @@ class ResponseTracker:
             return True
         content = "".join(block.parts)
         if block.kind == "tool_use":
-            if not content.strip():
-                # A call without arguments (Kiro may send no input at all for a parameter-less
-                # tool); "{}" keeps "every tool's fragments concatenate to an object" true.
+            if not content.strip() and block.stopped:
+                # Upstream ended a call without arguments (a parameter-less tool); "{}" keeps
+                # "every tool's fragments concatenate to an object" true for the client.
                 content = "{}"
                 self._emit(ToolInputDelta(index=block.index, partial_json=content))
             elif not _is_json_object(content):
+                # Kiro truncates large tool calls mid-stream: no ``stop``, incomplete JSON (or
+                # none at all). Ending the turn with an error is the only honest answer; a
+                # complete-looking call would run the tool with cut-off arguments.
                 self._open = None
+                size = len(content.encode("utf-8", "surrogatepass"))
                 self._fail_upstream(
-                    classify_stream_failure(
-                        "TruncatedToolUse",
-                        f"the arguments of tool call {block.tool_name!r} ({block.tool_id}) are not complete JSON "
-                        f"after {len(content.encode('utf-8'))} bytes; Kiro cuts very large tool calls, so ask "
-                        "for smaller edits or writes",
+                    _remote_failure(
+                        f"Kiro cut off the tool call {block.tool_name!r} ({block.tool_id}): its arguments are not "
+                        f"complete JSON after {size} bytes. Kiro truncates very large tool calls; ask for "
+                        "smaller edits or writes."
                     )
                 )
                 return False
@@ -505,6 +501,17 @@ class ResponseTracker:
     def _emit(self, event: LifecycleEvent) -> None:
         self._state = next_state(self._state, Input.CONTENT)
         self._events.append(event)
+
+
+def _remote_failure(message: str) -> UpstreamFailure:
+    """An upstream fault found by the tracker itself (not reported by Kiro as an error)."""
+    return UpstreamFailure(
+        failure_class=FailureClass.SERVER_ERROR,
+        status=200,
+        message=message,
+        reason=None,
+        client_error=RemoteProtocolError(message),
+    )
 
 
 def _is_json_object(text: str) -> bool:

@@ -177,6 +177,14 @@ def test_tool_without_arguments_gets_an_empty_object() -> None:
     assert shape(events)[:3] == ["start0:tooluse", "json0:{}", "stop0"]
 
 
+@pytest.mark.parametrize("then", [None, tool("tooluse_2", input="{}", stop=True), text("x")])
+def test_tool_without_arguments_and_without_stop_is_truncated(then: UpstreamEvent | None) -> None:
+    events_in: list[UpstreamEvent] = [tool("tooluse_1", name="Write")] + ([then] if then else [])
+    tracker, events = run(*events_in)
+    assert shape(events) == ["start0:tooluse", "failed:api_error"]
+    assert tracker.failure is not None and "after 0 bytes" in tracker.failure.message
+
+
 @pytest.mark.parametrize("fragment", ['{"a": "unterminated', "[1, 2]", '"just a string"', "{} {}"])
 def test_tool_input_that_is_not_a_json_object_fails_the_response(fragment: str) -> None:
     tracker, events = run(tool("tooluse_1", name="Write", input=fragment, stop=True), text("after"))
