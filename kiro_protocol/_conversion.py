@@ -207,6 +207,29 @@ def _assistant_json(turn: AssistantTurn, names: ToolNames, *, with_thinking: boo
     return {"assistantResponseMessage": msg}
 
 
+def _system_pair(request: Request, thinking: str, model_id: str) -> list[dict[str, object]]:
+    """The leading history pair: thinking instruction, system prompt, extra instructions."""
+    parts = [b.text for b in request.system if b.text] + _instructions(request)
+    system_text = "\n".join(parts).strip()
+    if not thinking and not system_text:
+        return []
+    lead = f"{thinking}\n{system_text}" if thinking and system_text else thinking or system_text
+    return [
+        _user_json(UserTurn(texts=[lead]), model_id, tools=None),
+        {"assistantResponseMessage": {"content": SYSTEM_ACK}},
+    ]
+
+
+def _history_tool_names(turns: list[Turn]) -> dict[str, None]:
+    """Client names of the tools used in ``turns``, in order of first use."""
+    names: dict[str, None] = {}
+    for turn in turns:
+        if isinstance(turn, AssistantTurn):
+            for use in turn.uses:
+                names.setdefault(use.name, None)
+    return names
+
+
 def _reject(violations: list[str], *, too_long: bool) -> LocalProtocolError:
     text = "; ".join(violations)
     if too_long:
@@ -247,14 +270,9 @@ def convert_request(
         )
 
     names = ToolNames()
-    history_tools: dict[str, None] = {}
-    for turn in turns:
-        if isinstance(turn, AssistantTurn):
-            for use in turn.uses:
-                history_tools.setdefault(use.name, None)
     tools = build_tool_specs(
         request.tools,
-        history_tools,
+        _history_tool_names(turns),
         names=names,
         max_description_length=config.max_tool_description_length,
         repairs=repairs,
@@ -262,14 +280,7 @@ def convert_request(
 
     thinking = thinking_prefix(request)
     thinking_on = bool(thinking) or any("<thinking_mode>" in b.text for b in request.system)
-    history: list[dict[str, object]] = []
-    system_parts = [b.text for b in request.system if b.text]
-    system_parts += _instructions(request)
-    system_text = "\n".join(system_parts).strip()
-    if thinking or system_text:
-        lead = f"{thinking}\n{system_text}" if thinking and system_text else thinking or system_text
-        history.append(_user_json(UserTurn(texts=[lead]), model.kiro_id, tools=None))
-        history.append({"assistantResponseMessage": {"content": SYSTEM_ACK}})
+    history = _system_pair(request, thinking, model.kiro_id)
     for turn in turns[:-1]:
         if isinstance(turn, UserTurn):
             if not turn.content and not turn.results and not turn.images:
