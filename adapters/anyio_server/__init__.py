@@ -5,7 +5,7 @@ both pumps drive one shared handler (``App``), which routes to an ``ApiService``
 """
 
 from ._common import ConnectionLimits
-from ._endpoints import BasicService, ModelEntry
+from adapters.runtime.basic_service import BasicService, ModelEntry
 from ._handler import ApiService, App, Handler, Lifecycle, Request, RequestContext, RequestLog, Responder
 from ._main import build_server, run, serve_settings
 from ._server import Server, make_ssl_context

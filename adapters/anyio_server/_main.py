@@ -13,7 +13,7 @@ from adapters.runtime.settings import Settings
 from kiro_protocol._version import __version__
 
 from ._common import ConnectionLimits
-from ._endpoints import BasicService
+from adapters.runtime.basic_service import BasicService
 from ._handler import ApiService, App, Lifecycle
 from ._server import Server, handle_signals, make_ssl_context
 

@@ -1,8 +1,7 @@
 """The endpoints that need no upstream: health, root, the model list; 501 for the rest.
 
-``BasicService`` is the ``ApiService`` the server runs until ``adapters/runtime/service.py``
-(the driver of the account pool, conversion and the translator) takes over the model endpoints;
-that service can inherit from it to keep health, root and models.
+``BasicService`` answers 501 for the model endpoints; ``service.KiroService`` (the driver of the
+account pool, conversion and the translator) inherits from it and serves them.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
 from kiro_protocol._version import __version__
 
-from ._handler import Request, RequestContext, Responder
+from .app import Request, RequestContext, Responder
 
 __all__ = ["BasicService", "ModelEntry", "PLACEHOLDER_MODELS", "models_body"]
 
