@@ -95,6 +95,9 @@ class KiroRequest:
     model_id: str
     #: What the converter repaired, as ``"<rule code>: <what>"`` lines (for debug logs).
     repairs: tuple[str, ...] = ()
+    #: ``type`` of each server tool the client offered (``web_search_20250305``...): not sent
+    #: to Kiro, reported so a later stage (web-search emulation, logs) can act on it.
+    server_tools: tuple[str, ...] = ()
     _state_json: bytes = field(default=b"", repr=False)
 
     def body(self, profile_arn: str | None = None) -> bytes:
@@ -165,6 +168,8 @@ def _instructions(request: Request) -> list[str]:
             parts.append(f"You must call the tool {choice.name} in your reply.")
         elif choice.type == "none":
             parts.append("Do not call any tools in your reply; answer with text only.")
+        if choice.disable_parallel_tool_use and choice.type != "none":
+            parts.append("Call at most one tool per reply.")
     if request.output_format is not None:
         schema = json.dumps(request.output_format.schema, ensure_ascii=False, separators=(",", ":"))
         parts.append(
@@ -331,5 +336,6 @@ def convert_request(
         response_plan=plan,
         model_id=model.kiro_id,
         repairs=tuple(repairs),
+        server_tools=tuple(t.type for t in request.tools if t.kind is ToolKind.SERVER),
         _state_json=state_json,
     )

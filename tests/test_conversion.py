@@ -511,3 +511,16 @@ def test_client_supplied_thinking_tags_are_not_doubled() -> None:
     result = convert(raw)
     assert result.body().decode().count("<thinking_mode>") == 1
     assert result.response_plan.thinking is True
+
+
+def test_server_tools_are_reported_on_the_result() -> None:
+    tools = [{"type": "web_search_20250305", "name": "web_search"}, {"name": "f", "description": "d", "input_schema": {}}]
+    result = convert(body([{"role": "user", "content": "x"}], tools=tools))
+    assert result.server_tools == ("web_search_20250305",)
+    assert convert(body([{"role": "user", "content": "x"}])).server_tools == ()
+
+
+def test_parallel_tool_use_can_be_disabled() -> None:
+    tools = [{"name": "f", "description": "d", "input_schema": {}}]
+    raw = body([{"role": "user", "content": "x"}], tools=tools, tool_choice={"type": "auto", "disable_parallel_tool_use": True})
+    assert "Call at most one tool per reply." in history(convert(raw))[0]["userInputMessage"]["content"]
