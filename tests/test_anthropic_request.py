@@ -317,3 +317,24 @@ def test_jpeg_dimensions_and_declared_type() -> None:
     block = request.messages[0].content[0]
     assert isinstance(block, ImageBlock) and block.format == "jpeg"
     assert "data" not in repr(block)  # megabytes of base64 never end up in a log line
+
+
+@pytest.mark.parametrize(
+    ("media_type", "raw", "size"),
+    [
+        ("image/gif", b"GIF89a" + (300).to_bytes(2, "little") + (200).to_bytes(2, "little") + b"\x00" * 10, (300, 200)),
+        ("image/webp", b"RIFF\x00\x00\x00\x00WEBPVP8X" + b"\x00" * 8 + (639).to_bytes(3, "little")
+         + (479).to_bytes(3, "little") + b"\x00" * 4, (640, 480)),
+        ("image/jpeg", b"\xff\xd8\xff\xe0\x00\x04\x00\x00\xff\xc0\x00\x11\x08" + (100).to_bytes(2, "big")
+         + (250).to_bytes(2, "big") + b"\x00" * 12, (250, 100)),
+        ("image/png", base64.b64decode(PNG_1PX), (1, 1)),
+    ],
+)
+def test_image_formats_and_dimensions(media_type: str, raw: bytes, size: tuple[int, int]) -> None:
+    data = base64.b64encode(raw).decode()
+    request = parse_anthropic_request(body(messages=[{"role": "user", "content": [image(media_type, data)]}]))
+    block = request.messages[0].content[0]
+    assert isinstance(block, ImageBlock)
+    assert block.format == media_type.split("/")[1]
+    assert (block.width, block.height) == size
+    assert block.decoded_size == len(raw)
