@@ -89,8 +89,8 @@ class KiroRequest:
     """A converted request, ready to send once an account is chosen."""
 
     conversation_id: str
-    #: The ``conversationState`` object (treat as read-only).
-    conversation_state: Mapping[str, object]
+    #: The ``conversationState`` object (treat as read-only; large, so kept out of the repr).
+    conversation_state: Mapping[str, object] = field(repr=False)
     response_plan: ResponsePlan
     model_id: str
     #: What the converter repaired, as ``"<rule code>: <what>"`` lines (for debug logs).

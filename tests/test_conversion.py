@@ -503,6 +503,7 @@ def test_images_are_not_in_reprs() -> None:
     img = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": big}}
     result = convert(body([{"role": "user", "content": [img]}]))
     assert big not in repr(result.response_plan)
+    assert big not in repr(result) and len(repr(result)) < 2000
 
 
 def test_client_supplied_thinking_tags_are_not_doubled() -> None:

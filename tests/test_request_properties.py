@@ -152,3 +152,45 @@ def test_conversion_is_deterministic(raw: dict[str, Any]) -> None:
             return exc.message
 
     assert run() == run()
+
+
+@given(st.lists(st.text(min_size=1, max_size=150), unique=True, max_size=20))
+def test_tool_name_shortening_is_stable_and_reversible(names: list[str]) -> None:
+    from kiro_protocol._convert_tools import ToolNames
+
+    first, second = ToolNames(), ToolNames()
+    upstream = [first.upstream(n) for n in names]
+    assert upstream == [second.upstream(n) for n in names]  # same name, same short name
+    assert all(len(u) <= 64 for u in upstream)
+    # Distinct long names stay distinct (hash suffix); short names pass through unchanged.
+    long_ones = [u for n, u in zip(names, upstream) if len(n) > 64]
+    assert len(set(long_ones)) == len(long_ones)
+    for name, short in zip(names, upstream):
+        assert first.to_client.get(short, short) == name
+
+
+json_schemas = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda children: st.lists(children, max_size=3)
+    | st.dictionaries(
+        st.sampled_from(["type", "properties", "required", "items", "additionalProperties", "x"]), children, max_size=4
+    ),
+    max_leaves=15,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["type", "properties", "required", "additionalProperties", "x"]), json_schemas))
+def test_normalised_schemas_pass_the_linter_and_are_idempotent(schema: dict[str, Any]) -> None:
+    from kiro_protocol._convert_tools import normalise_schema
+
+    once = normalise_schema(schema)
+    assert normalise_schema(once) == once
+    spec = {"toolSpecification": {"name": "f", "description": "d", "inputSchema": {"json": once}}}
+    body = {
+        "conversationState": {
+            "agentContinuationId": "c", "agentTaskType": "vibe", "chatTriggerType": "MANUAL", "conversationId": "i",
+            "currentMessage": {"userInputMessage": {
+                "content": "x", "modelId": "m", "origin": "AI_EDITOR", "userInputMessageContext": {"tools": [spec]}}},
+        }
+    }
+    assert lint_kiro_body(body) == []
