@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from typing import NoReturn, cast
 
 from ._errors import LocalProtocolError
 from ._images import check_image
@@ -33,7 +32,18 @@ from ._request_model import (
     ToolResultContent,
     ToolUseBlock,
 )
-from ._request_json import check_depth, fail, parse_json_body, type_name
+from ._request_json import (
+    as_array,
+    as_bool,
+    as_int,
+    as_number,
+    as_object,
+    as_string,
+    check_depth,
+    fail,
+    parse_json_body,
+    type_name,
+)
 from ._request_tools import parse_tool
 
 # The OpenAI parser reuses the typed getters below; keep the old private alias it imports.
@@ -63,44 +73,13 @@ _HEX = "[0-9a-fA-F]"
 _SESSION_IN_TEXT = re.compile(f"session_({_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})")
 
 
-def _obj(value: object, path: str) -> Mapping[str, object]:
-    if not isinstance(value, Mapping):
-        fail(path, f"expected an object, got {type_name(value)}")
-    return cast("Mapping[str, object]", value)
-
-
-def _list(value: object, path: str) -> list[object]:
-    if not isinstance(value, list):
-        fail(path, f"expected an array, got {type_name(value)}")
-    return value
-
-
-def _str(value: object, path: str) -> str:
-    if not isinstance(value, str):
-        fail(path, f"expected a string, got {type_name(value)}")
-    return value
-
-
-def _int(value: object, path: str, *, minimum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        fail(path, f"expected an integer, got {type_name(value)}")
-    if minimum is not None and value < minimum:
-        fail(path, f"must be at least {minimum}, got {value}")
-    return value
-
-
-def _number(value: object, path: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        fail(path, f"expected a number, got {type_name(value)}")
-    return float(value)
-
-
-def _bool(value: object, path: str) -> bool:
-    if value is None:
-        return False
-    if not isinstance(value, bool):
-        fail(path, f"expected a boolean, got {type_name(value)}")
-    return value
+# The typed getters, under the short names this module (and the OpenAI parser) uses.
+_obj = as_object
+_list = as_array
+_str = as_string
+_int = as_int
+_number = as_number
+_bool = as_bool
 
 
 def session_id_from_user_id(user_id: str) -> str:

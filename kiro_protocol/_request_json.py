@@ -6,11 +6,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import NoReturn
+from typing import NoReturn, cast
 
 from ._errors import LocalProtocolError
 
-__all__ = ["fail", "type_name", "parse_json_body", "check_depth", "MAX_FORWARDED_DEPTH"]
+__all__ = [
+    "fail",
+    "type_name",
+    "parse_json_body",
+    "check_depth",
+    "MAX_FORWARDED_DEPTH",
+    "as_object",
+    "as_array",
+    "as_string",
+    "as_int",
+    "as_number",
+    "as_bool",
+]
 
 #: Deepest nesting accepted in a forwarded JSON value. Real schemas and tool inputs nest a few
 #: levels; the bound keeps serialising them far from the interpreter's recursion limit.
@@ -37,6 +49,58 @@ def type_name(value: object) -> str:
     if isinstance(value, dict):
         return "object"
     return type(value).__name__
+
+
+def as_object(value: object, path: str) -> Mapping[str, object]:
+    """``value`` as a JSON object, else the 400 for ``path``."""
+    if not isinstance(value, Mapping):
+        fail(path, f"expected an object, got {type_name(value)}")
+    return cast("Mapping[str, object]", value)
+
+
+def as_array(value: object, path: str) -> list[object]:
+    """``value`` as a JSON array, else the 400 for ``path``."""
+    if not isinstance(value, list):
+        fail(path, f"expected an array, got {type_name(value)}")
+    return value
+
+
+def as_string(value: object, path: str) -> str:
+    """``value`` as a string, else the 400 for ``path``."""
+    if not isinstance(value, str):
+        fail(path, f"expected a string, got {type_name(value)}")
+    return value
+
+
+def as_int(value: object, path: str, *, minimum: int | None = None) -> int:
+    """``value`` as an integer (not a boolean) of at least ``minimum``, else the 400."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        fail(path, f"expected an integer, got {type_name(value)}")
+    if minimum is not None and value < minimum:
+        fail(path, f"must be at least {minimum}, got {value}")
+    return value
+
+
+def as_number(value: object, path: str) -> float:
+    """``value`` as a finite float (integers accepted), else the 400."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        fail(path, f"expected a number, got {type_name(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer with hundreds of digits
+        fail(path, "number out of range")
+    if not math.isfinite(number):
+        fail(path, "number out of range")
+    return number
+
+
+def as_bool(value: object, path: str) -> bool:
+    """``value`` as a boolean (``null`` is false), else the 400."""
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        fail(path, f"expected a boolean, got {type_name(value)}")
+    return value
 
 
 def _reject_constant(name: str) -> NoReturn:

@@ -338,3 +338,9 @@ def test_image_formats_and_dimensions(media_type: str, raw: bytes, size: tuple[i
     assert block.format == media_type.split("/")[1]
     assert (block.width, block.height) == size
     assert block.decoded_size == len(raw)
+
+
+def test_huge_integers_where_numbers_are_expected_are_a_400() -> None:
+    with pytest.raises(LocalProtocolError) as err:
+        parse_anthropic_request(json.dumps(body(temperature=10**400)).encode())
+    assert err.value.param == "temperature"
