@@ -166,7 +166,8 @@ def _parse_entry(entry: _Entry) -> AccountConfig:
         by_name = {"social": AuthMethod.SOCIAL, "idc": AuthMethod.IDC}
         found = by_name.get(auth_text.lower())
         if found is None:
-            raise entry.fail(f"`auth` must be \"Social\" or \"IdC\", not {auth_text[:20]!r}")
+            # Values are never quoted: a secret pasted into the wrong field must not be printed.
+            raise entry.fail("`auth` must be \"Social\" or \"IdC\"")
         auth = found
 
     refresh_token = entry.text("refreshToken", required=True, secret=True)
@@ -181,7 +182,7 @@ def _parse_entry(entry: _Entry) -> AccountConfig:
 
     region = entry.text("region")
     if region is not None and not _REGION.match(region):
-        raise entry.fail(f"`region` {region[:30]!r} is not an AWS region name such as us-east-1")
+        raise entry.fail("`region` is not an AWS region name such as us-east-1")
 
     profile_arn = entry.text("profileArn")
     if profile_arn is not None and _PROFILE_ARN.match(profile_arn) is None:
