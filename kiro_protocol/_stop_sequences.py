@@ -30,15 +30,19 @@ class StopSequenceMatcher:
         if not self.sequences:
             return text, None
         buf = self._buf + text
-        best: tuple[int, str] | None = None
+        best: tuple[int, int, str] | None = None
         for seq in self.sequences:
             i = buf.find(seq)
-            # The earliest match wins; at the same offset, the first listed sequence.
-            if i >= 0 and (best is None or i < best[0]):
-                best = (i, seq)
+            # The sequence that *completes* first wins, as when a model stops while generating;
+            # unlike "starts first", that does not depend on where the fragments were cut. At the
+            # same end, the longer one (it starts earlier); then the first listed.
+            if i >= 0:
+                key = (i + len(seq), i)
+                if best is None or key < best[:2]:
+                    best = (key[0], key[1], seq)
         if best is not None:
             self._buf = ""
-            return buf[: best[0]], best[1]
+            return buf[: best[1]], best[2]
         keep = max(0, len(buf) - self._hold)
         self._buf = buf[keep:]
         return buf[:keep], None

@@ -7,6 +7,8 @@ from types import MappingProxyType
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
 from kiro_protocol._lifecycle_events import (
@@ -31,6 +33,7 @@ from kiro_protocol._lifecycle_events import (
 from kiro_protocol._outcome import compute_usage, decide_stop_reason
 from kiro_protocol._plan import ResponsePlan
 from kiro_protocol._state import Input, MessageState, next_state
+from kiro_protocol._stop_sequences import StopSequenceMatcher
 from kiro_protocol._tracker import ResponseTracker
 from kiro_protocol._upstream_events import (
     AssistantResponse,
@@ -215,9 +218,14 @@ def test_stop_sequence_cut_across_fragments() -> None:
     assert tracker.finished and tracker.stop_sequence == "STOP"
 
 
-def test_earliest_stop_sequence_wins() -> None:
+def test_first_completed_stop_sequence_wins() -> None:
     tracker, _ = run(text("abc END xyz STOP"), stop_sequences=("STOP", "END"))
     assert tracker.stop_sequence == "END"
+    # "b" completes before "abS" does, however the text is cut.
+    for chunks in (["abS"], ["ab", "S"], ["a", "b", "S"]):
+        tracker, events = run(*(text(c) for c in chunks), stop_sequences=("abS", "b"))
+        assert tracker.stop_sequence == "b"
+        assert "".join(e.text for e in events if isinstance(e, TextDelta)) == "a"
 
 
 def test_held_back_text_is_released_before_a_tool_and_at_the_end() -> None:
@@ -454,3 +462,31 @@ def test_compute_usage(token_usage: TokenUsage | None, pct: float | None, expect
         estimated_output_tokens=3,
     )
     assert usage == expected
+
+
+# -- stop sequences on their own -----------------------------------------------------------------
+
+
+@given(
+    text=st.text(alphabet="abST\n", max_size=40),
+    sequences=st.lists(st.text(alphabet="abST\n", min_size=1, max_size=4), max_size=3),
+    cuts=st.lists(st.integers(0, 40), max_size=6),
+)
+def test_stop_sequence_matcher_is_chunking_invariant(text: str, sequences: list[str], cuts: list[int]) -> None:
+    matcher = StopSequenceMatcher(tuple(sequences))
+    bounds = [0, *sorted({c % (len(text) + 1) for c in cuts}), len(text)]
+    out, matched = "", None
+    for a, b in zip(bounds, bounds[1:]):
+        piece, matched = matcher.feed(text[a:b])
+        out += piece
+        if matched is not None:
+            break
+    else:
+        out += matcher.flush()
+    # The first sequence to complete wins; at the same end the longer; then the first listed.
+    hits = [(text.find(s) + len(s), text.find(s), i, s) for i, s in enumerate(sequences) if s in text]
+    if hits:
+        _, at, _, seq = min(hits)
+        assert (out, matched) == (text[:at], seq)
+    else:
+        assert (out, matched) == (text, None)
