@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 
 import anyio
 import anyio.abc
 
+from adapters.runtime.service import Prepared, open_service, prepare
 from adapters.runtime.settings import Settings
+from adapters.runtime.stores import StoreConfigurationError
+from kiro_protocol._credentials import ConfigurationError
 from kiro_protocol._version import __version__
 
 from ._common import ConnectionLimits
-from adapters.runtime.basic_service import BasicService
 from ._handler import ApiService, App, Lifecycle
 from ._server import Server, handle_signals, make_ssl_context
 
@@ -22,22 +23,9 @@ __all__ = ["build_server", "serve_settings", "run"]
 log = logging.getLogger("kiro2api.server")
 
 
-def _configured_accounts(settings: Settings) -> int:
-    if settings.auth_token_json is None:
-        return 0
-    try:
-        value = json.loads(settings.auth_token_json)
-    except ValueError:
-        return 0
-    return len(value) if isinstance(value, list) else 1
-
-
-def build_server(settings: Settings, *, service: ApiService | None = None) -> Server:
-    """The server for ``settings``; ``service`` defaults to the basic (no upstream) endpoints."""
+def build_server(settings: Settings, *, service: ApiService) -> Server:
+    """The server for ``settings`` answering with ``service``."""
     lifecycle = Lifecycle()
-    accounts = _configured_accounts(settings)
-    if service is None:
-        service = BasicService(health_details=lambda: {"accounts": {"configured": accounts}})
     app = App(
         service=service,
         client_token=settings.client_token,
@@ -66,12 +54,28 @@ def build_server(settings: Settings, *, service: ApiService | None = None) -> Se
 
 async def serve_settings(
     settings: Settings,
+    prepared: Prepared | None = None,
     *,
     service: ApiService | None = None,
     signals: bool = True,
     task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until a signal (or ``server.shutdown()``) and the drain are done."""
+    """Serve until a signal (or ``server.shutdown()``) and the drain are done.
+
+    Args:
+        prepared: the validated accounts and store (``prepare(settings)``); made here if None.
+        service: serve this instead of the Kiro service (tests).
+    """
+    if service is not None:
+        await _serve(settings, service, signals=signals, task_status=task_status)
+        return
+    async with open_service(settings, prepared or prepare(settings)) as kiro:
+        await _serve(settings, kiro, signals=signals, task_status=task_status)
+
+
+async def _serve(
+    settings: Settings, service: ApiService, *, signals: bool, task_status: anyio.abc.TaskStatus[Server]
+) -> None:
     server = build_server(settings, service=service)
     async with anyio.create_task_group() as tg:
 
@@ -100,5 +104,10 @@ async def serve_settings(
 
 def run(settings: Settings) -> int:
     """Run the server in the foreground until SIGTERM/SIGINT; the process exit status."""
-    anyio.run(serve_settings, settings)
+    try:
+        prepared = prepare(settings)
+    except (ConfigurationError, StoreConfigurationError) as exc:
+        print(f"kiro2api: {exc}", file=sys.stderr)
+        return 2
+    anyio.run(serve_settings, settings, prepared)
     return 0

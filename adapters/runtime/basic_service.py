@@ -78,6 +78,7 @@ class BasicService:
     Args:
         health_details: extra fields for ``/health`` (account counts by state, upstream mode).
         models: the entries of ``GET /v1/models``.
+        unavailable: status and message (``{path}`` is replaced) of the model endpoints.
     """
 
     def __init__(
@@ -85,14 +86,15 @@ class BasicService:
         *,
         health_details: Callable[[], dict[str, object]] = lambda: {},
         models: Sequence[ModelEntry] = PLACEHOLDER_MODELS,
+        unavailable: tuple[int, str] = (501, "{path} is not implemented by this build yet."),
     ) -> None:
         self._health_details = health_details
         self._models = tuple(models)
+        self._unavailable = unavailable
 
     async def _not_yet(self, ctx: RequestContext) -> None:
-        raise LocalProtocolError(
-            f"{ctx.route.path} is not implemented by this build yet.", kind=ErrorKind.API, status_hint=501
-        )
+        status, message = self._unavailable
+        raise LocalProtocolError(message.format(path=ctx.route.path), kind=ErrorKind.API, status_hint=status)
 
     async def messages(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         await self._not_yet(ctx)

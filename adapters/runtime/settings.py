@@ -233,7 +233,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(env="MAX_TOOL_DESCRIPTION_LENGTH", attr="max_tool_description_length", default="10000",
                 parse=_int_range(1, 10_000_000), help="Tool descriptions longer than this are cut (characters)."),
     SettingSpec(env="DISABLE_STREAM", attr="disable_stream", default="false", parse=_bool,
-                help="Answer every request without streaming, even when the client asks for a stream."),
+                help="Buffer each answer and send it in one piece when complete (streaming clients still get SSE)."),
     SettingSpec(env="MAX_CONCURRENT_SESSIONS", attr="max_concurrent_sessions", default="0",
                 parse=_int_range(0, 1_000_000),
                 help="Requests served at once; beyond it clients get 529 overloaded_error. 0: no limit."),

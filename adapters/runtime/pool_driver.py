@@ -1,0 +1,165 @@
+"""The async executor of the pool's decisions (``Exchange`` and ``AccountCheck``).
+
+The core decides; this module does the IO each decision names: read and update the state
+store (synchronous stores, run in a worker thread), sleep, send refresh and usage calls through
+the upstream client, and feed the answers back. ``SendUpstream`` / ``StartStream`` are not here:
+they belong to the service, which owns the client response.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+import anyio
+import anyio.to_thread
+
+from kiro_protocol._credentials import AccountConfig
+from kiro_protocol._http import HttpResponse
+from kiro_protocol._pool import AccountState, PoolSettings, unavailable_reason
+from kiro_protocol._pool_checks import AccountCheck, checks_due
+from kiro_protocol._pool_decisions import AcquireLease, CheckUsage, Decision, Done, LoadState, Persist, Refresh, Retry, Wait
+
+from .stores import StateStore, apply_persist
+from .upstream import SMALL_CALL_TIMEOUT, UpstreamClient, UpstreamConnectionError
+
+__all__ = ["PoolDriver", "Machine"]
+
+log = logging.getLogger("kiro2api.pool")
+
+
+class Machine(Protocol):
+    """The feed methods shared by ``Exchange`` and ``AccountCheck``."""
+
+    def next_decision(self, now: float) -> Decision: ...
+
+    def state_loaded(self, states: dict[str, AccountState], now: float) -> None: ...
+
+    def lease_result(self, acquired: bool, now: float) -> None: ...
+
+    def refresh_answered(self, response: HttpResponse, now: float) -> None: ...
+
+    def refresh_failed(self, message: str, now: float) -> None: ...
+
+
+class PoolDriver:
+    """Executes pool decisions against a store and the upstream client.
+
+    Args:
+        accounts: the configured accounts.
+        settings: the pool settings.
+        store: the state store (``open_store(KIRO_STATE)``).
+        upstream: the upstream client (refresh and usage calls use the account's own pool).
+        clock: wall-clock seconds (token expiry is absolute time).
+    """
+
+    def __init__(
+        self,
+        *,
+        accounts: Sequence[AccountConfig],
+        settings: PoolSettings,
+        store: StateStore,
+        upstream: UpstreamClient,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        random_float: Callable[[], float] = random.random,
+    ) -> None:
+        self.accounts = tuple(accounts)
+        self.settings = settings
+        self.store = store
+        self.upstream = upstream
+        self.clock = clock
+        self.new_id = new_id
+        self.random = random_float
+
+    async def execute(self, decision: Decision, machine: Machine) -> bool:
+        """Carry out ``decision`` if it is one of the shared kinds; False if it is not."""
+        if isinstance(decision, LoadState):
+            states = await anyio.to_thread.run_sync(self.store.load_many, decision.account_ids)
+            machine.state_loaded(states, self.clock())
+        elif isinstance(decision, AcquireLease):
+            acquired = await anyio.to_thread.run_sync(
+                self.store.try_lease, decision.account_id, decision.owner, decision.ttl
+            )
+            machine.lease_result(acquired, self.clock())
+        elif isinstance(decision, Wait):
+            await anyio.sleep(decision.seconds)
+            waited = getattr(machine, "waited")
+            waited(self.clock())
+        elif isinstance(decision, Refresh):
+            try:
+                response = await self.upstream.send(
+                    decision.request, account=decision.account.account_id, timeout=SMALL_CALL_TIMEOUT
+                )
+            except UpstreamConnectionError as exc:
+                log.warning("token refresh of account %s failed: %s", decision.account.label, exc.failure.message)
+                machine.refresh_failed(exc.failure.message, self.clock())
+            else:
+                if response.status != 200:
+                    log.warning("token refresh of account %s answered HTTP %d", decision.account.label, response.status)
+                machine.refresh_answered(response, self.clock())
+        elif isinstance(decision, Persist):
+            await self.persist(decision)
+        elif isinstance(decision, Retry):
+            log.info("account %s: %s; trying %s", decision.account.label, decision.reason,
+                     "it again" if decision.same_account else "another account")
+        else:
+            return False
+        return True
+
+    async def persist(self, decision: Persist) -> None:
+        """Apply a ``Persist``; shielded, so a cancelled request still records what happened."""
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(apply_persist, self.store, decision)
+
+    async def run_check(self, account: AccountConfig) -> None:
+        """One background ``AccountCheck`` (refresh ahead, usage limits) of ``account``."""
+        check = AccountCheck(account=account, settings=self.settings, new_id=self.new_id, random=self.random)
+        while True:
+            decision = check.next_decision(self.clock())
+            if isinstance(decision, Done):
+                return
+            if isinstance(decision, CheckUsage):
+                try:
+                    response = await self.upstream.send(
+                        decision.request, account=account.account_id, timeout=SMALL_CALL_TIMEOUT
+                    )
+                except UpstreamConnectionError as exc:
+                    check.usage_failed(exc.failure.message, self.clock())
+                else:
+                    check.usage_answered(response, self.clock())
+                continue
+            if not await self.execute(decision, check):
+                raise RuntimeError(f"AccountCheck asked for an unexpected {type(decision).__name__}")
+
+    async def run_background_checks(self, *, interval: float = 5.0) -> None:
+        """Forever: every ``interval`` seconds, check the accounts that are due, one at a time."""
+        while True:
+            await anyio.sleep(interval)
+            try:
+                ids = tuple(a.account_id for a in self.accounts)
+                states = await anyio.to_thread.run_sync(self.store.load_many, ids)
+                for account in checks_due(self.accounts, states, self.clock(), self.settings):
+                    await self.run_check(account)
+            except Exception:
+                log.exception("background account check failed")
+
+    async def account_counts(self) -> dict[str, int]:
+        """How many accounts are configured, usable now, out for a while, or disabled (for /health)."""
+        ids = tuple(a.account_id for a in self.accounts)
+        states = await anyio.to_thread.run_sync(self.store.load_many, ids)
+        now = self.clock()
+        counts = {"configured": len(self.accounts), "usable": 0, "unavailable": 0, "disabled": 0}
+        for account in self.accounts:
+            state = states.get(account.account_id, AccountState())
+            if account.disabled or state.disabled_reason:
+                counts["disabled"] += 1
+            elif unavailable_reason(account, state, now) is None:
+                counts["usable"] += 1
+            else:
+                counts["unavailable"] += 1
+        return counts

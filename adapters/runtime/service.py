@@ -1,0 +1,433 @@
+"""``KiroService``: the model endpoints, driving the core from one request to its last byte.
+
+For ``/v1/messages`` and ``/v1/chat/completions``: parse the body (the core), convert it (the
+core), run the pool's ``Exchange`` (the core decides, ``PoolDriver`` and the upstream client do
+the IO), then pump Kiro's stream through a ``ResponseTranslator`` to the client.
+
+Client bytes are held back until the answer has content (or ``PING_INTERVAL_SECONDS`` passed),
+so an upstream failure before that still moves to another account, and an error before any
+content is answered with its real HTTP status (spec §2.4 "open the SSE stream only after
+upstream 200"). A client disconnect cancels the handler task; leaving ``upstream.stream()``
+then closes the upstream connection at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+
+import anyio
+
+from kiro_protocol._anthropic_request import parse_anthropic_request
+from kiro_protocol._conversion import ConversionConfig, KiroRequest, convert_request
+from kiro_protocol._credentials import AccountConfig, parse_accounts
+from kiro_protocol._errors import ErrorKind
+from kiro_protocol._errors import LocalProtocolError
+from kiro_protocol._exchange import Exchange
+from kiro_protocol._kiro_identity import Endpoints
+from kiro_protocol._lifecycle_events import ResponseEncoder
+from kiro_protocol._models import list_models
+from kiro_protocol._openai_request import parse_openai_request
+from kiro_protocol._openai_response import openai_encoder
+from kiro_protocol._plan import ResponsePlan
+from kiro_protocol._pool import PoolSettings, parse_strategy
+from kiro_protocol._pool_decisions import Done, Respond, SendUpstream, StartStream
+from kiro_protocol._request_model import Request as ApiRequest
+from kiro_protocol._token_estimator import count_input_tokens
+from kiro_protocol._translator import ResponseTranslator
+from kiro_protocol._upstream_errors import stream_interrupted
+from kiro_protocol._version import __version__
+
+from .app import Request, RequestContext, Responder
+from .basic_service import BasicService, ModelEntry
+from .pool_driver import PoolDriver
+from .settings import Settings
+from .stores import StateStore, open_store
+from .upstream import UpstreamClient, UpstreamConnectionError, UpstreamStream
+
+__all__ = ["KiroService", "Prepared", "prepare", "open_service", "conversion_config"]
+
+log = logging.getLogger("kiro2api.service")
+
+_JSON = (("content-type", "application/json"),)
+# Error bodies from upstream are small; more is not read.
+_MAX_ERROR_BODY = 64 * 1024
+# How often the keep-alive clock of a streaming translator is advanced.
+_TICK = 1.0
+# Anthropic's list has release dates; these are the dates shown for every model we serve.
+_MODEL_CREATED_AT = "2025-05-22T00:00:00Z"
+
+
+def conversion_config(settings: Settings) -> ConversionConfig:
+    """The conversion settings derived from the operator settings."""
+    return ConversionConfig(
+        max_tool_description_length=settings.max_tool_description_length,
+        model_overrides=dict(settings.model_map),
+    )
+
+
+@dataclass(slots=True)
+class _Dialect:
+    """How one API family is parsed and answered."""
+
+    parse: Callable[[bytes], ApiRequest]
+    encoder: Callable[[ResponsePlan, ApiRequest], ResponseEncoder | None]
+
+
+class KiroService(BasicService):
+    """The endpoints backed by Kiro accounts.
+
+    Args:
+        settings: the operator settings.
+        driver: the pool driver (accounts, store, upstream client).
+        monotonic: the clock of the response side (keep-alive pings, timings).
+        new_hex: random hex for message and completion ids.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        driver: PoolDriver,
+        monotonic: Callable[[], float] = time.monotonic,
+        new_hex: Callable[[], str] = lambda: uuid.uuid4().hex,
+        health_details: Callable[[], dict[str, object]] | None = None,
+    ) -> None:
+        models = [
+            ModelEntry(id=m.name, display_name=m.display_name or m.name, created_at=_MODEL_CREATED_AT)
+            for m in list_models(settings.model_map)
+        ]
+        super().__init__(models=models, health_details=health_details or (lambda: {}))
+        self._settings = settings
+        self._driver = driver
+        self._conversion = conversion_config(settings)
+        self._monotonic = monotonic
+        self._new_hex = new_hex
+
+    # -- endpoints -------------------------------------------------------------------------------
+
+    async def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        counts = await self._driver.account_counts()
+        shutting_down = ctx.lifecycle.shutting_down.is_set()
+        body: dict[str, object] = {
+            "status": "shutting_down" if shutting_down else ("ok" if counts["usable"] else "degraded"),
+            "version": __version__,
+            "accounts": counts,
+        }
+        body.update(self._health_details())
+        await respond.send_response(503 if shutting_down else 200, _JSON, json.dumps(body, separators=(",", ":")).encode())
+
+    async def count_tokens(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        parsed = parse_anthropic_request(request.body, count_tokens=True)
+        ctx.log.model = parsed.model
+        tokens = count_input_tokens(parsed)
+        ctx.log.input_tokens = tokens
+        await respond.send_response(200, _JSON, json.dumps({"input_tokens": tokens}).encode())
+
+    async def messages(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        dialect = _Dialect(parse=parse_anthropic_request, encoder=lambda plan, api: None)
+        await self._serve(request, respond, ctx, dialect)
+
+    async def chat_completions(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        created = int(time.time())
+
+        def encoder(plan: ResponsePlan, api: ApiRequest) -> ResponseEncoder:
+            return openai_encoder(
+                plan, completion_id=f"chatcmpl-{self._new_hex()}", created=created, include_usage=api.include_usage
+            )
+
+        await self._serve(request, respond, ctx, _Dialect(parse=parse_openai_request, encoder=encoder))
+
+    # -- the exchange -----------------------------------------------------------------------------
+
+    async def _serve(self, request: Request, respond: Responder, ctx: RequestContext, dialect: _Dialect) -> None:
+        api = dialect.parse(request.body)
+        ctx.log.model = api.model
+        kiro = convert_request(
+            api,
+            config=self._conversion,
+            continuation_id=str(uuid.uuid4()),
+            session_id_header=request.header("x-claude-code-session-id"),
+        )
+        for repair in kiro.repairs:
+            log.debug("request repaired: %s", repair)
+        driver = self._driver
+        exchange = Exchange(
+            accounts=driver.accounts, settings=driver.settings, body=kiro.body, new_id=driver.new_id, random=driver.random
+        )
+        opened: tuple[contextlib.AsyncExitStack, UpstreamStream] | None = None
+        try:
+            while True:
+                decision = exchange.next_decision(driver.clock())
+                if isinstance(decision, SendUpstream):
+                    ctx.log.account = decision.account.label
+                    opened = await self._send(exchange, decision, kiro)
+                elif isinstance(decision, StartStream):
+                    assert opened is not None
+                    stack, upstream = opened
+                    opened = None
+                    async with stack:
+                        await self._translate(exchange, kiro, api, upstream, respond, ctx, dialect)
+                elif isinstance(decision, Respond):
+                    raise decision.error
+                elif isinstance(decision, Done):
+                    return
+                elif not await driver.execute(decision, exchange):
+                    raise RuntimeError(f"unexpected decision {type(decision).__name__}")
+        finally:
+            if opened is not None:
+                with anyio.CancelScope(shield=True):
+                    await opened[0].aclose()
+
+    async def _send(
+        self, exchange: Exchange, decision: SendUpstream, kiro: KiroRequest
+    ) -> tuple[contextlib.AsyncExitStack, UpstreamStream] | None:
+        settings = self._settings
+        timeout = settings.stream_request_timeout if kiro.response_plan.stream else settings.request_timeout
+        stack = contextlib.AsyncExitStack()
+        clock = self._driver.clock
+        try:
+            upstream = await stack.enter_async_context(
+                self._driver.upstream.stream(decision.request, account=decision.account.account_id, timeout=timeout)
+            )
+        except UpstreamConnectionError as exc:
+            await stack.aclose()
+            log.warning("account %s: no answer from Kiro: %s", decision.account.label, exc.failure.message)
+            exchange.upstream_failed(exc.failure.message, clock())
+            return None
+        if upstream.status == 200:
+            exchange.upstream_started(clock())
+            return stack, upstream
+        body = bytearray()
+        try:
+            async for chunk in upstream.chunks:
+                body += chunk
+                if len(body) >= _MAX_ERROR_BODY:
+                    break
+        except UpstreamConnectionError:
+            pass
+        finally:
+            await stack.aclose()
+        log.warning("account %s: Kiro answered HTTP %d", decision.account.label, upstream.status)
+        exchange.upstream_answered(upstream.status, bytes(body[:_MAX_ERROR_BODY]), clock(), upstream.headers)
+        return None
+
+    async def _translate(
+        self,
+        exchange: Exchange,
+        kiro: KiroRequest,
+        api: ApiRequest,
+        upstream: UpstreamStream,
+        respond: Responder,
+        ctx: RequestContext,
+        dialect: _Dialect,
+    ) -> None:
+        translator = ResponseTranslator(
+            kiro.response_plan,
+            message_id=f"msg_{self._new_hex()}",
+            now=self._monotonic(),
+            encoder=dialect.encoder(kiro.response_plan, api),
+            ping_interval=self._settings.ping_interval,
+            keep_events=False,
+        )
+        out = _Output(translator, exchange, respond, self._monotonic, buffered=self._settings.disable_stream)
+        lock = anyio.Lock()
+
+        async def read(cancel: anyio.CancelScope) -> None:
+            try:
+                async for chunk in upstream.chunks:
+                    async with lock:
+                        translator.receive_data(chunk, self._monotonic())
+                        await out.push()
+                    if translator.finished:
+                        break
+                else:
+                    async with lock:
+                        translator.receive_data(b"", self._monotonic())
+            except UpstreamConnectionError as exc:
+                async with lock:
+                    translator.connection_lost(exc.failure.message, self._monotonic())
+            async with lock:
+                await out.push()
+            cancel.cancel()
+
+        async def tick() -> None:
+            while True:
+                await anyio.sleep(_TICK)
+                async with lock:
+                    translator.tick(self._monotonic())
+                    await out.push()
+
+        async def terminate(cancel: anyio.CancelScope) -> None:
+            await ctx.lifecycle.terminating.wait()
+            async with lock:
+                translator.fail(ErrorKind.OVERLOADED, "The server is shutting down; retry the request.", self._monotonic())
+                await out.push()
+            cancel.cancel()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(read, tg.cancel_scope)
+            if translator.streaming:
+                tg.start_soon(tick)
+            tg.start_soon(terminate, tg.cancel_scope)
+
+        if ctx.lifecycle.terminating.is_set() and not out.committed:
+            raise LocalProtocolError("The server is shutting down; retry the request.", kind=ErrorKind.OVERLOADED)
+        usage = translator.usage
+        ctx.log.input_tokens, ctx.log.output_tokens = usage.input_tokens, usage.output_tokens
+        clock = self._driver.clock
+        failure = translator.upstream_failure
+        if translator.failed and failure is None and translator.failure is not None:
+            failure = stream_interrupted(translator.failure.message)
+        if translator.failed and not out.committed:
+            # Nothing reached the client: the exchange may move to another account, or answer
+            # with the error's own status.
+            assert failure is not None
+            ctx.log.error = failure.failure_class.value
+            exchange.stream_failed(failure, clock())
+            return
+        await out.finish()
+        if failure is not None:
+            ctx.log.error = failure.failure_class.value
+            exchange.stream_failed(failure, clock())
+        else:
+            exchange.finished(
+                clock(),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                credits=translator.credits or 0.0,
+            )
+
+
+class _Output:
+    """Client-side output of one translator: held back until committed, then streamed."""
+
+    def __init__(
+        self,
+        translator: ResponseTranslator,
+        exchange: Exchange,
+        respond: Responder,
+        monotonic: Callable[[], float],
+        *,
+        buffered: bool,
+    ) -> None:
+        self._translator = translator
+        self._exchange = exchange
+        self._respond = respond
+        self._monotonic = monotonic
+        self._buffered = buffered
+        self._started = monotonic()
+        self._pending = bytearray()
+        self.committed = False
+
+    def _ready(self) -> bool:
+        t = self._translator
+        if self._buffered:
+            return False
+        return t.content_started or (t.finished and not t.failed) or (
+            self._monotonic() - self._started >= t.ping_interval
+        )
+
+    async def _commit(self) -> None:
+        self.committed = True
+        self._exchange.client_bytes_sent()
+        headers: Sequence[tuple[str, str]] = (
+            ("content-type", self._translator.media_type),
+            ("cache-control", "no-cache"),
+            ("x-accel-buffering", "no"),
+        )
+        await self._respond.start_stream(200, headers)
+
+    async def push(self) -> None:
+        """Take the translator's new bytes; send them if the response is committed (streaming only)."""
+        if not self._translator.streaming:
+            return
+        self._pending += self._translator.data_to_send()
+        if not self.committed and self._ready():
+            await self._commit()
+        if self.committed and self._pending:
+            data, self._pending = bytes(self._pending), bytearray()
+            await self._respond.send_chunk(data)
+
+    async def finish(self) -> None:
+        """Send what is left and end the response (both modes)."""
+        translator = self._translator
+        if translator.streaming:
+            self._pending += translator.data_to_send()
+            if not self.committed:
+                await self._commit()
+            if self._pending:
+                await self._respond.send_chunk(bytes(self._pending))
+            await self._respond.end_stream()
+            return
+        final = translator.final_response()
+        assert final is not None
+        self.committed = True
+        self._exchange.client_bytes_sent()
+        await self._respond.send_response(final.status, final.headers, final.body)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prepared:
+    """What start-up validated before serving: the accounts, the store, the pool settings."""
+
+    accounts: tuple[AccountConfig, ...]
+    store: StateStore
+    pool: PoolSettings
+
+
+def prepare(settings: Settings) -> Prepared:
+    """Parse the accounts and open the state store; run before the event loop starts.
+
+    Raises:
+        ConfigurationError: KIRO_AUTH_TOKEN or TOKEN_SELECTION_STRATEGY is invalid (no secret in it).
+        StoreConfigurationError: KIRO_STATE is not a usable store URL.
+    """
+    accounts = parse_accounts(settings.auth_token_json) if settings.auth_token_json is not None else ()
+    pool = PoolSettings(
+        strategy=parse_strategy(settings.token_selection_strategy),
+        endpoints=Endpoints(
+            api_base=settings.upstream_url,
+            social_refresh=settings.social_refresh_url,
+            idc_refresh=settings.idc_refresh_url,
+        ),
+    )
+    store = open_store(settings.state_url) if accounts else open_store("memory://")
+    return Prepared(accounts=accounts, store=store, pool=pool)
+
+
+@contextlib.asynccontextmanager
+async def open_service(settings: Settings, prepared: Prepared) -> AsyncIterator[BasicService]:
+    """The service for ``settings``, with its upstream client and background account checks.
+
+    Without accounts it is a ``BasicService`` whose model endpoints say how to configure one.
+    """
+    if not prepared.accounts:
+        try:
+            yield BasicService(
+                unavailable=(503, "No Kiro account is configured: set KIRO_AUTH_TOKEN (see docs/accounts.md)."),
+                health_details=lambda: {"accounts": {"configured": 0}},
+            )
+        finally:
+            prepared.store.close()
+        return
+    upstream = UpstreamClient(
+        connect_timeout=settings.upstream_connect_timeout,
+        read_timeout=settings.upstream_read_timeout,
+        proxy=settings.https_proxy,
+    )
+    driver = PoolDriver(accounts=prepared.accounts, settings=prepared.pool, store=prepared.store, upstream=upstream)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(driver.run_background_checks)
+            yield KiroService(settings=settings, driver=driver)
+            tg.cancel_scope.cancel()
+    finally:
+        with anyio.CancelScope(shield=True):
+            await upstream.aclose()
+        prepared.store.close()
