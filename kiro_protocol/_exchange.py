@@ -18,18 +18,9 @@ drivers are the same short loop::
                                           ex.finished(...) or ex.stream_failed(...) at the end
         elif isinstance(d, (Respond, Done)): break
 
-Failure rules (issue 5), applied to the classification of ``_upstream_errors``:
-
-=====================  ==============================================================
-401/403                forget the token, refresh once, retry the same account; rejected
-                       again after that refresh -> account invalid (with the reason)
-402 / MONTHLY_...      account exhausted until its reset; next account
-429 / 408              cooldown (exponential back-off, jitter); next account; never disabled
-5xx / no answer        next account
-400 and other 4xx      no retry: the client gets the error
-refresh invalid_grant  account disabled with that reason; next account
-other refresh failure  per-account refresh back-off; next account (or the still-valid token)
-=====================  ==============================================================
+Failure rules (issue 5) are the table of ``_pool_failures.judge_failure``; refresh failures:
+``invalid_grant`` disables the account, anything else backs it off and the request moves on (or
+sends with the old token while it is still valid).
 
 Sends are bounded by ``PoolSettings.max_attempts``, and retries happen only before the first
 byte reached the client (``client_bytes_sent``).
@@ -67,21 +58,12 @@ from ._pool_decisions import (
     StartStream,
     Wait,
 )
-from ._pool_updates import (
-    AccountUpdate,
-    CreditsUsed,
-    MarkedInvalid,
-    QuotaExhausted,
-    RefreshFailed,
-    Served,
-    Throttled,
-    TokenRefreshed,
-    TokenRejected,
-)
+from ._pool_failures import Verdict, judge_failure, retry_after_seconds
+from ._pool_updates import AccountUpdate, CreditsUsed, RefreshFailed, Served, TokenRefreshed
 from ._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
-from ._upstream_errors import FailureClass, UpstreamFailure, classify_upstream_failure, connection_failure
+from ._upstream_errors import UpstreamFailure, classify_upstream_failure, connection_failure
 
-__all__ = ["Exchange", "ExchangePhase", "BodyFactory", "retry_after_seconds"]
+__all__ = ["Exchange", "ExchangePhase", "BodyFactory"]
 
 #: Serialises the Kiro body for an account's profileArn (``KiroRequest.body``).
 BodyFactory = Callable[[str | None], bytes]
@@ -122,18 +104,6 @@ _FEEDS: dict[str, frozenset[ExchangePhase]] = {
     "stream_failed": frozenset({ExchangePhase.STREAMING, ExchangePhase.COMMITTED}),
     "finished": frozenset({ExchangePhase.STREAMING, ExchangePhase.COMMITTED}),
 }
-
-def retry_after_seconds(headers: Sequence[tuple[str, str]]) -> float | None:
-    """A numeric ``Retry-After`` header, in seconds (HTTP dates are ignored)."""
-    for name, value in headers:
-        if name.lower() == "retry-after":
-            try:
-                seconds = float(value.strip())
-            except ValueError:
-                return None
-            return seconds if 0 <= seconds < 86400 else None
-    return None
-
 
 class Exchange:
     """One client request's way through the pool to an upstream 200 (or a final error).
@@ -498,41 +468,28 @@ class Exchange:
 
     def _failed(self, failure: UpstreamFailure, now: float, retry_after: float | None) -> None:
         account = self._current
-        assert account is not None
+        assert account is not None and self._sent_token is not None
         if isinstance(failure.client_error, RemoteProtocolError):
             self._last_error = failure.client_error
-        cls = failure.failure_class
-        what = f"HTTP {failure.status}: {failure.message}" if failure.status not in (0, 200) else failure.message
-        counters: tuple[tuple[str, float], ...] = (("requests", 1), ("failures", 1))
-        if not cls.retry_elsewhere:
-            self._queue.append(
-                Persist(account_id=account.account_id, counters=(("requests", 1), ("client_errors", 1)))
-            )
+        judged = judge_failure(
+            failure,
+            sent_token=self._sent_token,
+            auth_retried=account.account_id in self._auth_retried,
+            now=now,
+            jitter=self._random(),
+            settings=self._settings,
+            retry_after=retry_after,
+        )
+        if judged.verdict is Verdict.RESPOND:
+            self._queue.append(Persist(account_id=account.account_id, counters=judged.counters))
             self._fail(failure.client_error)
-            return
-        update: AccountUpdate | None = None
-        if cls is FailureClass.INVALID_TOKEN:
-            if account.account_id not in self._auth_retried:
-                self._auth_retried.add(account.account_id)
-                self._refreshed.discard(account.account_id)
-                assert self._sent_token is not None
-                update = TokenRejected(access_token=self._sent_token)
-                self._apply(account, update)
-                self._queue.append(Persist(account_id=account.account_id, update=update, counters=counters))
-                self._queue.append(Retry(account=account, reason=f"token rejected ({what})", same_account=True))
-                self._use_current_token.discard(account.account_id)
-                self.phase = ExchangePhase.SELECT
-                return
-            reason = f"access token rejected again after a refresh ({what})"
-            update = MarkedInvalid(reason=reason, until=now + self._settings.invalid_quarantine)
-        elif cls is FailureClass.QUOTA_EXHAUSTED:
-            reason = f"quota exhausted ({what})"
-            update = QuotaExhausted(reason=what, now=now, settings=self._settings)
-        elif cls is FailureClass.THROTTLED:
-            reason = f"throttled ({what})"
-            update = Throttled(
-                reason=what, now=now, jitter=self._random(), settings=self._settings, retry_after=retry_after
-            )
+        elif judged.verdict is Verdict.RETRY_SAME:
+            self._auth_retried.add(account.account_id)
+            self._refreshed.discard(account.account_id)
+            self._use_current_token.discard(account.account_id)
+            self._apply(account, judged.update)
+            self._queue.append(Persist(account_id=account.account_id, update=judged.update, counters=judged.counters))
+            self._queue.append(Retry(account=account, reason=judged.reason, same_account=True))
+            self.phase = ExchangePhase.SELECT
         else:
-            reason = f"upstream failed ({what})"
-        self._move_on(account, reason, update, counters, now)
+            self._move_on(account, judged.reason, judged.update, judged.counters, now)

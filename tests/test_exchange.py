@@ -11,7 +11,8 @@ import pytest
 from adapters.runtime.stores.memory_store import MemoryStore
 from kiro_protocol._credentials import AccountConfig
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._exchange import Exchange, ExchangePhase, retry_after_seconds
+from kiro_protocol._exchange import Exchange, ExchangePhase
+from kiro_protocol._pool_failures import retry_after_seconds
 from kiro_protocol._pool import AccountState, NoAccountAvailableError, PoolSettings, Strategy
 from kiro_protocol._pool_decisions import AcquireLease, LoadState, Persist, Refresh, Retry, SendUpstream, StartStream
 from kiro_protocol._upstream_errors import connection_failure
