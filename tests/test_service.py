@@ -313,3 +313,42 @@ async def test_no_accounts_configured(tmp_path: Path) -> None:
         with pytest.raises(anthropic.APIStatusError) as info:
             await s.anthropic().messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=[MESSAGE])  # type: ignore[list-item]
     assert info.value.status_code == 503 and "KIRO_AUTH_TOKEN" in str(info.value)
+
+
+async def test_sse_over_http2(tmp_path: Path) -> None:
+    from tests.test_anyio_server import H2Client
+
+    body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": True, "messages": [MESSAGE]}).encode()
+    async with stack(tmp_path) as s, H2Client.connect(s.server.port) as client:
+        response = await client.request(
+            "POST", "/v1/messages", [("x-api-key", TOKEN), ("content-type", "application/json")], body
+        )
+    assert response.status == 200 and response.headers["content-type"].startswith("text/event-stream")
+    events = [block for block in response.body.decode().split("\n\n") if block]
+    assert events[0].startswith("event: message_start") and events[-1].startswith("event: message_stop")
+    texts = [json.loads(e.split("data: ", 1)[1])["delta"]["text"] for e in events if '"text_delta"' in e]
+    assert "".join(texts) == "Hello, world! ✓"
+
+
+async def test_shutdown_deadline_ends_a_kiro_stream_with_an_error_event(tmp_path: Path) -> None:
+    from tests.test_anyio_server import H11Client
+
+    body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": True, "messages": [MESSAGE]}).encode()
+    async with stack(tmp_path, extra={"SHUTDOWN_TIMEOUT_SECONDS": "0.3"}) as s:
+        s.kiro.forever = True
+        async with H11Client.connect(s.server.port) as client, anyio.create_task_group() as tg:
+            results = []
+
+            async def call() -> None:
+                results.append(await client.request("POST", "/v1/messages", [("x-api-key", TOKEN)], body))
+
+            tg.start_soon(call)
+            with anyio.fail_after(5):
+                while not s.kiro.generate_tokens:
+                    await anyio.sleep(0.02)
+            await anyio.sleep(0.2)
+            s.server.shutdown()
+    response = results[0]
+    assert response.status == 200
+    last = [block for block in response.body.decode().split("\n\n") if block][-1]
+    assert last.startswith("event: error") and "overloaded_error" in last
