@@ -135,3 +135,27 @@ def test_updates_compose_as_documented() -> None:
     th = Throttled(reason="r", now=0, jitter=1.0, settings=s).apply(st0)
     assert th.cooldown_until == 40 and th.throttle_level == 4
     assert Served(now=50).apply(th).throttle_level == 0
+
+
+def test_status_view_shows_why_and_never_a_secret() -> None:
+    from kiro_protocol._pool_status import pool_status
+
+    accounts = make_accounts(3, auth="IdC")
+    now = 1_750_000_000.0
+    states = {
+        accounts[0].account_id: AccountState(access_token="ACCESS-SECRET", expires_at=now + 100,
+                                             refresh_token="ROTATED-SECRET", remaining_credits=12.5),
+        accounts[1].account_id: AccountState(cooldown_until=now + 30, cooldown_reason="HTTP 429: slow"),
+        accounts[2].account_id: AccountState(disabled_reason="refresh token rejected"),
+    }
+    view = pool_status(accounts, states, now, {accounts[0].account_id: {"requests": 3}})
+    assert view["total"] == 3 and view["usable"] == 1
+    entries = view["accounts"]
+    assert isinstance(entries, list)
+    assert [e["status"] for e in entries] == ["usable", "cooling_down", "disabled"]
+    assert entries[0]["token_valid_for_seconds"] == 100 and entries[0]["counters"] == {"requests": 3}
+    assert entries[1]["reason"] == "cooling down for 30 s after HTTP 429: slow"
+    text = repr(view)
+    for a in accounts:
+        assert a.refresh_token not in text and str(a.client_secret) not in text and str(a.client_id) not in text
+    assert "SECRET" not in text
