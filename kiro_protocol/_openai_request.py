@@ -406,7 +406,10 @@ def _stop(value: object) -> tuple[str, ...]:
         fail("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(items)}")
     out = []
     for i, item in enumerate(items):
-        out.append(_nonempty(item, f"stop.{i}"))
+        # Whitespace is a real stop sequence ("\n" is a common one); only "" is meaningless.
+        if not _str(item, f"stop.{i}"):
+            fail(f"stop.{i}", "must not be empty")
+        out.append(str(item))
     return tuple(out)
 
 

@@ -232,7 +232,9 @@ def test_max_tokens(fields: dict[str, Any], max_tokens: int) -> None:
     assert convert(body(**fields)) is not None
 
 
-@pytest.mark.parametrize(("stop", "expected"), [("END", ("END",)), (["a", "b"], ("a", "b")), (None, ()), ("", ())])
+@pytest.mark.parametrize(
+    ("stop", "expected"), [("END", ("END",)), (["a", "b"], ("a", "b")), (None, ()), ("", ()), (["\n", " "], ("\n", " "))]
+)
 def test_stop(stop: object, expected: tuple[str, ...]) -> None:
     r = parse_openai_request(body(stop=stop))
     assert r.stop_sequences == expected
