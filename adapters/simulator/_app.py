@@ -1,0 +1,434 @@
+"""The simulator's HTTP side: Kiro's endpoints and the ``/_sim`` control routes.
+
+A ``Handler`` for the anyio server (the same h11/h2 pumps as the gateway). Routes are matched on
+the last path segment, so any base URL works: ``KIRO_UPSTREAM_URL=http://127.0.0.1:N`` serves
+``/generateAssistantResponse``, ``/getUsageLimits`` and ``/ListAvailableModels``;
+``KIRO_SOCIAL_REFRESH_URL=http://127.0.0.1:N/refreshToken`` and
+``KIRO_IDC_REFRESH_URL=http://127.0.0.1:N/token`` the two refresh flows.
+
+``generateAssistantResponse`` checks what Kiro checks, in Kiro's order: the bearer token (issued
+here, unexpired), the content type, the JSON, the body rules (the core's linter: a violation is
+answered ``400 Improperly formed request`` like Kiro; an over-large body or history ``400
+CONTENT_LENGTH_EXCEEDS_THRESHOLD``), the model id; then the script decides the answer.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from urllib.parse import parse_qs
+
+import anyio
+
+from adapters.anyio_server import Request, Responder
+from kiro_protocol._linter import LintLimits, lint_kiro_body
+from kiro_protocol._models import KIRO_MODELS
+
+from ._markers import HTTP_FAILURES, IMPROPERLY_FORMED, INPUT_TOO_LONG, INVALID_BEARER, INVALID_MODEL, kiro_error_body
+from ._script import Ending, ErrorReply, StreamReply, answer, read_turn
+from ._state import ACCOUNT_TAGS, SimulatorState, TokenProblem
+
+__all__ = ["SimulatorApp", "KNOWN_MODEL_IDS"]
+
+log = logging.getLogger("kiro2api.simulator")
+
+#: Model ids ``generateAssistantResponse`` accepts: the core's table, ``auto`` and the legacy
+#: upper-case ids older clients (the Go reference) send.
+KNOWN_MODEL_IDS = frozenset(
+    {m.kiro_id for m in KIRO_MODELS}
+    | {"auto", "CLAUDE_SONNET_4_5_20250929_V1_0", "CLAUDE_SONNET_4_20250514_V1_0", "CLAUDE_3_7_SONNET_20250219_V1_0"}
+)
+_JSON = "application/json"
+_EVENTSTREAM = "application/vnd.amazon.eventstream"
+# Lint rules whose violation Kiro answers with "input too long" rather than "improperly formed".
+_SIZE_RULES = frozenset({"body-size", "history-length"})
+# Request headers kept in the records (the rest, Authorization included, are not shown).
+_RECORDED_HEADERS = frozenset(
+    {
+        "content-type",
+        "accept",
+        "host",
+        "user-agent",
+        "x-amz-user-agent",
+        "x-amzn-kiro-agent-mode",
+        "x-amzn-codewhisperer-optout",
+        "amz-sdk-invocation-id",
+        "amz-sdk-request",
+        "tokentype",
+    }
+)
+_MAX_TOKENS_OUT = 64_000
+
+Route = Callable[[Request, Responder], Awaitable[None]]
+
+
+def _dumps(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _headers(request: Request) -> dict[str, str]:
+    return {k: v for k, v in request.headers if k in _RECORDED_HEADERS}
+
+
+def _is_json(request: Request) -> bool:
+    content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+    return content_type == _JSON or content_type.endswith("+json") or content_type.startswith("application/x-amz-json")
+
+
+def _next_month(now: float) -> float:
+    day = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
+    return float(calendar.timegm((year, month, 1, 0, 0, 0)))
+
+
+class SimulatorApp:
+    """The simulator's request handler (give it to ``adapters.anyio_server.Server``)."""
+
+    def __init__(self, state: SimulatorState) -> None:
+        self.state = state
+        self._routes: dict[tuple[str, str], Route] = {
+            ("POST", "generateAssistantResponse"): self._generate,
+            ("POST", "refreshToken"): self._social_refresh,
+            ("POST", "token"): self._idc_refresh,
+            ("GET", "getUsageLimits"): self._usage_limits,
+            ("GET", "ListAvailableModels"): self._models,
+        }
+        self._control: dict[tuple[str, str], Route] = {
+            ("GET", "/_sim/requests"): self._sim_requests,
+            ("POST", "/_sim/reset"): self._sim_reset,
+            ("POST", "/_sim/expire-tokens"): self._sim_expire,
+            ("POST", "/_sim/revoke"): self._sim_revoke,
+            ("GET", "/"): self._health,
+            ("GET", "/health"): self._health,
+        }
+
+    async def __call__(self, request: Request, respond: Responder) -> None:
+        path = request.target.split("?", 1)[0]
+        route = self._control.get((request.method, path))
+        if route is None:
+            operation = path.rstrip("/").rsplit("/", 1)[-1]
+            route = self._routes.get((request.method, operation))
+            if route is None:
+                known = any(op == operation for _, op in self._routes) or path in {p for _, p in self._control}
+                status = 405 if known else 404
+                message = "Method Not Allowed" if known else "UnknownOperationException"
+                await self._json(respond, status, kiro_error_body(message))
+                return
+        try:
+            await route(request, respond)
+        except Exception:
+            log.exception("simulator: %s %s failed", request.method, path)
+            try:
+                await self._json(respond, 500, kiro_error_body("Simulator failure (see its log).", None, "InternalServerException"))
+            except Exception:  # the response had already started: the pump closes the connection
+                pass
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    async def _json(
+        self, respond: Responder, status: int, body: bytes, *, error_type: str | None = None
+    ) -> None:
+        headers = [("content-type", _JSON), ("x-amzn-requestid", str(uuid.uuid4()))]
+        if error_type is not None:
+            headers.append(("x-amzn-errortype", error_type))
+        await respond.send_response(status, headers, body)
+
+    def _record(self, request: Request, endpoint: str, **fields: object) -> dict[str, object]:
+        self.state.counters[endpoint] += 1
+        entry: dict[str, object] = {
+            "method": request.method,
+            "path": request.target.split("?", 1)[0],
+            "endpoint": endpoint,
+            "headers": _headers(request),
+        }
+        entry.update(fields)
+        return self.state.record(entry)
+
+    # -- Kiro: generateAssistantResponse ---------------------------------------------------------
+
+    async def _generate(self, request: Request, respond: Responder) -> None:
+        state = self.state
+        issued = state.bearer(request.header("authorization"))
+        entry = self._record(request, "generateAssistantResponse", account=issued.account if issued else None)
+
+        async def fail(status: int, body: bytes, error_type: str | None, why: str) -> None:
+            entry.update(status=status, outcome=why)
+            await self._json(respond, status, body, error_type=error_type)
+
+        if issued is None:
+            await fail(403, INVALID_BEARER, "AccessDeniedException", "invalid-token")
+            return
+        state.per_account[issued.account] += 1
+        for tag in issued.tags:
+            failure = HTTP_FAILURES[ACCOUNT_TAGS[tag]](())
+            entry["scenario"] = tag
+            await fail(failure.status, failure.body, failure.error_type, "account-tag")
+            return
+        if not _is_json(request):
+            await fail(400, IMPROPERLY_FORMED, "ValidationException", "content-type")
+            return
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            await fail(400, IMPROPERLY_FORMED, "ValidationException", "invalid-json")
+            return
+        entry["body"] = body
+        limits = LintLimits(
+            max_body_bytes=state.config.max_body_bytes, max_history_entries=state.config.max_history_entries
+        )
+        violations = lint_kiro_body(body, limits=limits, body_size=len(request.body))
+        if violations:
+            entry["violations"] = [{"rule": v.rule, "path": v.path, "message": v.message} for v in violations]
+            if all(v.rule in _SIZE_RULES for v in violations):
+                await fail(400, INPUT_TOO_LONG, "ValidationException", "input-too-long")
+            else:
+                await fail(400, IMPROPERLY_FORMED, "ValidationException", "lint")
+            return
+        turn = read_turn(body)
+        if turn.model not in KNOWN_MODEL_IDS:
+            await fail(400, INVALID_MODEL, "ValidationException", "invalid-model")
+            return
+        reply = answer(body, seed=state.sequence)
+        if reply.once and reply.scenario is not None and not state.fire_once(reply.scenario, turn.prompt):
+            reply = answer(body, seed=state.sequence, failures=False)
+        entry["scenario"] = reply.scenario
+        if isinstance(reply, ErrorReply):
+            failure = reply.failure
+            await fail(failure.status, failure.body, failure.error_type, "scenario")
+            return
+        entry["sent"] = {
+            "text": reply.text,
+            "toolCalls": [{"toolUseId": c.tool_use_id, "name": c.name, "input": c.arguments} for c in reply.tool_calls],
+        }
+        await self._stream(respond, reply, entry)
+
+    async def _stream(self, respond: Responder, reply: StreamReply, entry: dict[str, object]) -> None:
+        entry.update(status=200, outcome="streaming")
+        pace = (reply.pace_ms if reply.pace_ms is not None else self.state.config.pace_ms) / 1000
+        headers = [("content-type", _EVENTSTREAM), ("x-amzn-requestid", str(uuid.uuid4()))]
+        try:
+            await respond.start_stream(200, headers)
+            for i, chunk in enumerate(reply.chunks):
+                if i and pace > 0:
+                    await anyio.sleep(pace)
+                await respond.send_chunk(chunk)
+                entry["chunksSent"] = i + 1
+            if reply.ending is Ending.DROP:
+                # Returning without ending the body makes the pump close the connection mid-frame.
+                entry["outcome"] = "dropped"
+                return
+            await respond.end_stream()
+            entry["outcome"] = "complete"
+        except BaseException:
+            # Cancelled (the client, i.e. the gateway, went away) or the socket broke.
+            entry["outcome"] = "client-disconnected"
+            raise
+
+    # -- Kiro: refresh endpoints ----------------------------------------------------------------
+
+    def _read_json(self, request: Request) -> dict[str, object] | None:
+        try:
+            body = json.loads(request.body)
+        except ValueError:
+            return None
+        return body if isinstance(body, dict) else None
+
+    async def _social_refresh(self, request: Request, respond: Responder) -> None:
+        body = self._read_json(request)
+        token = body.get("refreshToken") if body is not None else None
+        entry = self._record(request, "refreshToken", body={"refreshToken": "***"} if body is not None else None)
+        try:
+            if body is None or not _is_json(request):
+                raise TokenProblem("Improperly formed request.", permanent=False)
+            access, ttl, returned = self.state.issue(token if isinstance(token, str) else "", flow="social")
+        except TokenProblem as exc:
+            status = 401 if exc.permanent else 400
+            entry.update(status=status, outcome="refused")
+            await self._json(respond, status, kiro_error_body(str(exc), "invalid_grant" if exc.permanent else None))
+            return
+        issued = self.state.tokens[access]
+        entry.update(status=200, outcome="issued", account=issued.account)
+        answer_body = {
+            "accessToken": access,
+            "expiresIn": int(ttl) if float(ttl).is_integer() else ttl,
+            "profileArn": issued.profile_arn,
+            "refreshToken": returned,
+        }
+        await self._json(respond, 200, _dumps(answer_body))
+
+    async def _idc_refresh(self, request: Request, respond: Responder) -> None:
+        body = self._read_json(request)
+        entry = self._record(
+            request,
+            "token",
+            body={k: ("***" if k in ("clientSecret", "refreshToken") else v) for k, v in (body or {}).items()},
+        )
+
+        async def oidc_error(status: int, error: str, description: str) -> None:
+            entry.update(status=status, outcome=error)
+            await self._json(respond, status, _dumps({"error": error, "error_description": description}))
+
+        if body is None:
+            await oidc_error(400, "invalid_request", "The request body is not a JSON object.")
+            return
+        client_id, secret = body.get("clientId"), body.get("clientSecret")
+        if not isinstance(client_id, str) or not client_id or not isinstance(secret, str) or not secret:
+            await oidc_error(400, "invalid_request", "clientId and clientSecret are required.")
+            return
+        if "invalid" in secret.lower():
+            await oidc_error(401, "invalid_client", "Invalid client credentials provided.")
+            return
+        if body.get("grantType") != "refresh_token":
+            await oidc_error(400, "unsupported_grant_type", "grantType must be refresh_token.")
+            return
+        token = body.get("refreshToken")
+        try:
+            access, ttl, returned = self.state.issue(token if isinstance(token, str) else "", flow="idc")
+        except TokenProblem as exc:
+            if exc.permanent:
+                await oidc_error(400, "invalid_grant", "Invalid refresh token provided")
+            else:
+                await oidc_error(400, "invalid_request", str(exc))
+            return
+        entry.update(status=200, outcome="issued", account=self.state.tokens[access].account)
+        answer_body = {
+            "accessToken": access,
+            "expiresIn": int(ttl) if float(ttl).is_integer() else ttl,
+            "refreshToken": returned,
+            "tokenType": "Bearer",
+        }
+        await self._json(respond, 200, _dumps(answer_body))
+
+    # -- Kiro: usage limits and models --------------------------------------------------------------
+
+    async def _authorised(self, request: Request, respond: Responder, endpoint: str) -> dict[str, object] | None:
+        issued = self.state.bearer(request.header("authorization"))
+        entry = self._record(request, endpoint, account=issued.account if issued else None)
+        if issued is None:
+            entry.update(status=403, outcome="invalid-token")
+            await self._json(respond, 403, INVALID_BEARER, error_type="AccessDeniedException")
+            return None
+        entry.update(status=200, outcome="complete")
+        return entry
+
+    async def _usage_limits(self, request: Request, respond: Responder) -> None:
+        entry = await self._authorised(request, respond, "getUsageLimits")
+        if entry is None:
+            return
+        account = str(entry["account"])
+        query = parse_qs(request.target.partition("?")[2])
+        limit = 50.0
+        used = float(min(self.state.per_account[account], limit))
+        if "[sim-quota]" in account:
+            used = limit
+        trial_limit = 0.0 if "[sim-quota]" in account else 500.0
+        reset = _next_month(self.state.now())
+        document = {
+            "daysUntilReset": max(0, int((reset - self.state.now()) // 86400)),
+            "nextDateReset": reset,
+            "userInfo": {"email": "simulator@example.com", "userId": account}
+            if "isEmailRequired" in query
+            else {"userId": account},
+            "subscriptionInfo": {
+                "subscriptionTitle": "KIRO FREE",
+                "type": "Q_DEVELOPER_STANDALONE_FREE",
+                "overageCapability": "OVERAGE_INCAPABLE",
+                "upgradeCapability": "UPGRADE_CAPABLE",
+                "subscriptionManagementTarget": "PURCHASE",
+            },
+            "overageConfiguration": {"overageStatus": "DISABLED"},
+            "usageBreakdownList": [
+                {
+                    "resourceType": "CREDIT",
+                    "displayName": "Credit",
+                    "displayNamePlural": "Credits",
+                    "unit": "INVOCATIONS",
+                    "currency": "USD",
+                    "usageLimit": int(limit),
+                    "usageLimitWithPrecision": limit,
+                    "currentUsage": int(used),
+                    "currentUsageWithPrecision": used,
+                    "overageCap": 0,
+                    "overageCapWithPrecision": 0.0,
+                    "overageRate": 0.0,
+                    "overageCharges": 0.0,
+                    "currentOverages": 0,
+                    "currentOveragesWithPrecision": 0.0,
+                    "nextDateReset": reset,
+                    "freeTrialInfo": {
+                        "freeTrialStatus": "ACTIVE" if trial_limit else "EXPIRED",
+                        "freeTrialExpiry": reset + 14 * 86400.0,
+                        "usageLimit": int(trial_limit),
+                        "usageLimitWithPrecision": trial_limit,
+                        "currentUsage": 0,
+                        "currentUsageWithPrecision": 0.0,
+                    },
+                    "bonuses": [],
+                }
+            ],
+            "limits": [],
+            "usageBreakdown": None,
+        }
+        await self._json(respond, 200, _dumps(document))
+
+    async def _models(self, request: Request, respond: Responder) -> None:
+        if await self._authorised(request, respond, "ListAvailableModels") is None:
+            return
+        models = [_model_entry("auto", "Auto", 200_000, 1.0)]
+        for m in KIRO_MODELS:
+            multiplier = 2.2 if m.family == "opus" else 0.4 if m.family == "haiku" else 1.3
+            models.append(_model_entry(m.kiro_id, m.display_name, m.context_window, multiplier))
+        await self._json(respond, 200, _dumps({"models": models, "defaultModel": models[0], "nextToken": None}))
+
+    # -- control routes --------------------------------------------------------------------------
+
+    async def _sim_requests(self, request: Request, respond: Responder) -> None:
+        document = {
+            "requests": list(self.state.records),
+            "counters": dict(self.state.counters),
+            "perAccount": dict(self.state.per_account),
+            "issuedTokens": len(self.state.tokens),
+        }
+        await self._json(respond, 200, _dumps(document))
+
+    async def _sim_reset(self, request: Request, respond: Responder) -> None:
+        self.state.reset()
+        await self._json(respond, 200, _dumps({"reset": True}))
+
+    async def _sim_expire(self, request: Request, respond: Responder) -> None:
+        await self._json(respond, 200, _dumps({"expired": self.state.expire_all()}))
+
+    async def _sim_revoke(self, request: Request, respond: Responder) -> None:
+        body = self._read_json(request) or {}
+        token = body.get("refreshToken")
+        if not isinstance(token, str) or not token:
+            await self._json(respond, 400, kiro_error_body('expected {"refreshToken": "..."}'))
+            return
+        self.state.revoke(token)
+        await self._json(respond, 200, _dumps({"revoked": True}))
+
+    async def _health(self, request: Request, respond: Responder) -> None:
+        await self._json(respond, 200, _dumps({"status": "ok", "service": "kiro2api upstream simulator"}))
+
+
+def _model_entry(model_id: str, name: str, window: int, multiplier: float) -> dict[str, object]:
+    return {
+        "modelId": model_id,
+        "modelName": name,
+        "description": f"{name} (simulated)",
+        "rateMultiplier": multiplier,
+        "rateUnit": "Credit",
+        "supportedInputTypes": ["TEXT", "IMAGE"],
+        "tokenLimits": {"maxInputTokens": window, "maxOutputTokens": _MAX_TOKENS_OUT},
+        "promptCaching": {
+            "supportsPromptCaching": True,
+            "maximumCacheCheckpointsPerRequest": 4,
+            "minimumTokensPerCacheCheckpoint": 1024,
+        },
+    }
