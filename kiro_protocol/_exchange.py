@@ -281,7 +281,8 @@ class Exchange:
         assert state.access_token is not None
         self._attempts += 1
         profile_arn = state.profile_arn or account.profile_arn
-        url = self._settings.endpoints.generate_url(api_region(account, profile_arn))
+        endpoints = self._settings.endpoints
+        url = endpoints.generate_url(api_region(account, profile_arn, endpoints.default_region))
         headers = generate_headers(
             account=account,
             access_token=state.access_token,

@@ -51,6 +51,8 @@ class Endpoints:
     """URL templates; ``{region}`` is replaced per account. Overridable for tests and simulators."""
 
     api_base: str = "https://q.{region}.amazonaws.com"
+    #: Region of accounts that configure none (``KIRO_REGION``).
+    default_region: str = DEFAULT_REGION
     social_refresh: str = "https://prod.{region}.auth.desktop.kiro.dev/refreshToken"
     idc_refresh: str = "https://oidc.{region}.amazonaws.com/token"
 
@@ -75,19 +77,19 @@ def machine_id(account: AccountConfig) -> str:
     return hashlib.sha256(f"KotlinNativeAPI/{account.refresh_token}".encode()).hexdigest()
 
 
-def api_region(account: AccountConfig, profile_arn: str | None = None) -> str:
+def api_region(account: AccountConfig, profile_arn: str | None = None, default: str = DEFAULT_REGION) -> str:
     """Data-plane region: the region of the (current) profileArn, else the configured one."""
     return (
         region_from_profile_arn(profile_arn)
         or region_from_profile_arn(account.profile_arn)
         or account.region
-        or DEFAULT_REGION
+        or default
     )
 
 
-def auth_region(account: AccountConfig) -> str:
+def auth_region(account: AccountConfig, default: str = DEFAULT_REGION) -> str:
     """Region of the refresh endpoint: where the account signed in (the configured region)."""
-    return account.region or DEFAULT_REGION
+    return account.region or default
 
 
 def _host(url: str) -> str:

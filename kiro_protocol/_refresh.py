@@ -68,7 +68,7 @@ def build_refresh_request(
 
     ``invocation_id`` is a fresh UUID drawn by the adapter (used by the IdC call).
     """
-    region = auth_region(account)
+    region = auth_region(account, endpoints.default_region)
     if account.auth is AuthMethod.SOCIAL:
         url = endpoints.social_refresh.format(region=region)
         body = json.dumps({"refreshToken": refresh_token}, separators=(",", ":")).encode()

@@ -47,7 +47,7 @@ def build_usage_limits_request(
 ) -> HttpRequest:
     """The ``getUsageLimits`` GET for ``account`` (in the region of its profileArn)."""
     arn = profile_arn or account.profile_arn
-    url = endpoints.usage_limits_url(api_region(account, arn), arn)
+    url = endpoints.usage_limits_url(api_region(account, arn, endpoints.default_region), arn)
     headers = usage_limits_headers(
         account=account, access_token=access_token, url=url, invocation_id=invocation_id, versions=versions
     )

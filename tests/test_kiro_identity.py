@@ -108,3 +108,14 @@ def test_endpoints_are_templates() -> None:
     arn = "arn:aws:codewhisperer:us-east-1:1:profile/A B"
     assert e.usage_limits_url("us-east-1", arn).endswith(
         "&profileArn=arn%3Aaws%3Acodewhisperer%3Aus-east-1%3A1%3Aprofile%2FA%20B")
+
+
+def test_default_region_applies_to_accounts_without_one() -> None:
+    from kiro_protocol._refresh import build_refresh_request
+
+    plain = _account("t" * 30)
+    endpoints = Endpoints(default_region="eu-central-1")
+    assert api_region(plain, None, endpoints.default_region) == "eu-central-1"
+    req = build_refresh_request(plain, refresh_token="t", versions=ClientVersions(), endpoints=endpoints,
+                                invocation_id="i")
+    assert req.url == "https://prod.eu-central-1.auth.desktop.kiro.dev/refreshToken"
