@@ -89,7 +89,9 @@ class H2Pump:
         return self._running > 0
 
     def on_shutdown(self) -> None:
-        """Stop taking streams (GOAWAY); the connection closes when its streams are done."""
+        """Stop taking streams (GOAWAY now); the connection closes when its streams are done."""
+        if self._tg is not None:
+            self._tg.start_soon(self._goaway)
         if self._recv_scope is not None and not self.busy:
             self._recv_scope.cancel()
 

@@ -270,11 +270,17 @@ class KiroService(BasicService):
                 await out.push()
             cancel.cancel()
 
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(read, tg.cancel_scope)
-            if translator.streaming:
-                tg.start_soon(tick)
-            tg.start_soon(terminate, tg.cancel_scope)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(read, tg.cancel_scope)
+                if translator.streaming:
+                    tg.start_soon(tick)
+                tg.start_soon(terminate, tg.cancel_scope)
+        except anyio.get_cancelled_exc_class():
+            # The client left (or the server gave up on us): still record what was used.
+            with anyio.CancelScope(shield=True):
+                await self._abandon(exchange, translator)
+            raise
 
         if ctx.lifecycle.terminating.is_set() and not out.committed:
             raise LocalProtocolError("The server is shutting down; retry the request.", kind=ErrorKind.OVERLOADED)
@@ -302,6 +308,20 @@ class KiroService(BasicService):
                 output_tokens=usage.output_tokens,
                 credits=translator.credits or 0.0,
             )
+
+    async def _abandon(self, exchange: Exchange, translator: ResponseTranslator) -> None:
+        """Close the exchange of a cancelled response: usage counters, then its last Persists."""
+        clock = self._driver.clock
+        usage = translator.usage
+        with contextlib.suppress(LocalProtocolError):
+            exchange.finished(
+                clock(),
+                input_tokens=usage.input_tokens,
+                output_tokens=usage.output_tokens,
+                credits=translator.credits or 0.0,
+            )
+            while not isinstance(decision := exchange.next_decision(clock()), (Done, Respond)):
+                await self._driver.execute(decision, exchange)
 
 
 class _Output:
