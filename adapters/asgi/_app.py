@@ -1,0 +1,243 @@
+"""The ASGI pump: scope/receive/send in, the shared ``App`` in the middle, lifespan around it."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sys
+from collections.abc import AsyncIterator, Sequence
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from adapters.runtime.app import ApiService, App, Lifecycle, Request
+from adapters.runtime.logging import configure_logging
+from adapters.runtime.service import open_service, prepare
+from adapters.runtime.settings import Settings, load_settings
+from kiro_protocol._errors import ErrorKind, LocalProtocolError
+from kiro_protocol._routing import CORS_HEADERS, Dialect, error_answer
+
+from ._types import HTTPScope, Message, Receive, Scope, Send
+
+__all__ = ["KiroASGI", "create_app"]
+
+log = logging.getLogger("kiro2api.asgi")
+
+_NOT_STARTED = (
+    "kiro2api has not been started: the ASGI server must run the lifespan protocol "
+    "(when mounting, pass lifespan=kiro.lifespan to the host application)."
+)
+
+
+def create_app(settings: Settings | None = None, *, service: ApiService | None = None) -> KiroASGI:
+    """The ASGI 3 application serving every route of ``kiro2api serve``.
+
+    Args:
+        settings: the operator settings; None reads them from the environment and ``./.env``
+            (and then also installs kiro2api's logging, as ``kiro2api serve`` does).
+        service: the endpoints (tests); None opens the Kiro service from the settings at startup.
+
+    Raises:
+        SettingsError: the environment holds an invalid setting (no secret in the message).
+    """
+    if settings is None:
+        settings = load_settings(environ=os.environ)
+        configure_logging(level=settings.log_level, fmt=settings.log_format, file=settings.log_file)
+    return KiroASGI(settings, service=service)
+
+
+class _ClientGone(Exception):
+    pass
+
+
+class KiroASGI:
+    """kiro2api as an ASGI 3 callable; ``lifespan`` also serves hosts such as Starlette."""
+
+    def __init__(self, settings: Settings, *, service: ApiService | None = None) -> None:
+        self.settings = settings
+        self._service = service
+        self._app: App | None = None
+        self.lifecycle: Lifecycle | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self._lifespan_protocol(receive, send)
+        else:
+            raise RuntimeError(f"kiro2api serves HTTP only, not {scope['type']!r}")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, host: object = None) -> AsyncIterator[None]:
+        """Start the upstream client, state store and background checks; stop them on exit."""
+        settings = self.settings
+        lifecycle = Lifecycle()
+        async with contextlib.AsyncExitStack() as stack:
+            service = self._service
+            if service is None:
+                prepared = await anyio.to_thread.run_sync(prepare, settings)
+                service = await stack.enter_async_context(open_service(settings, prepared))
+            self.lifecycle = lifecycle
+            self._app = App(
+                service=service,
+                client_token=settings.client_token,
+                lifecycle=lifecycle,
+                max_concurrent_sessions=settings.max_concurrent_sessions,
+            )
+            if settings.client_token_generated:
+                print(
+                    "kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token for this run:\n"
+                    f"  {settings.client_token}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            try:
+                yield
+            finally:
+                lifecycle.shutting_down.set()
+                lifecycle.terminating.set()
+                self._app = None
+
+    async def _lifespan_protocol(self, receive: Receive, send: Send) -> None:
+        await receive()
+        started = False
+        try:
+            async with self.lifespan():
+                await send({"type": "lifespan.startup.complete"})
+                started = True
+                await receive()
+        except Exception as exc:
+            log.exception("kiro2api lifespan failed")
+            phase = "shutdown" if started else "startup"
+            await send({"type": f"lifespan.{phase}.failed", "message": str(exc)})
+            return
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self._app
+        if app is None:
+            await _send_error(send, 503, _NOT_STARTED, ErrorKind.OVERLOADED)
+            return
+        http: HTTPScope = scope  # type: ignore[assignment]
+        limit = self.settings.max_request_body_bytes
+        declared = _content_length(http.get("headers", []))
+        if declared is not None and declared > limit:
+            await _send_error(send, 413, f"Request body exceeds the limit of {limit} bytes.", ErrorKind.REQUEST_TOO_LARGE)
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await _send_error(send, 413, f"Request body exceeds the limit of {limit} bytes.", ErrorKind.REQUEST_TOO_LARGE)
+                return
+            if not message.get("more_body", False):
+                break
+        request = Request(
+            method=http["method"],
+            target=_target(http),
+            headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in http.get("headers", [])),
+            body=bytes(body),
+            http_version=http.get("http_version", "1.1"),
+            client=_client(http.get("client")),
+        )
+        responder = _Responder(send)
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(self._watch_disconnect, receive, responder)
+            with responder.scope:
+                await app(request, responder)
+            tg.cancel_scope.cancel()
+        if responder.state == "idle" and not responder.scope.cancel_called:
+            await _send_error(send, 500, "The request handler returned no response.", ErrorKind.API)
+
+    async def _watch_disconnect(self, receive: Receive, responder: _Responder) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        responder.scope.cancel()
+
+
+class _Responder:
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.scope = anyio.CancelScope()
+        self.state = "idle"
+
+    async def _emit(self, message: Message) -> None:
+        try:
+            await self._send(message)
+        except OSError:
+            # The server could not write: like a disconnect, this cancels the handler.
+            self.scope.cancel()
+            await anyio.lowlevel.checkpoint()
+            raise _ClientGone from None
+
+    async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        self._check("idle")
+        self.state = "done"
+        await self._emit({"type": "http.response.start", "status": status, "headers": _encode(_with_length(headers, body))})
+        await self._emit({"type": "http.response.body", "body": body, "more_body": False})
+
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+        self._check("idle")
+        self.state = "streaming"
+        kept = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
+        await self._emit({"type": "http.response.start", "status": status, "headers": _encode(kept)})
+
+    async def send_chunk(self, data: bytes) -> None:
+        self._check("streaming")
+        if data:
+            await self._emit({"type": "http.response.body", "body": data, "more_body": True})
+
+    async def end_stream(self) -> None:
+        self._check("streaming")
+        self.state = "done"
+        await self._emit({"type": "http.response.body", "body": b"", "more_body": False})
+
+    def _check(self, expected: str) -> None:
+        if self.state != expected:
+            raise RuntimeError(f"response is {self.state}, expected {expected}")
+
+
+async def _send_error(send: Send, status: int, message: str, kind: ErrorKind) -> None:
+    answer = error_answer(LocalProtocolError(message, kind=kind, status_hint=status), Dialect.ANTHROPIC)
+    headers = _with_length(list(answer.headers) + list(CORS_HEADERS), answer.body)
+    await send({"type": "http.response.start", "status": answer.status, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": answer.body, "more_body": False})
+
+
+def _with_length(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
+    if not body and any(k.lower() == "content-length" for k, _ in headers):
+        return list(headers)  # a HEAD answer carries the GET length
+    return [(k, v) for k, v in headers if k.lower() != "content-length"] + [("content-length", str(len(body)))]
+
+
+def _encode(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
+    return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+
+
+def _content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
+    for name, value in headers:
+        if name.lower() == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def _target(scope: HTTPScope) -> str:
+    path = scope["path"]
+    root = scope.get("root_path", "")
+    # ASGI puts the mount prefix in both root_path and path; routes are matched below the mount.
+    if root and (path == root or path.startswith(root.rstrip("/") + "/")):
+        path = path[len(root.rstrip("/")):] or "/"
+    query = scope.get("query_string", b"")
+    return path + ("?" + query.decode("latin-1") if query else "")
+
+
+def _client(address: tuple[str, int] | None) -> str | None:
+    return f"{address[0]}:{address[1]}" if address else None
