@@ -23,7 +23,7 @@ import pytest
 
 from adapters.anyio_server import Server, serve_settings
 from adapters.runtime.settings import load_settings
-from kiro_protocol._upstream_events import AssistantResponse, ContextUsage, Metering, UpstreamEvent
+from kiro_protocol._upstream_events import AssistantResponse, ContextUsage, Metering, UpstreamEvent, UpstreamException
 from kiro_protocol._upstream_parse import encode_upstream_event
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -60,6 +60,8 @@ class FakeKiro:
     port: int = 0
     #: access token -> (status, body) to answer instead of a stream.
     failures: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    #: access token -> frames of a 200 answer for that account only.
+    streams: dict[str, list[bytes]] = field(default_factory=dict)
     #: Frames of a successful answer, and the pause between them.
     answer: list[bytes] = field(default_factory=lambda: list(HELLO))
     pause: float = 0.01
@@ -122,7 +124,7 @@ class FakeKiro:
             await send(h11.Response(status_code=200, headers=[("content-type", "application/vnd.amazon.eventstream")]))
             try:
                 while True:
-                    for frame in self.answer:
+                    for frame in self.streams.get(token, self.answer):
                         await send(h11.Data(data=frame))
                         await anyio.sleep(self.pause)
                     if not self.forever:
@@ -352,3 +354,25 @@ async def test_shutdown_deadline_ends_a_kiro_stream_with_an_error_event(tmp_path
     assert response.status == 200
     last = [block for block in response.body.decode().split("\n\n") if block][-1]
     assert last.startswith("event: error") and "overloaded_error" in last
+
+
+async def test_failure_inside_a_200_before_content_fails_over(tmp_path: Path) -> None:
+    async with stack(tmp_path, accounts=2) as s:
+        s.kiro.streams["at-0"] = frames(UpstreamException(exception_type="ThrottlingException", message="slow down"))
+        async with s.anthropic().messages.stream(model="claude-sonnet-4-5", max_tokens=50, messages=[MESSAGE]) as stream:  # type: ignore[list-item]
+            text = "".join([t async for t in stream.text_stream])
+    assert text == "Hello, world! ✓"  # nothing of the failed attempt reached the client
+    assert s.kiro.generate_tokens == ["at-0", "at-1"]
+
+
+async def test_failure_after_content_ends_the_stream_with_an_error_event(tmp_path: Path) -> None:
+    async with stack(tmp_path, accounts=2) as s:
+        s.kiro.streams["at-0"] = frames(
+            AssistantResponse(content="Partial"), UpstreamException(exception_type="InternalServerException", message="oops")
+        )
+        with pytest.raises(anthropic.APIStatusError) as info:
+            async with s.anthropic().messages.stream(model="claude-sonnet-4-5", max_tokens=50, messages=[MESSAGE]) as stream:  # type: ignore[list-item]
+                async for _ in stream:
+                    pass
+    assert "InternalServerException" in str(info.value) or "oops" in str(info.value)
+    assert s.kiro.generate_tokens == ["at-0"]  # committed: no retry after the client saw content
