@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from kiro_protocol._models import parse_model_map
+
 from .dotenv import DotenvError, read_dotenv
 from .logging import mask_secret
 
@@ -154,15 +156,12 @@ def _state_url(raw: str) -> str:
 
 
 def _model_map(raw: str) -> dict[str, str]:
-    if not raw.strip():
-        return {}
+    # One parser for the map, the model table's own (so the rules cannot drift).
     try:
-        obj = json.loads(raw)
+        return parse_model_map(raw)
     except ValueError as exc:
-        raise ValueError(f"not valid JSON ({exc.args[0]})") from None
-    if not isinstance(obj, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in obj.items()):
-        raise ValueError('expected a JSON object of strings, e.g. {"claude-sonnet-4-5": "CLAUDE_SONNET_4_5_20250929_V1_0"}')
-    return obj
+        detail = str(exc).removeprefix("KIRO_MODEL_MAP").lstrip(": ")
+        raise ValueError(f"the value {detail}" if detail.startswith(("is ", "must ")) else detail) from None
 
 
 def _region(raw: str) -> str:
