@@ -115,8 +115,14 @@ def _opt_number(event_type: str, obj: dict[str, object], key: str) -> float | No
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            number = float(value)  # an int too large for a float raises OverflowError
+        except OverflowError:
+            number = math.inf
+        if math.isfinite(number):
+            return number
+        raise UpstreamPayloadError(event_type, f"{key!r} must be a finite number")
     raise UpstreamPayloadError(event_type, f"{key!r} must be a number, got {_json_type(value)}")
 
 

@@ -146,7 +146,7 @@ PARSE_CASES: list[tuple[str, str, str, UpstreamEvent]] = [
     ("reasoning-redacted", "reasoningContentEvent", '{"redactedContent":"b64"}',
      ReasoningContent(text="", redacted_content="b64")),
     ("metering-empty-object", "meteringEvent", "{}", Metering(unit=None, usage=None)),
-    ("metering-int-usage", "meteringEvent", '{"unit":"credit","usage":1}', Metering(unit="credit", usage=1)),
+    ("metering-int-usage", "meteringEvent", '{"unit":"credit","usage":1}', Metering(unit="credit", usage=1.0)),
     ("context-over-100", "contextUsageEvent", '{"contextUsagePercentage":100.5}', ContextUsage(percentage=100.5)),
     ("metadata-ids", "messageMetadataEvent", '{"conversationId":"c","utteranceId":"u"}',
      MessageMetadata(conversation_id="c", utterance_id="u")),
@@ -197,7 +197,9 @@ BAD_PAYLOADS: list[tuple[str, str, bytes, str]] = [
     ("context-missing", "contextUsageEvent", b"{}", "'contextUsagePercentage' is missing"),
     ("context-string", "contextUsageEvent", b'{"contextUsagePercentage":"5"}', "must be a number, got string"),
     ("context-bool", "contextUsageEvent", b'{"contextUsagePercentage":true}', "must be a number, got boolean"),
-    ("context-infinite", "contextUsageEvent", b'{"contextUsagePercentage":1e999}', "must be a number"),
+    ("context-infinite", "contextUsageEvent", b'{"contextUsagePercentage":1e999}', "must be a finite number"),
+    ("context-huge-int", "contextUsageEvent", b'{"contextUsagePercentage":1' + b"0" * 400 + b"}",
+     "must be a finite number"),
     ("metering-usage-string", "meteringEvent", b'{"usage":"1"}', "'usage' must be a number"),
     ("metadata-usage-array", "metadataEvent", b'{"tokenUsage":[]}', "'tokenUsage' must be an object"),
     ("metadata-negative-tokens", "messageMetadataEvent", b'{"tokenUsage":{"outputTokens":-1}}',
@@ -318,3 +320,9 @@ EVENTS: st.SearchStrategy[UpstreamEvent] = st.one_of(
 def test_encode_then_parse_is_identity(events: list[UpstreamEvent]) -> None:
     data = b"".join(encode_upstream_event(e) for e in events)
     assert parse_all(data) == events
+
+
+def test_numbers_are_floats() -> None:
+    event = parse_message(_event("contextUsageEvent", '{"contextUsagePercentage":7}'))
+    assert isinstance(event, ContextUsage)
+    assert type(event.percentage) is float and event.percentage == 7.0
