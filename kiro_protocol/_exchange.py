@@ -348,9 +348,11 @@ class Exchange:
             return
         if self._wait_started is None:
             self._wait_started = now
-        elif now - self._wait_started > self._settings.lease_ttl + 2.0:
-            # Cannot happen with honest leases (they expire); guards against a broken store.
-            self._tried[account.account_id] = "its token refresh by another request did not finish"
+        elif now - self._wait_started >= self._settings.max_refresh_wait:
+            # A slow or crashed refresher elsewhere: do not make this request wait for its lease.
+            self._tried[account.account_id] = (
+                f"its token is being refreshed by another request (waited {now - self._wait_started:.0f} s)"
+            )
             self._current = None
             self.phase = ExchangePhase.SELECT
             return

@@ -72,9 +72,13 @@ class PoolSettings:
     refresh_margin: float = 300.0
     #: A token with less validity than this left is not sent (it could expire in flight).
     min_token_validity: float = 30.0
-    #: A refresh lease expires after this long, so a crashed refresher cannot block an account.
-    #: (Keep it above the adapter's timeout for refresh calls.)
-    lease_ttl: float = 45.0
+    #: A refresh lease expires after this long, so a crashed refresher cannot block an account
+    #: for good. It must exceed the adapter's timeout for refresh calls (60 s), or a slow
+    #: refresh could overlap the next one.
+    lease_ttl: float = 90.0
+    #: A request waits this long for another request's refresh of an unusable token, then
+    #: moves to another account.
+    max_refresh_wait: float = 10.0
     #: How soon a request waiting for another refresher first looks again (then less often).
     lease_poll: float = 0.25
     #: 429 back-off: base * 2**level, capped, with jitter (half to full delay).
