@@ -227,3 +227,12 @@ def test_proxy_credentials_are_split_from_the_url() -> None:
     assert proxy.url.host == b"proxy.local" and proxy.url.port == 3128
     assert b"p:ss" not in bytes(proxy.url.host) and proxy.auth == (b"us@er", b"p:ss")
     assert _proxy(None) is None
+
+
+async def test_proxy_is_used_for_https_only(upstream: Upstream) -> None:
+    # A proxy that does not exist: an http:// upstream is still reached directly.
+    async with UpstreamClient(proxy="http://127.0.0.1:9") as client:
+        assert (await client.send(req(upstream, "/small"), account="a")).status == 200
+        with pytest.raises(UpstreamConnectionError) as info:
+            await client.send(HttpRequest(method="GET", url="https://kiro.invalid/x", headers=()), account="a")
+    assert "proxy" in info.value.failure.message or "connect" in info.value.failure.message

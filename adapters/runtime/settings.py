@@ -258,7 +258,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(env="SHUTDOWN_TIMEOUT_SECONDS", attr="shutdown_timeout", default="30", parse=_positive_float(1),
                 help="On SIGTERM/SIGINT, how long running streams may continue before they are ended."),
     SettingSpec(env="HTTPS_PROXY", attr="https_proxy", default="", parse=_proxy_url, secret=True,
-                help="Proxy for upstream calls (http://[user:pass@]host:port or socks5://...)."),
+                help="Proxy for https:// upstream calls (http://[user:pass@]host:port or socks5://...); also read from https_proxy."),
     SettingSpec(env="TLS_CERT_FILE", attr="tls_cert_file", default="", parse=_opt_str,
                 help="PEM certificate chain: with TLS_KEY_FILE, serve HTTPS (HTTP/2 and HTTP/1.1 via ALPN)."),
     SettingSpec(env="TLS_KEY_FILE", attr="tls_key_file", default="", parse=_opt_str,

@@ -112,7 +112,8 @@ class UpstreamClient:
     Args:
         connect_timeout: seconds for TCP + TLS set-up.
         read_timeout: the longest silence tolerated while waiting for bytes.
-        proxy: an ``http://``, ``https://`` or ``socks5://`` proxy URL (credentials allowed).
+        proxy: an ``http://``, ``https://`` or ``socks5://`` proxy URL (credentials allowed), used
+            for ``https://`` upstream URLs.
         ssl_context: the TLS configuration (default: system store plus certifi).
         max_connections_per_account: concurrent upstream calls per account.
     """
@@ -131,21 +132,25 @@ class UpstreamClient:
         self._proxy = _proxy(proxy)
         self._ssl_context = ssl_context
         self._max_connections = max_connections_per_account
-        self._pools: dict[str, httpcore.AsyncConnectionPool] = {}
+        self._pools: dict[tuple[str, bool], httpcore.AsyncConnectionPool] = {}
 
-    def _pool(self, account: str) -> httpcore.AsyncConnectionPool:
-        pool = self._pools.get(account)
+    def _pool(self, account: str, url: str) -> httpcore.AsyncConnectionPool:
+        # HTTPS_PROXY applies to https:// URLs only (curl's rule), so a local http:// simulator
+        # is reached directly even when a proxy is configured for Kiro.
+        proxied = self._proxy is not None and url.lower().startswith("https://")
+        key = (account, proxied)
+        pool = self._pools.get(key)
         if pool is None:
             pool = httpcore.AsyncConnectionPool(
                 ssl_context=self._ssl_context,
-                proxy=self._proxy,
+                proxy=self._proxy if proxied else None,
                 max_connections=self._max_connections,
                 keepalive_expiry=_KEEPALIVE_EXPIRY,
                 http1=True,
                 http2=False,
                 retries=0,
             )
-            self._pools[account] = pool
+            self._pools[key] = pool
         return pool
 
     @property
@@ -215,7 +220,7 @@ class UpstreamClient:
         url = request.url
         with _map_exceptions(url):
             with anyio.fail_after(timeout):
-                response = await self._pool(account).handle_async_request(self._request(request, timeout))
+                response = await self._pool(account, url).handle_async_request(self._request(request, timeout))
         try:
             headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers)
             yield UpstreamStream(status=response.status, headers=headers, chunks=self._chunks(response, url, deadline))
@@ -239,9 +244,8 @@ class UpstreamClient:
 
     async def close_account(self, account: str) -> None:
         """Close the pool of ``account`` (removed from the configuration, or its token revoked)."""
-        pool = self._pools.pop(account, None)
-        if pool is not None:
-            await pool.aclose()
+        for key in [k for k in self._pools if k[0] == account]:
+            await self._pools.pop(key).aclose()
 
     async def aclose(self) -> None:
         """Close every pool."""
