@@ -183,7 +183,10 @@ def _tool_use(obj: dict[str, object]) -> UpstreamEvent:
     elif isinstance(raw_input, dict):
         # Legacy one-shot form (§8.1, evidenced by [GO] only): the complete arguments as an
         # object. Re-serialised so downstream sees one kind of input: JSON text.
-        fragment = _dumps(raw_input)
+        try:
+            fragment = _dumps(raw_input)
+        except (ValueError, RecursionError):  # nesting that parsed but cannot be re-serialised
+            raise UpstreamPayloadError(et, "'input' object cannot be re-serialised") from None
     else:
         raise UpstreamPayloadError(et, f"'input' must be a string or an object, got {_json_type(raw_input)}")
     # "name" is on every frame of the captures, but one other implementation's wire types
