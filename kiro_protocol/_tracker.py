@@ -275,6 +275,13 @@ class ResponseTracker:
         self._state = next_state(self._state, Input.FAIL)
         self._events.append(self._failure)
 
+    def ignore(self, description: str) -> None:
+        """Record an upstream event that was received but not used (e.g. an accounting event
+        whose payload could not be parsed); it counts as upstream activity."""
+        if not self.finished:
+            self._upstream_events += 1
+            self._ignored.append(description)
+
     def ping(self) -> None:
         """Queue a keep-alive ``Ping`` (ignored once the response ended)."""
         if not self.finished:

@@ -34,10 +34,17 @@ from ._sse import AnthropicStreamEncoder
 from ._tracker import ResponseTracker
 from ._upstream_errors import UpstreamFailure, stream_interrupted
 from ._upstream_events import UpstreamEvent
-from ._upstream_parse import parse_message
+from ._upstream_parse import UpstreamPayloadError, parse_message
 from ._util import NEED_DATA, NeedDataType
 
-__all__ = ["ResponseTranslator", "DEFAULT_PING_INTERVAL", "MIN_MESSAGE_ID_RANDOM"]
+__all__ = ["ResponseTranslator", "DEFAULT_PING_INTERVAL", "MIN_MESSAGE_ID_RANDOM", "BOOKKEEPING_EVENT_TYPES"]
+
+#: Upstream events that carry only accounting (credits, context share, token counts). A malformed
+#: payload of one of these cannot change the answer, so it is recorded in ``ignored_events``
+#: instead of failing an otherwise complete response; a malformed text or tool event is fatal.
+BOOKKEEPING_EVENT_TYPES = frozenset(
+    {"meteringEvent", "contextUsageEvent", "messageMetadataEvent", "metadataEvent", "messageStopEvent"}
+)
 
 #: Seconds of silence after which a ``ping`` is sent. Anthropic's API pings about this often;
 #: proxies commonly drop idle connections after 30-60 s, and Kiro can think for minutes.
@@ -199,7 +206,14 @@ class ResponseTranslator:
                 if message is END_OF_STREAM:
                     self._tracker.end_of_stream()
                     break
-                self._tracker.receive(parse_message(message))
+                try:
+                    event = parse_message(message)
+                except UpstreamPayloadError as exc:
+                    if exc.event_type not in BOOKKEEPING_EVENT_TYPES:
+                        raise
+                    self._tracker.ignore(f"{exc.event_type} (invalid payload)")
+                    continue
+                self._tracker.receive(event)
         except RemoteProtocolError as exc:
             # The decoder keeps failing from here on; the response ends now, with the reason.
             failure = stream_interrupted(f"Kiro's response stream is invalid: {exc.message}")

@@ -116,6 +116,12 @@ CASES: dict[str, Expect] = {
     "syn07_thinking_tags": Expect(
         blocks=[("thinking", "The user greets me."), ("text", "Hi there!")], stop_reason="end_turn", thinking=True
     ),
+    # Framing vectors: every header type is accepted; the metering event with an empty payload
+    # cannot change the answer, so it is recorded as ignored instead of failing the response;
+    # a frame without headers is an unknown event (ignored; the Go reference made it text).
+    "syn08_all_header_types": Expect(blocks=[("text", "all header types")], stop_reason="end_turn"),
+    "syn09_empty_payload": Expect(blocks=[], stop_reason="end_turn"),
+    "syn10_no_headers": Expect(blocks=[], stop_reason="end_turn"),
     # Corrupt streams: the error reaches the client, nothing looks like success.
     "syn12_bad_message_crc": Expect(error_type="api_error"),
     "syn13_garbage_prefix": Expect(error_type="api_error"),
@@ -480,3 +486,15 @@ def test_diagnostics_for_adapters() -> None:
     t.receive_data(b"")
     assert t.stop_reason is StopReason.END_TURN and t.usage.input_tokens == 3000
     assert t.streaming and t.media_type.startswith("text/event-stream")
+
+
+def test_bad_payload_of_an_accounting_event_is_ignored_but_of_a_content_event_is_fatal() -> None:
+    headers = {":content-type": "application/json", ":message-type": "event"}
+    bad_metering = encode_message({":event-type": "meteringEvent", **headers}, b"not json")
+    bad_text = encode_message({":event-type": "assistantResponseEvent", **headers}, b'{"content": 5}')
+    t, out = translate(frames(AssistantResponse(content="Hi")) + bad_metering)
+    assert check_anthropic_stream(out).success
+    assert t.ignored_events == ("meteringEvent (invalid payload)",)
+    t, out = translate(frames(AssistantResponse(content="Hi")) + bad_text)
+    transcript = check_anthropic_stream(out)
+    assert transcript.error is not None and "assistantResponseEvent" in transcript.error["message"]
