@@ -100,7 +100,7 @@ def _image_url(part: Mapping[str, object], path: str) -> ImageBlock:
     url = _str(spec.get("url"), url_path)
     detail = spec.get("detail")
     if detail is not None:
-        _one_of(detail, f"{path}.image_url.detail", ("auto", "low", "high"))
+        _str(detail, f"{path}.image_url.detail")  # a resolution hint: Kiro has none to give
     if not url[:5].lower() == "data:":
         scheme = url.split(":", 1)[0][:10] if ":" in url else ""
         what = f"a remote {scheme} URL" if scheme else "not a data: URI"
