@@ -39,6 +39,7 @@ from ._kiro_identity import api_region, generate_headers
 from ._pool import (
     AccountState,
     PoolSettings,
+    Strategy,
     TokenStatus,
     choose_account,
     no_account_error,
@@ -59,7 +60,7 @@ from ._pool_decisions import (
     Wait,
 )
 from ._pool_failures import Verdict, judge_failure, retry_after_seconds
-from ._pool_updates import AccountUpdate, CreditsUsed, RefreshFailed, Served, TokenRefreshed
+from ._pool_updates import AccountUpdate, CreditsUsed, Picked, RefreshFailed, Served, TokenRefreshed
 from ._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
 from ._upstream_errors import UpstreamFailure, classify_upstream_failure, connection_failure
 
@@ -242,7 +243,7 @@ class Exchange:
             # may have refreshed between our first look and the lease; then its token is used.
             if status is TokenStatus.FRESH:
                 self._release_lease(account)
-                return self._next_or(self._send(account, state, now))
+                return self._send(account, state, now)  # hands out the queued release first
             request = build_refresh_request(
                 account,
                 refresh_token=state.refresh_token or account.refresh_token,
@@ -292,8 +293,12 @@ class Exchange:
         )
         self._sent_token = state.access_token
         self.phase = ExchangePhase.SENDING
+        if self._settings.strategy is Strategy.ROUND_ROBIN:
+            picked = Picked(now=now)
+            self._apply(account, picked)
+            self._queue.append(Persist(account_id=account.account_id, update=picked))
         request = HttpRequest(method="POST", url=url, headers=headers, body=self._body(profile_arn))
-        return SendUpstream(account=account, request=request, attempt=self._attempts)
+        return self._next_or(SendUpstream(account=account, request=request, attempt=self._attempts))
 
     def _move_on(
         self,

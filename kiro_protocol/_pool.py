@@ -335,7 +335,7 @@ def no_account_error(
             comebacks.append(until - now)
     retry_after = min(comebacks) if comebacks else None
     detail = "; ".join(f"{label}: {why}" for label, why in reasons)
-    message = f"No Kiro account is available. {detail}"
+    message = f"No Kiro account is available. {detail}" if reasons else "No Kiro account is configured."
     if last_error is not None:
         kind, status = last_error.kind, last_error.status_hint
     elif retry_after is not None:

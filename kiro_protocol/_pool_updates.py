@@ -21,6 +21,7 @@ __all__ = [
     "MarkedInvalid",
     "QuotaExhausted",
     "Throttled",
+    "Picked",
     "Served",
     "UsageChecked",
     "UsageCheckFailed",
@@ -145,6 +146,17 @@ class Throttled(AccountUpdate):
             cooldown_until=max(state.cooldown_until, self.now + delay),
             throttle_level=state.throttle_level + 1,
         )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Picked(AccountUpdate):
+    """Chosen by round robin at ``now``: recorded before the send, so that concurrent requests
+    (and replicas) rotate instead of all picking the same least recently used account."""
+
+    now: float
+
+    def apply(self, state: AccountState) -> AccountState:
+        return replace(state, last_used_at=max(state.last_used_at, self.now))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -408,3 +408,43 @@ def test_refresh_request_goes_through_the_decision_not_the_store() -> None:
     assert isinstance(refresh, Refresh)
     assert refresh.request.url == "https://prod.us-east-1.auth.desktop.kiro.dev/refreshToken"
     assert "refresh-token" not in repr(refresh)
+
+
+def _drive_to_send(ex: Exchange, store: MemoryStore, clock: FakeClock) -> SendUpstream:
+    from adapters.runtime.stores import apply_persist
+
+    while True:
+        d = ex.next_decision(clock())
+        if isinstance(d, LoadState):
+            ex.state_loaded(store.load_many(d.account_ids), clock())
+        elif isinstance(d, Persist):
+            apply_persist(store, d)
+        else:
+            assert isinstance(d, SendUpstream), d
+            return d
+
+
+def test_round_robin_spreads_concurrent_requests() -> None:
+    accounts, clock, store, upstream, _ = setup(3)
+    for a in accounts:
+        store.update(a.account_id, _const(AccountState(access_token="t", expires_at=clock.now + 3600)))
+    settings = PoolSettings(strategy=Strategy.ROUND_ROBIN)
+    flights = [Exchange(accounts=accounts, settings=settings, body=lambda arn: b"{}", new_id=lambda: "x",
+                        random=lambda: 0.5) for _ in range(3)]
+    # All three are in flight at once, none has been answered yet.
+    picked = [_drive_to_send(ex, store, clock).account.index for ex in flights]
+    assert picked == [0, 1, 2]
+
+
+def test_idc_account_refreshes_at_its_oidc_region() -> None:
+    accounts = make_accounts(1, auth="IdC", region="eu-central-1")
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    upstream = Upstream(accounts)
+    out = run_exchange(accounts, store, upstream, clock)
+    refresh = out.of(Refresh)[0]
+    assert isinstance(refresh, Refresh)
+    assert refresh.request.url == "https://oidc.eu-central-1.amazonaws.com/token"
+    assert json.loads(refresh.request.body)["clientId"] == "client-0"
+    send = out.of(SendUpstream)[0]
+    assert isinstance(send, SendUpstream) and send.request.url.startswith("https://q.eu-central-1.")

@@ -122,3 +122,30 @@ def test_failed_usage_check_keeps_what_was_known() -> None:
     run_check(accounts[0], store, upstream, clock)
     st = store.load_many([accounts[0].account_id])[accounts[0].account_id]
     assert st.remaining_credits == 12.0 and st.usage_checked_at == clock.now and st.exhausted_until == 0
+
+
+def test_background_refresh_with_a_dead_token_disables_the_account() -> None:
+    accounts = make_accounts(1)
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    upstream = Upstream(accounts, refresh={0: [answer(400, {"error": "invalid_grant"})]})
+    store.update(accounts[0].account_id, lambda s: AccountState(access_token="old", expires_at=clock.now + 200,
+                                                                usage_checked_at=clock.now))
+    log = run_check(accounts[0], store, upstream, clock)
+    assert [type(d).__name__ for d in log][-1] == "Done"
+    st = store.load_many([accounts[0].account_id])[accounts[0].account_id]
+    assert st.disabled_reason is not None and "invalid_grant" in st.disabled_reason
+    assert checks_due(accounts, {accounts[0].account_id: st}, clock.now + 10_000, PoolSettings()) == ()
+    assert store.try_lease(accounts[0].account_id, "probe", 1)  # the check released its lease
+
+
+def test_background_check_skips_a_refresh_someone_else_is_doing() -> None:
+    accounts = make_accounts(1)
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    upstream = Upstream(accounts)
+    store.update(accounts[0].account_id, lambda s: AccountState(access_token="old", expires_at=clock.now + 200))
+    assert store.try_lease(accounts[0].account_id, "request-elsewhere", 90)
+    log = run_check(accounts[0], store, upstream, clock)
+    assert upstream.count("refresh") == 0
+    assert [type(d).__name__ for d in log] == ["LoadState", "AcquireLease", "CheckUsage", "Persist", "Done"]

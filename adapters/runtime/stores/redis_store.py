@@ -26,6 +26,10 @@ if holder == false or holder == ARGV[1] then
 end
 return 0
 """
+# Contention on one account's state is a handful of replicas at most; this bound only turns a
+# livelock into an error.
+_MAX_OPTIMISTIC_TRIES = 100
+
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -61,7 +65,7 @@ class RedisStore:
     def update(self, account_id: str, change: Callable[[AccountState], AccountState]) -> AccountState:
         key = self._key("state", account_id)
         with self._redis.pipeline(transaction=True) as pipe:
-            while True:
+            for _ in range(_MAX_OPTIMISTIC_TRIES):
                 try:
                     pipe.watch(key)  # type: ignore[no-untyped-call]
                     current = AccountState.from_json(pipe.get(key))
@@ -72,6 +76,7 @@ class RedisStore:
                     return new
                 except redis.WatchError:
                     continue  # another replica changed it first: apply ours to theirs
+        raise RuntimeError(f"state of {account_id} kept changing under {_MAX_OPTIMISTIC_TRIES} concurrent updates")
 
     def try_lease(self, account_id: str, owner: str, ttl: float) -> bool:
         ms = max(1, int(ttl * 1000))
