@@ -84,6 +84,9 @@ from ._util import NEED_DATA, NeedDataType
 
 __all__ = ["ResponseTracker"]
 
+#: At most this many ignored upstream events are remembered for the logs.
+_MAX_IGNORED_NOTED = 100
+
 _BlockKind = Literal["text", "thinking", "redacted_thinking", "tool_use"]
 
 
@@ -201,7 +204,7 @@ class ResponseTracker:
 
     @property
     def ignored_events(self) -> tuple[str, ...]:
-        """Upstream event types received and deliberately not used, in order (for logs)."""
+        """Upstream event types received and deliberately not used, in order (the first 100; for logs)."""
         return tuple(self._ignored)
 
     def next_event(self) -> LifecycleEvent | NeedDataType:
@@ -244,9 +247,9 @@ class ResponseTracker:
         elif isinstance(event, InvalidState):
             self._fail_upstream(classify_stream_failure("invalidStateEvent", f"{event.reason}: {event.message}"))
         elif isinstance(event, IgnoredUpstreamEvent):
-            self._ignored.append(event.event_type)
+            self._note_ignored(event.event_type)
         elif isinstance(event, UnknownUpstreamEvent):
-            self._ignored.append(event.event_type or event.message_type)
+            self._note_ignored(event.event_type or event.message_type)
         else:  # pragma: no cover - exhaustiveness is checked by mypy
             _never: None = event
             raise AssertionError(_never)
@@ -280,6 +283,11 @@ class ResponseTracker:
         whose payload could not be parsed); it counts as upstream activity."""
         if not self.finished:
             self._upstream_events += 1
+            self._note_ignored(description)
+
+    def _note_ignored(self, description: str) -> None:
+        # Bounded: the list is for logs, and upstream controls how many events it sends.
+        if len(self._ignored) < _MAX_IGNORED_NOTED:
             self._ignored.append(description)
 
     def ping(self) -> None:
@@ -342,7 +350,7 @@ class ResponseTracker:
         if not self.plan.thinking:
             # The client did not ask for thinking, so it gets no thinking blocks (Anthropic's
             # own API behaves the same); the reasoning is not part of the answer.
-            self._ignored.append("reasoningContentEvent")
+            self._note_ignored("reasoningContentEvent")
             return
         if event.redacted_content:
             self._flush_pending_text()
