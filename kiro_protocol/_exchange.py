@@ -73,10 +73,15 @@ BodyFactory = Callable[[str | None], bytes]
 class ExchangePhase(enum.Enum):
     #: Ready to decide: load state, pick an account, lease, refresh or send.
     SELECT = "select"
+    #: ``LoadState`` handed out; waiting for ``state_loaded``.
     LOADING = "loading"
+    #: ``AcquireLease`` handed out; waiting for ``lease_result``.
     LEASING = "leasing"
+    #: Another request refreshes the account; waiting for ``waited``.
     WAITING = "waiting"
+    #: ``Refresh`` handed out; waiting for ``refresh_answered`` / ``refresh_failed``.
     REFRESHING = "refreshing"
+    #: ``SendUpstream`` handed out; waiting for its answer.
     SENDING = "sending"
     #: Upstream answered 200; ``StartStream`` not yet handed out.
     STARTED = "started"
@@ -84,8 +89,10 @@ class ExchangePhase(enum.Enum):
     STREAMING = "streaming"
     #: The client has bytes: no retry any more.
     COMMITTED = "committed"
+    #: The stream ended; the last ``Persist`` decisions, then ``Done``.
     CLOSING = "closing"
     DONE = "done"
+    #: Final error: ``Respond`` (repeated if asked again).
     FAILED = "failed"
     #: A method was misused; sticky.
     ERROR = "error"
@@ -105,6 +112,7 @@ _FEEDS: dict[str, frozenset[ExchangePhase]] = {
     "stream_failed": frozenset({ExchangePhase.STREAMING, ExchangePhase.COMMITTED}),
     "finished": frozenset({ExchangePhase.STREAMING, ExchangePhase.COMMITTED}),
 }
+
 
 class Exchange:
     """One client request's way through the pool to an upstream 200 (or a final error).
