@@ -448,3 +448,15 @@ def test_idc_account_refreshes_at_its_oidc_region() -> None:
     assert json.loads(refresh.request.body)["clientId"] == "client-0"
     send = out.of(SendUpstream)[0]
     assert isinstance(send, SendUpstream) and send.request.url.startswith("https://q.eu-central-1.")
+
+
+def test_no_decision_shows_a_secret_in_its_repr() -> None:
+    accounts, clock, store, upstream, settings = setup(2)
+    upstream.refresh[0] = [refresh_ok("ACCESS-SECRET-1", refresh_token="ROTATED-SECRET-" + "r" * 30)]
+    upstream.generate[0] = [answer(403, BEARER_INVALID)]
+    upstream.refresh[0].append(refresh_ok("ACCESS-SECRET-2"))
+    out = run_exchange(accounts, store, upstream, clock, settings=settings)
+    text = " ".join(repr(d) for d in out.decisions)
+    assert "TokenRefreshed" in text and "TokenRejected" in text
+    for secret in ("ACCESS-SECRET", "ROTATED-SECRET", accounts[0].refresh_token, accounts[1].refresh_token):
+        assert secret not in text
