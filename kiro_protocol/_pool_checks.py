@@ -100,6 +100,7 @@ class AccountCheck:
         raise LocalProtocolError(f"AccountCheck misused: next_decision() in phase {self._phase.name}")
 
     def state_loaded(self, states: Mapping[str, AccountState], now: float) -> None:
+        """The account's stored state (for ``LoadState``)."""
         self._expect("state_loaded", _Phase.LOADING)
         self._state = states.get(self._account.account_id, AccountState())
         wants = _wants_refresh(self._state, now, self._settings)
@@ -121,6 +122,7 @@ class AccountCheck:
             self._phase = _Phase.READY
 
     def lease_result(self, acquired: bool, now: float) -> None:
+        """Whether the refresh lease was taken; not taken: someone else refreshes, skip it."""
         self._expect("lease_result", _Phase.LEASING)
         if not acquired:  # someone else is refreshing it right now
             self._phase = _Phase.READY
@@ -139,11 +141,13 @@ class AccountCheck:
         )
 
     def refresh_answered(self, response: HttpResponse, now: float) -> None:
+        """The refresh endpoint's answer (any status)."""
         self._expect("refresh_answered", _Phase.REFRESHING)
         previous = self._state.refresh_token or self._account.refresh_token
         self._refreshed(parse_refresh_response(response, now=now, previous_refresh_token=previous), now)
 
     def refresh_failed(self, message: str, now: float) -> None:
+        """The refresh got no answer. ``message`` must hold no secret."""
         self._expect("refresh_failed", _Phase.REFRESHING)
         self._refreshed(RefreshFailure(permanent=False, status=0, message=f"refresh endpoint unreachable: {message}"), now)
 
@@ -176,6 +180,7 @@ class AccountCheck:
         return CheckUsage(account=self._account, request=request)
 
     def usage_answered(self, response: HttpResponse, now: float) -> None:
+        """The getUsageLimits answer (any status; only a 200 with a JSON object counts)."""
         self._expect("usage_answered", _Phase.CHECKING)
         update: AccountUpdate = UsageCheckFailed(now=now)
         if response.status == 200:
@@ -187,6 +192,7 @@ class AccountCheck:
         self._phase = _Phase.DONE
 
     def usage_failed(self, message: str, now: float) -> None:
+        """The usage call got no answer."""
         self._expect("usage_failed", _Phase.CHECKING)
         self._pending.append(Persist(account_id=self._account.account_id, update=UsageCheckFailed(now=now)))
         self._phase = _Phase.DONE

@@ -189,3 +189,13 @@ def test_sqlite_file_shared_by_two_processes_style_handles(tmp_path: Path) -> No
     assert a.load_many(["x"])["x"].throttle_level == 2
     a.close()
     b.close()
+
+
+def test_ensure_redis_server_is_quiet_and_fast_when_present() -> None:
+    import subprocess
+
+    script = Path(__file__).parent.parent / "scripts" / "ensure-redis-server"
+    started = time.monotonic()
+    done = subprocess.run([str(script)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout == "" and done.stderr == ""
+    assert time.monotonic() - started < 5
