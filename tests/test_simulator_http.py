@@ -600,3 +600,42 @@ def test_bad_command_line_values_exit_2() -> None:
     from adapters.simulator import main
 
     assert main(["--pace-ms", "-1"]) == 2
+
+
+async def test_the_gateways_upstream_client_talks_to_the_simulator() -> None:
+    from adapters.runtime.upstream import UpstreamClient, UpstreamConnectionError
+
+    async with running() as helper, UpstreamClient() as upstream:
+        account = social()
+        refresh = build_refresh_request(
+            account, refresh_token=account.refresh_token, versions=VERSIONS, endpoints=helper.endpoints, invocation_id="i"
+        )
+        refreshed = parse_refresh_response(
+            await upstream.send(refresh, account=account.account_id), now=time.time(), previous_refresh_token=account.refresh_token
+        )
+        assert isinstance(refreshed, RefreshedToken)
+        request = helper.generate_request(account, refreshed.access_token, kiro_body("Hello through the runtime client"))
+        async with upstream.stream(request, account=account.account_id) as (status, _, chunks):
+            assert status == 200
+            data = b"".join([chunk async for chunk in chunks])
+        assert "Hello through the runtime client" in text(events(data))
+        dropped = helper.generate_request(account, refreshed.access_token, kiro_body("hello there friend [[sim:drop]]"))
+        with pytest.raises(UpstreamConnectionError):
+            async with upstream.stream(dropped, account=account.account_id) as (status, _, chunks):
+                assert status == 200
+                async for _ in chunks:
+                    pass
+
+
+async def test_http2_prior_knowledge_and_drop_as_a_stream_reset() -> None:
+    async with running() as client, httpcore.AsyncConnectionPool(http1=False, http2=True) as h2:
+        account = social()
+        token = await client.access_token(account)
+        request = client.generate_request(account, token, kiro_body("hi over h2"))
+        response = await h2.request("POST", request.url, headers=client._headers(request), content=request.body)
+        assert response.status == 200 and response.extensions["http_version"] == b"HTTP/2"
+        assert "hi over h2" in text(events(response.content))
+        request = client.generate_request(account, token, kiro_body("hi there friend [[sim:drop]]"))
+        with pytest.raises(httpcore.RemoteProtocolError):
+            await h2.request("POST", request.url, headers=client._headers(request), content=request.body)
+        assert (await client.requests())[-1]["outcome"] == "dropped"

@@ -19,7 +19,7 @@ import datetime
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from urllib.parse import parse_qs
 
 import anyio
@@ -118,14 +118,17 @@ class SimulatorApp:
                 message = "Method Not Allowed" if known else "UnknownOperationException"
                 await self._json(respond, status, kiro_error_body(message))
                 return
+        tap = _StatusTap(respond)
         try:
-            await route(request, respond)
+            await route(request, tap)
         except Exception:
             log.exception("simulator: %s %s failed", request.method, path)
-            try:
-                await self._json(respond, 500, kiro_error_body("Simulator failure (see its log).", None, "InternalServerException"))
-            except Exception:  # the response had already started: the pump closes the connection
-                pass
+            if tap.status is None:
+                body = kiro_error_body("Simulator failure (see its log).", None, "InternalServerException")
+                await self._json(tap, 500, body)
+            # Otherwise the stream had started: returning unfinished makes the pump close it.
+        finally:
+            log.info("%s %s -> %s", request.method, path, tap.status if tap.status is not None else "no answer")
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -163,7 +166,8 @@ class SimulatorApp:
             await fail(403, INVALID_BEARER, "AccessDeniedException", "invalid-token")
             return
         state.per_account[issued.account] += 1
-        for tag in issued.tags:
+        if issued.tags:
+            tag = issued.tags[0]
             failure = HTTP_FAILURES[ACCOUNT_TAGS[tag]](())
             entry["scenario"] = tag
             await fail(failure.status, failure.body, failure.error_type, "account-tag")
@@ -415,6 +419,28 @@ class SimulatorApp:
 
     async def _health(self, request: Request, respond: Responder) -> None:
         await self._json(respond, 200, _dumps({"status": "ok", "service": "kiro2api upstream simulator"}))
+
+
+class _StatusTap:
+    """Passes a responder through, remembering the status (for the log line)."""
+
+    def __init__(self, inner: Responder) -> None:
+        self._inner = inner
+        self.status: int | None = None
+
+    async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        self.status = status
+        await self._inner.send_response(status, headers, body)
+
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+        self.status = status
+        await self._inner.start_stream(status, headers)
+
+    async def send_chunk(self, data: bytes) -> None:
+        await self._inner.send_chunk(data)
+
+    async def end_stream(self) -> None:
+        await self._inner.end_stream()
 
 
 def _model_entry(model_id: str, name: str, window: int, multiplier: float) -> dict[str, object]:

@@ -94,6 +94,11 @@ def excerpt(text: str, limit: int = 80) -> str:
 def greeting(prompt: str, model: str) -> str:
     """The scripted answer to a prompt that asks for nothing in particular."""
     quoted = excerpt(prompt)
+    if not quoted:
+        return (
+            f"Hello! This is the kiro2api upstream simulator standing in for {model}. "
+            "There is no real model here: the answer is scripted, so you can try the gateway without a Kiro account."
+        )
     if has_cjk(prompt):
         return (
             f"你好！这里是 kiro2api 上游模拟器，代替 {model} 回答。你说：「{quoted}」。"
