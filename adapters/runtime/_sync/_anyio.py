@@ -1,0 +1,238 @@
+"""Just enough of anyio's API, synchronously, for the runtime that ``scripts/unasync.py`` generates.
+
+Hand-written (the one module of ``_sync/`` that is). Tasks are threads, which are greenlets once
+gevent has monkey-patched ``threading`` (``python -m adapters.wsgi_gevent``). Cancellation then
+works as in anyio: a cancelled task is killed at the point where it blocks (``GreenletExit``
+instead of anyio's cancellation exception), so a client disconnect interrupts an upstream read.
+With plain threads (another WSGI server, or tests) cancellation is cooperative: ``sleep`` and
+``Event.wait`` notice it, and a blocked read finishes first. gevent is never imported here; it is
+used only when the entry point has already imported it and patched ``threading``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import ModuleType, TracebackType
+from typing import Any, Protocol, TypeVar
+
+__all__ = [
+    "Cancelled",
+    "CancelScope",
+    "Event",
+    "Lock",
+    "TaskGroup",
+    "create_task_group",
+    "current_time",
+    "fail_after",
+    "get_cancelled_exc_class",
+    "sleep",
+    "to_thread",
+]
+
+T = TypeVar("T")
+
+# How often a cooperative wait looks at its cancel scopes (thread mode only; gevent kills).
+_POLL = 0.05
+
+
+class Cancelled(BaseException):
+    """A cooperative cancellation (thread mode); under gevent tasks get ``GreenletExit``."""
+
+
+def _gevent() -> ModuleType | None:
+    gevent = sys.modules.get("gevent")
+    if gevent is None:
+        return None
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("threading"):
+        return None
+    return gevent
+
+
+class _Worker(Protocol):
+    def join(self) -> Any: ...
+
+
+class _Scopes(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[CancelScope] = []
+
+
+_scopes = _Scopes()
+
+
+def _check_cancelled() -> None:
+    for scope in _scopes.stack:
+        if scope.shield:
+            return
+        if scope.cancel_called:
+            raise Cancelled
+
+
+class CancelScope:
+    """A cancel scope: ``cancel()`` stops the tasks started under it (and cooperative waits)."""
+
+    def __init__(self, *, shield: bool = False) -> None:
+        self.shield = shield
+        self.cancel_called = False
+        self._greenlets: list[Any] = []
+
+    def cancel(self) -> None:
+        """Cancel every task of this scope (kill them under gevent; flag them otherwise)."""
+        self.cancel_called = True
+        gevent = _gevent()
+        if gevent is None:
+            return
+        current = gevent.getcurrent()
+        for greenlet in self._greenlets:
+            if greenlet is not current:
+                greenlet.kill(block=False)
+
+    def __enter__(self) -> CancelScope:
+        _scopes.stack.insert(0, self)
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        _scopes.stack.remove(self)
+        return exc_type is Cancelled and self.cancel_called
+
+
+class TaskGroup:
+    """Runs tasks beside the block; leaving the block waits for them (cancelled on an error)."""
+
+    def __init__(self) -> None:
+        self.cancel_scope = CancelScope()
+        self._workers: list[_Worker] = []
+        self._errors: list[BaseException] = []
+
+    def start_soon(self, func: Callable[..., object], *args: Any) -> None:
+        """Start ``func(*args)`` as a task of this group."""
+        inherited = list(_scopes.stack)
+
+        def run() -> None:
+            _scopes.stack = inherited
+            try:
+                func(*args)
+            except Cancelled:
+                pass
+            except BaseException as exc:
+                if type(exc).__name__ != "GreenletExit":
+                    self._errors.append(exc)
+                    self.cancel_scope.cancel()
+
+        gevent = _gevent()
+        if gevent is not None:
+            greenlet = gevent.spawn(run)
+            self.cancel_scope._greenlets.append(greenlet)
+            self._workers.append(greenlet)
+            return
+        thread = threading.Thread(target=run, daemon=True, name=f"kiro2api-{getattr(func, '__name__', 'task')}")
+        thread.start()
+        self._workers.append(thread)
+
+    def __enter__(self) -> TaskGroup:
+        self.cancel_scope.__enter__()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
+        try:
+            if exc is not None:
+                self.cancel_scope.cancel()
+            try:
+                for worker in self._workers:
+                    worker.join()
+            except BaseException:
+                self.cancel_scope.cancel()
+                raise
+        finally:
+            swallow = self.cancel_scope.__exit__(exc_type, exc, tb)
+        if self._errors and exc is None:
+            raise self._errors[0]
+        if exc is None or swallow:
+            # Leaving a task group is a cancellation point, as in anyio.
+            _check_cancelled()
+        return swallow
+
+
+def create_task_group() -> TaskGroup:
+    """A new task group (``with create_task_group() as tg:``)."""
+    return TaskGroup()
+
+
+class Event:
+    """A one-shot flag; ``wait()`` is a cancellation point."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def is_set(self) -> bool:
+        return self._event.is_set()
+
+    def wait(self) -> None:
+        while not self._event.wait(_POLL):
+            _check_cancelled()
+
+
+def Lock() -> contextlib.AbstractContextManager[bool]:
+    """A mutual-exclusion lock (``threading.Lock``, gevent's once patched)."""
+    return threading.Lock()
+
+
+def sleep(seconds: float) -> None:
+    """Sleep; a cancellation point."""
+    deadline = time.monotonic() + seconds
+    while True:
+        _check_cancelled()
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return
+        time.sleep(min(remaining, _POLL))
+
+
+def current_time() -> float:
+    """The clock of deadlines."""
+    return time.monotonic()
+
+
+@contextlib.contextmanager
+def fail_after(seconds: float) -> Iterator[None]:
+    """Raise ``TimeoutError`` if the block takes longer (enforced under gevent only).
+
+    With plain threads a blocked call cannot be interrupted; httpcore's own connect and read
+    timeouts bound it instead.
+    """
+    if seconds <= 0:
+        raise TimeoutError
+    gevent = _gevent()
+    if gevent is None:
+        yield
+        return
+    with gevent.Timeout(seconds, TimeoutError):
+        yield
+
+
+def get_cancelled_exc_class() -> type[BaseException]:
+    """What a cancelled task sees: ``GreenletExit`` under gevent, ``Cancelled`` otherwise."""
+    gevent = _gevent()
+    if gevent is not None:
+        exit_class: type[BaseException] = gevent.GreenletExit
+        return exit_class
+    return Cancelled
+
+
+class _ToThread:
+    """``to_thread.run_sync``: the stores are synchronous already; call them directly."""
+
+    @staticmethod
+    def run_sync(func: Callable[..., T], *args: Any) -> T:
+        return func(*args)
+
+
+to_thread = _ToThread()

@@ -1,0 +1,23 @@
+"""``python -m adapters.wsgi_gevent [--host H] [--port N] [--env-file PATH]``: serve on gevent.
+
+The only place kiro2api monkey-patches: ``main()`` patches first, then imports the server.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Patch the standard library for gevent, then run the pywsgi server until SIGTERM/SIGINT."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    from ._serve import main as serve_main
+
+    return serve_main(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

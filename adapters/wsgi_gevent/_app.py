@@ -1,0 +1,266 @@
+"""The WSGI pump: environ in, the shared ``App`` (its generated sync twin) in a task, chunks out."""
+
+from __future__ import annotations
+
+import contextlib
+import http
+import logging
+import os
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from types import TracebackType
+from typing import Any, Protocol
+
+from adapters.runtime._sync import _anyio
+from adapters.runtime._sync.app import ApiService, App, Lifecycle, Request
+from adapters.runtime._sync.service import open_service, prepare
+from adapters.runtime.settings import Settings, load_settings
+from kiro_protocol._errors import ErrorKind, LocalProtocolError
+from kiro_protocol._routing import CORS_HEADERS, Dialect, error_answer
+
+__all__ = ["KiroWSGI", "create_app"]
+
+log = logging.getLogger("kiro2api.wsgi")
+
+_READ_SIZE = 65536
+# PEP 3333: the server owns these; an application must not set them.
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+                         "transfer-encoding", "upgrade"})
+_PHRASES = {529: "Overloaded", 499: "Client Closed Request"}
+
+Environ = dict[str, Any]
+
+
+class StartResponse(Protocol):
+    def __call__(
+        self, status: str, headers: list[tuple[str, str]], exc_info: tuple[type[BaseException], BaseException, TracebackType] | None = ..., /
+    ) -> Callable[[bytes], object]: ...
+
+
+def create_app(settings: Settings | None = None, *, service: ApiService | None = None) -> KiroWSGI:
+    """The WSGI application serving every route of ``kiro2api serve``.
+
+    The upstream client, state store and background account checks start here; ``close()`` stops
+    them. Run it on gevent (``python -m adapters.wsgi_gevent``) so that streams are cooperative.
+
+    Args:
+        settings: the operator settings; None reads the environment and ``./.env``.
+        service: the endpoints (tests); None opens the Kiro service from the settings.
+    """
+    if settings is None:
+        settings = load_settings(environ=os.environ)
+    return KiroWSGI(settings, service=service)
+
+
+class KiroWSGI:
+    """kiro2api as a WSGI callable."""
+
+    def __init__(self, settings: Settings, *, service: ApiService | None = None) -> None:
+        self.settings = settings
+        self.lifecycle = Lifecycle()
+        self._resources = contextlib.ExitStack()
+        if service is None:
+            service = self._resources.enter_context(open_service(settings, prepare(settings)))
+        self._app = App(
+            service=service,
+            client_token=settings.client_token,
+            lifecycle=self.lifecycle,
+            max_concurrent_sessions=settings.max_concurrent_sessions,
+        )
+
+    def close(self) -> None:
+        """End running streams and close the upstream client and the state store."""
+        self.lifecycle.shutting_down.set()
+        self.lifecycle.terminating.set()
+        self._resources.close()
+
+    def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        limit = self.settings.max_request_body_bytes
+        try:
+            body = _read_body(environ, limit)
+        except _TooLarge:
+            return _error(start_response, 413, f"Request body exceeds the limit of {limit} bytes.", ErrorKind.REQUEST_TOO_LARGE)
+        call = _Call(self._app, _request(environ, body))
+        first = call.next()
+        if first[0] == "response":
+            _, status, headers, data = first
+            start_response(_status_line(status), _wsgi_headers(_with_length(headers, data)))
+            call.join()
+            return [data]
+        if first[0] == "start":
+            _, status, headers, _ = first
+            kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+            start_response(_status_line(status), _wsgi_headers(kept))
+            return _Stream(call)
+        return _error(start_response, 500, "The request handler returned no response.", ErrorKind.API)
+
+
+class _TooLarge(Exception):
+    pass
+
+
+_Event = tuple[str, int, Sequence[tuple[str, str]], bytes]
+
+
+class _Call:
+    """One run of the handler in its own task; the responder's calls come out of ``next()``."""
+
+    def __init__(self, app: App, request: Request) -> None:
+        self._events: queue.Queue[_Event] = queue.Queue()
+        self.scope = _anyio.CancelScope()
+        self.closed = False
+        gevent = _anyio._gevent()
+        self._greenlet: Any = None
+        if gevent is not None:
+            self._greenlet = gevent.spawn(self._run, app, request)
+        else:
+            self._thread = threading.Thread(target=self._run, args=(app, request), daemon=True, name="kiro2api-request")
+            self._thread.start()
+
+    def _run(self, app: App, request: Request) -> None:
+        try:
+            with self.scope:
+                app(request, _Responder(self))
+        except BaseException as exc:
+            if not isinstance(exc, (_anyio.Cancelled, Exception)) and type(exc).__name__ != "GreenletExit":
+                raise
+        finally:
+            self._events.put(("exit", 0, (), b""))
+
+    def put(self, event: _Event) -> None:
+        if self.closed:
+            raise _anyio.get_cancelled_exc_class()()
+        self._events.put(event)
+
+    def next(self) -> _Event:
+        return self._events.get()
+
+    def join(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.join()
+        else:
+            self._thread.join()
+
+    def cancel(self) -> None:
+        self.closed = True
+        self.scope.cancel()
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True)
+
+
+class _Responder:
+    def __init__(self, call: _Call) -> None:
+        self._call = call
+
+    def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
+        self._call.put(("response", status, headers, body))
+
+    def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+        self._call.put(("start", status, headers, b""))
+
+    def send_chunk(self, data: bytes) -> None:
+        if data:
+            self._call.put(("chunk", 0, (), data))
+
+    def end_stream(self) -> None:
+        self._call.put(("end", 0, (), b""))
+
+
+class _Stream:
+    """The body of a streamed response; ``close()`` (the client left) cancels the handler."""
+
+    def __init__(self, call: _Call) -> None:
+        self._call = call
+        self._done = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        while True:
+            kind, _, _, data = self._call.next()
+            if kind == "chunk":
+                yield data
+            elif kind == "end":
+                self._done = True
+                self._call.join()
+                return
+            else:
+                self._done = True
+                # Raising (not returning) makes the server cut the connection, so the client sees
+                # an incomplete body instead of a clean end.
+                raise RuntimeError("the response stream ended without finishing")
+
+    def close(self) -> None:
+        if not self._done:
+            self._done = True
+            self._call.cancel()
+
+
+def _request(environ: Environ, body: bytes) -> Request:
+    headers: list[tuple[str, str]] = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            headers.append((key[5:].replace("_", "-").lower(), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            headers.append((key.replace("_", "-").lower(), value))
+    query = environ.get("QUERY_STRING", "")
+    protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
+    address = environ.get("REMOTE_ADDR")
+    return Request(
+        method=environ["REQUEST_METHOD"],
+        target=(environ.get("PATH_INFO", "") or "/") + ("?" + query if query else ""),
+        headers=tuple(headers),
+        body=body,
+        http_version=protocol.partition("/")[2] or "1.1",
+        client=f"{address}:{environ.get('REMOTE_PORT', '0')}" if address else None,
+    )
+
+
+def _read_body(environ: Environ, limit: int) -> bytes:
+    stream = environ["wsgi.input"]
+    declared = environ.get("CONTENT_LENGTH")
+    if declared:
+        try:
+            remaining = int(declared)
+        except ValueError:
+            remaining = 0
+        if remaining > limit:
+            raise _TooLarge
+    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        remaining = limit + 1
+    else:
+        return b""
+    body = bytearray()
+    while remaining > 0:
+        piece = stream.read(min(_READ_SIZE, remaining))
+        if not piece:
+            break
+        body += piece
+        remaining -= len(piece)
+        if len(body) > limit:
+            raise _TooLarge
+    return bytes(body)
+
+
+def _error(start_response: StartResponse, status: int, message: str, kind: ErrorKind) -> list[bytes]:
+    answer = error_answer(LocalProtocolError(message, kind=kind, status_hint=status), Dialect.ANTHROPIC)
+    headers = _with_length(list(answer.headers) + list(CORS_HEADERS), answer.body)
+    start_response(_status_line(answer.status), _wsgi_headers(headers))
+    return [answer.body]
+
+
+def _status_line(status: int) -> str:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = _PHRASES.get(status, "Unknown")
+    return f"{status} {phrase}"
+
+
+def _with_length(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
+    if not body and any(k.lower() == "content-length" for k, _ in headers):
+        return list(headers)  # a HEAD answer carries the GET length
+    return [(k, v) for k, v in headers if k.lower() != "content-length"] + [("content-length", str(len(body)))]
+
+
+def _wsgi_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    return [(k, v) for k, v in headers if k.lower() not in _HOP_BY_HOP]
