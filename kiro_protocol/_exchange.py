@@ -262,7 +262,9 @@ class Exchange:
             self.phase = ExchangePhase.REFRESHING
             return Refresh(account=account, request=request)
         if status is TokenStatus.FRESH or (
-            status is TokenStatus.EXPIRING and account.account_id in self._use_current_token
+            status is TokenStatus.EXPIRING
+            # Still valid, and either someone else refreshes it or its refresh is backing off.
+            and (account.account_id in self._use_current_token or state.refresh_retry_at > now)
         ):
             return self._send(account, state, now)
         if account.account_id in self._refreshed:

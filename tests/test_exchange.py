@@ -460,3 +460,11 @@ def test_no_decision_shows_a_secret_in_its_repr() -> None:
     assert "TokenRefreshed" in text and "TokenRejected" in text
     for secret in ("ACCESS-SECRET", "ROTATED-SECRET", accounts[0].refresh_token, accounts[1].refresh_token):
         assert secret not in text
+
+
+def test_an_expiring_token_whose_refresh_backs_off_is_used_without_refreshing() -> None:
+    accounts, clock, store, upstream, settings = setup(1)
+    store.update(accounts[0].account_id, _const(AccountState(
+        access_token="old", expires_at=clock.now + 120, refresh_retry_at=clock.now + 60, refresh_failures=1)))
+    out = run_exchange(accounts, store, upstream, clock, settings=settings)
+    assert upstream.count("refresh") == 0 and out.account == accounts[0]
