@@ -13,7 +13,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -25,11 +25,14 @@ from kiro_protocol._pool_checks import AccountCheck, checks_due
 from kiro_protocol._pool_decisions import AcquireLease, CheckUsage, Decision, Done, LoadState, Persist, Refresh, Retry, Wait
 
 from .stores import StateStore, apply_persist
+from .stores.memory_store import MemoryStore
 from .upstream import SMALL_CALL_TIMEOUT, UpstreamClient, UpstreamConnectionError
 
 __all__ = ["PoolDriver", "Machine"]
 
 log = logging.getLogger("kiro2api.pool")
+
+T = TypeVar("T")
 
 
 class Machine(Protocol):
@@ -75,16 +78,21 @@ class PoolDriver:
         self.clock = clock
         self.new_id = new_id
         self.random = random_float
+        # The memory store never blocks: a worker-thread hop would cost more than the call.
+        self._inline = isinstance(store, MemoryStore)
+
+    async def _store(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._inline:
+            return fn(*args)
+        return await anyio.to_thread.run_sync(fn, *args)
 
     async def execute(self, decision: Decision, machine: Machine) -> bool:
         """Carry out ``decision`` if it is one of the shared kinds; False if it is not."""
         if isinstance(decision, LoadState):
-            states = await anyio.to_thread.run_sync(self.store.load_many, decision.account_ids)
+            states = await self._store(self.store.load_many, decision.account_ids)
             machine.state_loaded(states, self.clock())
         elif isinstance(decision, AcquireLease):
-            acquired = await anyio.to_thread.run_sync(
-                self.store.try_lease, decision.account_id, decision.owner, decision.ttl
-            )
+            acquired = await self._store(self.store.try_lease, decision.account_id, decision.owner, decision.ttl)
             machine.lease_result(acquired, self.clock())
         elif isinstance(decision, Wait):
             await anyio.sleep(decision.seconds)
@@ -114,7 +122,7 @@ class PoolDriver:
     async def persist(self, decision: Persist) -> None:
         """Apply a ``Persist``; shielded, so a cancelled request still records what happened."""
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(apply_persist, self.store, decision)
+            await self._store(apply_persist, self.store, decision)
 
     async def run_check(self, account: AccountConfig) -> None:
         """One background ``AccountCheck`` (refresh ahead, usage limits) of ``account``."""
@@ -142,7 +150,7 @@ class PoolDriver:
             await anyio.sleep(interval)
             try:
                 ids = tuple(a.account_id for a in self.accounts)
-                states = await anyio.to_thread.run_sync(self.store.load_many, ids)
+                states = await self._store(self.store.load_many, ids)
                 for account in checks_due(self.accounts, states, self.clock(), self.settings):
                     await self.run_check(account)
             except Exception:
@@ -151,7 +159,7 @@ class PoolDriver:
     async def account_counts(self) -> dict[str, int]:
         """How many accounts are configured, usable now, out for a while, or disabled (for /health)."""
         ids = tuple(a.account_id for a in self.accounts)
-        states = await anyio.to_thread.run_sync(self.store.load_many, ids)
+        states = await self._store(self.store.load_many, ids)
         now = self.clock()
         counts = {"configured": len(self.accounts), "usable": 0, "unavailable": 0, "disabled": 0}
         for account in self.accounts:

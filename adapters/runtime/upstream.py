@@ -32,6 +32,18 @@ _KEEPALIVE_EXPIRY = 30.0
 _MAX_SMALL_BODY = 4 * 1024 * 1024
 
 
+# Connections per httpcore pool (see UpstreamClient._acquire).
+_SHARD_SIZE = 8
+
+
+class _Shard:
+    __slots__ = ("pool", "inflight")
+
+    def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:
+        self.pool = pool
+        self.inflight = 0
+
+
 class UpstreamConnectionError(Exception):
     """No (complete) HTTP answer from upstream. ``failure`` is the pool's classification."""
 
@@ -132,30 +144,38 @@ class UpstreamClient:
         self._proxy = _proxy(proxy)
         self._ssl_context = ssl_context
         self._max_connections = max_connections_per_account
-        self._pools: dict[tuple[str, bool], httpcore.AsyncConnectionPool] = {}
+        self._pools: dict[tuple[str, bool], list[_Shard]] = {}
 
-    def _pool(self, account: str, url: str) -> httpcore.AsyncConnectionPool:
+    def _acquire(self, account: str, url: str) -> _Shard:
         # HTTPS_PROXY applies to https:// URLs only (curl's rule), so a local http:// simulator
         # is reached directly even when a proxy is configured for Kiro.
         proxied = self._proxy is not None and url.lower().startswith("https://")
-        key = (account, proxied)
-        pool = self._pools.get(key)
-        if pool is None:
-            pool = httpcore.AsyncConnectionPool(
-                ssl_context=self._ssl_context,
-                proxy=self._proxy if proxied else None,
-                max_connections=self._max_connections,
-                keepalive_expiry=_KEEPALIVE_EXPIRY,
-                http1=True,
-                http2=False,
-                retries=0,
+        shards = self._pools.setdefault((account, proxied), [])
+        # An account's connections are spread over small httpcore pools: a pool's bookkeeping
+        # scans all its connections (quadratically) on every request, which dominated the CPU
+        # profile at 64 concurrent streams on one pool. First fit keeps keep-alive reuse high.
+        shard = next((s for s in shards if s.inflight < _SHARD_SIZE), None)
+        if shard is None and len(shards) * _SHARD_SIZE < self._max_connections:
+            shard = _Shard(
+                httpcore.AsyncConnectionPool(
+                    ssl_context=self._ssl_context,
+                    proxy=self._proxy if proxied else None,
+                    max_connections=_SHARD_SIZE,
+                    keepalive_expiry=_KEEPALIVE_EXPIRY,
+                    http1=True,
+                    http2=False,
+                    retries=0,
+                )
             )
-            self._pools[key] = pool
-        return pool
+            shards.append(shard)
+        if shard is None:
+            shard = min(shards, key=lambda s: s.inflight)
+        shard.inflight += 1
+        return shard
 
     @property
     def pool_count(self) -> int:
-        """How many per-account pools are open (for tests and /health)."""
+        """How many accounts (times proxy use) have connections (for tests and /health)."""
         return len(self._pools)
 
     def _request(self, request: HttpRequest, timeout: float) -> httpcore.Request:
@@ -218,16 +238,20 @@ class UpstreamClient:
         """
         deadline = anyio.current_time() + timeout
         url = request.url
-        with _map_exceptions(url):
-            with anyio.fail_after(timeout):
-                response = await self._pool(account, url).handle_async_request(self._request(request, timeout))
+        shard = self._acquire(account, url)
         try:
-            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers)
-            yield UpstreamStream(status=response.status, headers=headers, chunks=self._chunks(response, url, deadline))
+            with _map_exceptions(url):
+                with anyio.fail_after(timeout):
+                    response = await shard.pool.handle_async_request(self._request(request, timeout))
+            try:
+                headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers)
+                yield UpstreamStream(status=response.status, headers=headers, chunks=self._chunks(response, url, deadline))
+            finally:
+                with anyio.CancelScope(shield=True):
+                    with contextlib.suppress(Exception):
+                        await response.aclose()
         finally:
-            with anyio.CancelScope(shield=True):
-                with contextlib.suppress(Exception):
-                    await response.aclose()
+            shard.inflight -= 1
 
     async def _chunks(self, response: httpcore.Response, url: str, deadline: float) -> AsyncIterator[bytes]:
         iterator = cast(AsyncIterable[bytes], response.stream).__aiter__()
@@ -245,13 +269,15 @@ class UpstreamClient:
     async def close_account(self, account: str) -> None:
         """Close the pool of ``account`` (removed from the configuration, or its token revoked)."""
         for key in [k for k in self._pools if k[0] == account]:
-            await self._pools.pop(key).aclose()
+            for shard in self._pools.pop(key):
+                await shard.pool.aclose()
 
     async def aclose(self) -> None:
         """Close every pool."""
         pools, self._pools = list(self._pools.values()), {}
-        for pool in pools:
-            await pool.aclose()
+        for shards in pools:
+            for shard in shards:
+                await shard.pool.aclose()
 
     async def __aenter__(self) -> UpstreamClient:
         return self
