@@ -391,7 +391,10 @@ class Exchange:
         assert account is not None
         state = self._state(account)
         result = parse_refresh_response(
-            response, now=now, previous_refresh_token=state.refresh_token or account.refresh_token
+            response,
+            now=now,
+            previous_refresh_token=state.refresh_token or account.refresh_token,
+            also_mask=(account.refresh_token, account.client_secret),
         )
         self._refresh_done(account, result, now)
 

@@ -144,7 +144,9 @@ class AccountCheck:
         """The refresh endpoint's answer (any status)."""
         self._expect("refresh_answered", _Phase.REFRESHING)
         previous = self._state.refresh_token or self._account.refresh_token
-        self._refreshed(parse_refresh_response(response, now=now, previous_refresh_token=previous), now)
+        also_mask = (self._account.refresh_token, self._account.client_secret)
+        result = parse_refresh_response(response, now=now, previous_refresh_token=previous, also_mask=also_mask)
+        self._refreshed(result, now)
 
     def refresh_failed(self, message: str, now: float) -> None:
         """The refresh got no answer. ``message`` must hold no secret."""

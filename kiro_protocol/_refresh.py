@@ -112,6 +112,7 @@ def _host(url: str) -> str:
 
 
 def _quote(body: bytes, secrets: tuple[str, ...]) -> str:
+    """The body as one cut line, with every secret replaced by ``***``."""
     text = " ".join(body.decode("utf-8", "replace").split())
     for secret in secrets:
         if secret:
@@ -124,6 +125,7 @@ def parse_refresh_response(
     *,
     now: float,
     previous_refresh_token: str,
+    also_mask: tuple[str | None, ...] = (),
 ) -> RefreshedToken | RefreshFailure:
     """Interpret the refresh endpoint's answer (Social or IdC; both use camelCase keys).
 
@@ -132,8 +134,10 @@ def parse_refresh_response(
         now: the current time (seconds since the epoch), for the absolute expiry.
         previous_refresh_token: the token that was sent; never quoted, and a returned token
             equal to it is not a rotation.
+        also_mask: other secrets never to quote from the body (the IdC client secret, the
+            configured refresh token).
     """
-    secrets = (previous_refresh_token,)
+    secrets = tuple(x for x in (previous_refresh_token, *also_mask) if x)
     if response.status != 200:
         quoted = _quote(response.body, secrets)
         text = response.body.decode("utf-8", "replace")

@@ -108,3 +108,10 @@ def test_the_refresh_token_is_never_quoted() -> None:
 def test_malformed_200_answers_are_transient_failures(body: bytes) -> None:
     got = parse_refresh_response(HttpResponse(status=200, body=body), now=0, previous_refresh_token=TOKEN)
     assert isinstance(got, RefreshFailure) and not got.permanent and got.status == 200
+
+
+def test_client_secret_echoed_in_an_error_is_masked() -> None:
+    body = b'{"error":"invalid_client","error_description":"bad secret client-secret-XYZ"}'
+    got = parse_refresh_response(HttpResponse(status=400, body=body), now=0, previous_refresh_token=TOKEN,
+                                 also_mask=("client-secret-XYZ", None))
+    assert isinstance(got, RefreshFailure) and "client-secret-XYZ" not in got.message and got.permanent
