@@ -399,3 +399,40 @@ def test_checker_rejects_what_the_sdk_would_choke_on() -> None:
         assert bad != good
         with pytest.raises(SSEViolation):
             check_openai_stream(bad)
+
+
+# -- against the Go reference's OpenAI output (spec/vectors/syn0*.expected_go_openai.sse) -------
+
+GO = Path(__file__).parent / "fixtures" / "responses" / "openai_go"
+
+
+@pytest.mark.parametrize("case", ["syn01_text_metering_context", "syn02_text_then_tool", "syn04_text_after_tool"])
+def test_same_answer_as_the_go_reference_where_it_is_right(case: str) -> None:
+    """Where the Go reference is correct, a client accumulates the same answer from both."""
+    go = check_openai_stream((GO / f"{case}.expected_go_openai.sse").read_bytes())
+    _, sse = translate_openai((UPSTREAM / f"{case}.bin").read_bytes())
+    ours = check_openai_stream(sse)
+    assert (ours.content, ours.tool_calls, ours.finish_reason) == (go.content, go.tool_calls, go.finish_reason)
+
+
+def test_thinking_tags_pass_through_as_text_like_go_when_not_requested() -> None:
+    go = check_openai_stream((GO / "syn07_thinking_tags.expected_go_openai.sse").read_bytes())
+    _, sse = translate_openai((UPSTREAM / "syn07_thinking_tags.bin").read_bytes(), thinking=False)
+    assert check_openai_stream(sse).content == go.content
+
+
+def test_where_go_is_wrong_we_follow_the_spec() -> None:
+    """Go reports a content-length cut as ``stop``, fakes success after an error frame (spec
+    §4.3) and leaves a call without arguments with ``arguments: ""`` (not a JSON object); we say
+    ``length``, send an error chunk without ``[DONE]`` and send ``{}``."""
+    with pytest.raises(SSEViolation, match="arguments are not JSON"):
+        check_openai_stream((GO / "syn03_tool_only.expected_go_openai.sse").read_bytes())
+    ours03 = check_openai_stream(translate_openai((UPSTREAM / "syn03_tool_only.bin").read_bytes())[1])
+    assert ours03.tool_arguments == [{}] and ours03.finish_reason == "tool_calls"
+    go05 = check_openai_stream((GO / "syn05_exception_content_length.expected_go_openai.sse").read_bytes())
+    ours05 = check_openai_stream(translate_openai((UPSTREAM / "syn05_exception_content_length.bin").read_bytes())[1])
+    assert (go05.finish_reason, ours05.finish_reason) == ("stop", "length")
+    go06 = check_openai_stream((GO / "syn06_error_frame.expected_go_openai.sse").read_bytes())
+    ours06 = check_openai_stream(translate_openai((UPSTREAM / "syn06_error_frame.bin").read_bytes())[1])
+    assert go06.success and not ours06.success and ours06.error is not None
+    assert ours06.content == go06.content == "partial"
