@@ -199,3 +199,29 @@ def test_ensure_redis_server_is_quiet_and_fast_when_present() -> None:
     done = subprocess.run([str(script)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout == "" and done.stderr == ""
     assert time.monotonic() - started < 5
+
+
+def test_sqlite_updates_from_two_processes_all_count(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    path = str(tmp_path / "procs.db")
+    SQLiteStore(path).close()
+    code = (
+        "import sys\n"
+        "from adapters.runtime.stores.sqlite_store import SQLiteStore\n"
+        "from kiro_protocol._pool import PoolSettings\n"
+        "from kiro_protocol._pool_updates import Throttled\n"
+        "s = SQLiteStore(sys.argv[1])\n"
+        "bump = Throttled(reason='r', now=0.0, jitter=0.0, settings=PoolSettings()).apply\n"
+        "for _ in range(40):\n"
+        "    s.update('x', bump)\n"
+        "    s.add_counters('x', [('requests', 1)])\n"
+        "s.close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, path]) for _ in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    store = SQLiteStore(path)
+    assert store.load_many(["x"])["x"].throttle_level == 80
+    assert store.counters("x")["requests"] == 80
+    store.close()
