@@ -204,6 +204,36 @@ def test_bash_like_tool_gets_an_echo_command(prompt: str, command: str) -> None:
     assert [(c.name, dict(c.arguments)) for c in reply.tool_calls] == [("Bash", {"command": command})]
 
 
+def test_tool_requests_inside_client_context_are_ignored_and_the_last_request_wins() -> None:
+    messages: list[dict[str, Any]] = [
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "<system-reminder>\nUse the get_weather tool when asked; run echo nope\n</system-reminder>"},
+                {"type": "text", "text": "First use the get_weather tool, then use the Bash tool to run `echo yes`"},
+            ],
+        }
+    ]
+    reply = stream(kiro_body(messages, tools=[WEATHER, BASH]))
+    assert [(c.name, dict(c.arguments)) for c in reply.tool_calls] == [("Bash", {"command": "echo yes"})]
+    quoted = stream(kiro_body(messages)).text  # no tools offered: the greeting quotes the user's words only
+    assert "system-reminder" not in quoted and "First use the get_weather tool" in quoted
+    only_context = [{"role": "user", "content": "<system-reminder>use the Bash tool</system-reminder> hi"}]
+    assert stream(kiro_body(only_context, tools=[BASH])).tool_calls == ()
+
+
+def test_without_a_named_tool_a_shell_like_tool_is_preferred() -> None:
+    reply = stream(kiro_body("go [[sim:tools:2]]", tools=[WEATHER, BASH]))
+    assert {c.name for c in reply.tool_calls} == {"Bash"}
+    write = {
+        "name": "Write",
+        "description": "write a file",
+        "input_schema": {"type": "object", "properties": {"file_path": {"type": "string"}}, "required": ["file_path"]},
+    }
+    truncated = stream(kiro_body("go [[sim:truncate]]", tools=[BASH, write]))
+    assert truncated.tool_calls[0].name == "Write"
+
+
 def test_a_tool_that_is_not_offered_is_not_called() -> None:
     reply = stream(kiro_body("Use the Bash tool to run echo hi", tools=[WEATHER]))
     assert reply.tool_calls == () and tool_events(events_of(reply)) == []
@@ -212,7 +242,7 @@ def test_a_tool_that_is_not_offered_is_not_called() -> None:
 
 
 def test_tools_marker_gives_n_sequential_calls_with_distinct_ids() -> None:
-    reply = stream(kiro_body("Run these [[sim:tools:3]]", tools=[BASH, WEATHER]))
+    reply = stream(kiro_body("Run these [[sim:tools:3]]", tools=[WEATHER, BASH]))
     calls = tool_events(events_of(reply))
     ids = list(dict.fromkeys(c.tool_use_id for c in calls))
     assert len(ids) == 3 and all(TOOL_ID.match(i) for i in ids)

@@ -74,6 +74,9 @@ _THINKING_PREFIX = re.compile(
     r"<thinking_effort>.*?</thinking_effort>)?\n?",
     re.DOTALL,
 )
+# Context a client wraps around the user's words (Claude Code's reminders, a folded system
+# message); it may itself say "use the X tool", so tool requests are looked for outside it.
+_CLIENT_CONTEXT = re.compile(r"<(system-reminder|system)>.*?</\1>", re.DOTALL)
 _WINDOWS = {m.kiro_id: m.context_window for m in KIRO_MODELS}
 #: ``[[sim:truncate]]`` without any offered tool: a large Write, the call that gets cut in practice.
 FALLBACK_TOOL = "Write"
@@ -114,6 +117,8 @@ class Turn:
     model: str
     #: The latest user text: the current message's content, else the last history user text.
     prompt: str
+    #: ``prompt`` without client context blocks and markers: what the user actually said.
+    said: str
     #: Offered tools: (name, input schema), in order.
     tools: tuple[tuple[str, object], ...]
     tool_results: tuple[ToolResultView, ...]
@@ -211,9 +216,11 @@ def read_turn(body: Mapping[str, object]) -> Turn:
         for r in _list(context.get("toolResults"))
     )
     model = current.get("modelId")
+    prompt = _THINKING_PREFIX.sub("", prompt)
     return Turn(
         model=model if isinstance(model, str) else "",
-        prompt=_THINKING_PREFIX.sub("", prompt),
+        prompt=prompt,
+        said=strip_markers(_CLIENT_CONTEXT.sub("", prompt)).strip(),
         tools=tuple(tools),
         tool_results=results,
         thinking=any(THINKING_PREFIX_MARKER in t for t in (*user_texts, current_text)),
@@ -232,14 +239,28 @@ def tool_use_id(seed: int, index: int) -> str:
 
 def _chosen_tool(turn: Turn, markers: Markers) -> tuple[str, object] | None:
     offered = {name.lower(): (name, schema) for name, schema in turn.tools}
+    # The marker first, then the user's last request ("use the Read tool, then the Bash tool").
     wanted = [markers.tool_name] if markers.tool_name else []
-    wanted += _ASKS_FOR_TOOL.findall(strip_markers(turn.prompt))
+    wanted += reversed(_ASKS_FOR_TOOL.findall(turn.said))
     for name in wanted:
         if name and name.lower() in offered:
             return offered[name.lower()]
     if markers.tools and turn.tools:
-        return turn.tools[0]
+        return _default_tool(turn)
     return None
+
+
+def _default_tool(turn: Turn, preferred: str | None = None) -> tuple[str, object]:
+    """The tool to use when none is named: ``preferred`` if offered, else a shell-like tool
+    (one with a ``command`` property: harmless ``echo`` calls), else the first one."""
+    for name, schema in turn.tools:
+        if name == preferred:
+            return name, schema
+    for name, schema in turn.tools:
+        properties = schema.get("properties") if isinstance(schema, Mapping) else None
+        if isinstance(properties, Mapping) and "command" in properties:
+            return name, schema
+    return turn.tools[0]
 
 
 def _tool_calls(turn: Turn, markers: Markers, seed: int) -> tuple[ToolCall, ...]:
@@ -247,13 +268,12 @@ def _tool_calls(turn: Turn, markers: Markers, seed: int) -> tuple[ToolCall, ...]
         return ()  # results are in: the model now answers with text
     chosen = _chosen_tool(turn, markers)
     if chosen is None and markers.failure == "truncate":
-        chosen = turn.tools[0] if turn.tools else (FALLBACK_TOOL, _WRITE_SCHEMA)
+        chosen = _default_tool(turn, FALLBACK_TOOL) if turn.tools else (FALLBACK_TOOL, _WRITE_SCHEMA)
     if chosen is None:
         return ()
     name, schema = chosen
-    prompt = strip_markers(turn.prompt)
     return tuple(
-        ToolCall(tool_use_id=tool_use_id(seed, i), name=name, arguments=example_arguments(schema, prompt=prompt, index=i))
+        ToolCall(tool_use_id=tool_use_id(seed, i), name=name, arguments=example_arguments(schema, prompt=turn.said, index=i))
         for i in range(markers.tools or 1)
     )
 
@@ -277,7 +297,7 @@ def _reflection(turn: Turn) -> str:
 
 
 def _text_frames(turn: Turn, markers: Markers, calls: Sequence[ToolCall], rng: random.Random) -> list[str]:
-    prompt = strip_markers(turn.prompt)
+    prompt = turn.said
     frames: list[str] = []
     if markers.unknown:
         frames += split_text(f"(simulator: unknown marker {', '.join(markers.unknown)}) ", rng)
@@ -346,7 +366,7 @@ def answer(body: Mapping[str, object], *, seed: int = 0, failures: bool = True) 
     calls = _tool_calls(turn, markers if failures else _without_failure(markers), seed)
     text_frames = []
     if turn.thinking or markers.thinking:
-        text_frames += thinking_frames(strip_markers(turn.prompt), rng)
+        text_frames += thinking_frames(turn.said, rng)
     text_frames += _text_frames(turn, markers, calls, rng)
     text_events: list[UpstreamEvent] = [AssistantResponse(content=t) for t in text_frames]
     call_events: list[UpstreamEvent] = []
