@@ -206,7 +206,10 @@ def backoff_delay(level: int, *, base: float, cap: float, jitter: float) -> floa
 
 
 def _when(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    try:
+        return datetime.fromtimestamp(timestamp, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    except (OverflowError, ValueError, OSError):  # a stored time beyond year 9999
+        return "a far future date"
 
 
 def _for(seconds: float) -> str:

@@ -19,7 +19,10 @@ __all__ = ["account_status", "pool_status"]
 def _iso(timestamp: float | None) -> str | None:
     if not timestamp:
         return None
-    return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    try:
+        return datetime.fromtimestamp(timestamp, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    except (OverflowError, ValueError, OSError):  # a stored time beyond year 9999
+        return None
 
 
 def _status(account: AccountConfig, state: AccountState, now: float) -> str:

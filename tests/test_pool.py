@@ -159,3 +159,20 @@ def test_status_view_shows_why_and_never_a_secret() -> None:
     for a in accounts:
         assert a.refresh_token not in text and str(a.client_secret) not in text and str(a.client_id) not in text
     assert "SECRET" not in text
+
+
+@given(st.text(max_size=300).map(lambda t: t) | st.builds(
+    lambda u, c, e, r: AccountState(invalid_until=u, cooldown_until=c, exhausted_until=e, next_reset_at=r,
+                                    usage_checked_at=u, last_used_at=c).to_json(),
+    st.floats(-1e300, 1e300), st.floats(-1e300, 1e300), st.floats(-1e300, 1e300),
+    st.none() | st.floats(-1e300, 1e300)))
+def test_any_stored_state_gives_a_reason_and_a_status_without_crashing(text: str) -> None:
+    from kiro_protocol._pool_status import account_status
+
+    (a,) = make_accounts(1)
+    state = AccountState.from_json(text)
+    for now in (0.0, 1_750_000_000.0):
+        reason = unavailable_reason(a, state, now)
+        assert reason is None or reason
+        assert account_status(a, state, now)["index"] == 0
+        no_account_error([a], {a.account_id: state}, now)
