@@ -6,7 +6,7 @@ import json
 import struct
 import uuid
 import zlib
-from typing import Any
+from typing import Any, assert_type
 
 import pytest
 from hypothesis import given
@@ -542,3 +542,14 @@ def test_messages_are_frozen_values() -> None:
     assert a == b and hash(a) == hash(b)
     with pytest.raises(AttributeError):
         a.payload = b""  # type: ignore[misc]
+
+
+def test_next_event_narrows_for_mypy() -> None:
+    # Checked by mypy --strict: both sentinels narrow away, leaving Message.
+    decoder = EventStreamDecoder()
+    decoder.receive_data(fixture_bytes("syn10_no_headers"))
+    ev = decoder.next_event()
+    if ev is NEED_DATA or ev is END_OF_STREAM:
+        raise AssertionError(ev)
+    assert_type(ev, Message)
+    assert ev.headers == ()
