@@ -128,7 +128,8 @@ class SimulatorApp:
                 await self._json(tap, 500, body)
             # Otherwise the stream had started: returning unfinished makes the pump close it.
         finally:
-            log.info("%s %s -> %s", request.method, path, tap.status if tap.status is not None else "no answer")
+            level = logging.INFO if self.state.config.log_requests else logging.DEBUG
+            log.log(level, "%s %s -> %s", request.method, path, tap.status if tap.status is not None else "no answer")
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -198,9 +199,10 @@ class SimulatorApp:
         if turn.model not in KNOWN_MODEL_IDS:
             await fail(400, INVALID_MODEL, "ValidationException", "invalid-model")
             return
-        reply = answer(body, seed=state.sequence)
+        seed = state.next_seed()
+        reply = answer(body, seed=seed)
         if reply.once and reply.scenario is not None and not state.fire_once(reply.scenario, turn.prompt):
-            reply = answer(body, seed=state.sequence, failures=False)
+            reply = answer(body, seed=seed, failures=False)
         entry["scenario"] = reply.scenario
         if isinstance(reply, ErrorReply):
             failure = reply.failure

@@ -99,9 +99,9 @@ class SimulatorHandle:
 
 async def start_simulator(
     task_group: anyio.abc.TaskGroup,
-    *,
     host: str = "127.0.0.1",
     port: int = 0,
+    *,
     config: SimulatorConfig | None = None,
 ) -> SimulatorHandle:
     """Start a simulator in ``task_group`` and return once it listens (port 0: a free port).
@@ -199,6 +199,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         rotate_refresh_tokens=not args.no_rotate,
         revoke_rotated=args.revoke_rotated,
         history_size=args.history,
+        log_requests=True,
     )
     try:
         return run(args.host, args.port, config)

@@ -55,6 +55,9 @@ class SimulatorConfig:
     max_body_bytes: int | None = 1_200_000
     #: The history-length limit of the linter (entries).
     max_history_entries: int | None = 200
+    #: One INFO log line per request (the standalone simulator); in-process it would double the
+    #: gateway's access log, so it is DEBUG there.
+    log_requests: bool = False
 
 
 @dataclass(slots=True, kw_only=True)
@@ -106,6 +109,10 @@ class SimulatorState:
         self.config = config
         self._clock = clock
         self._new_secret = new_secret
+        # Mixed into every answer's seed, so tool-use ids differ between simulator runs (and
+        # after a reset) even though the request counter starts again.
+        self._salt = int.from_bytes(new_secret(8).encode()[:6], "big")
+        self._answers = 0  # not reset: ids stay unique across resets too
         self.reset()
 
     def reset(self) -> None:
@@ -122,6 +129,11 @@ class SimulatorState:
 
     def now(self) -> float:
         return self._clock()
+
+    def next_seed(self) -> int:
+        """A seed for the next answer: unique per request of this simulator."""
+        self._answers += 1
+        return self._salt * 1_000_003 + self._answers
 
     # -- refresh tokens ----------------------------------------------------------------------
 
