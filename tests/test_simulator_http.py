@@ -639,3 +639,17 @@ async def test_http2_prior_knowledge_and_drop_as_a_stream_reset() -> None:
         with pytest.raises(httpcore.RemoteProtocolError):
             await h2.request("POST", request.url, headers=client._headers(request), content=request.body)
         assert (await client.requests())[-1]["outcome"] == "dropped"
+
+
+def test_gateway_settings_point_a_settings_object_at_the_simulator() -> None:
+    from adapters.runtime.settings import load_settings
+    from adapters.simulator import gateway_settings
+
+    settings = load_settings(environ={"KIRO_CLIENT_TOKEN": "client-token-0123456789"})
+    pointed = gateway_settings(settings, "http://127.0.0.1:9999")
+    assert pointed.upstream_base() == "http://127.0.0.1:9999"
+    assert pointed.refresh_url("social") == "http://127.0.0.1:9999/refreshToken"
+    assert pointed.refresh_url("idc") == "http://127.0.0.1:9999/token"
+    assert pointed.state_url == "memory://" and pointed.client_token == settings.client_token
+    assert pointed.auth_token_json is not None
+    assert parse_accounts(pointed.auth_token_json)[0].refresh_token == DEMO_REFRESH_TOKEN

@@ -11,6 +11,7 @@ In-process::
     async with anyio.create_task_group() as tg:
         sim = await start_simulator(tg)            # sim.url, sim.port
         env = sim.gateway_environment()            # KIRO_UPSTREAM_URL, ..., KIRO_AUTH_TOKEN
+        settings = sim.gateway_settings(settings)  # or a Settings pointed at it
         ...
         sim.stop()
 """
@@ -27,6 +28,7 @@ from ._serve import (
     SimulatorHandle,
     add_arguments,
     gateway_environment,
+    gateway_settings,
     main,
     run,
     run_from_args,
@@ -56,6 +58,7 @@ __all__ = [
     "add_arguments",
     "answer",
     "gateway_environment",
+    "gateway_settings",
     "main",
     "parse_markers",
     "read_turn",

@@ -7,6 +7,7 @@ h11 and h2 pumps) with ``SimulatorApp`` as the handler.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -18,6 +19,7 @@ import anyio.abc
 
 from adapters.anyio_server import Lifecycle, Server
 from adapters.anyio_server._server import handle_signals
+from adapters.runtime.settings import Settings
 
 from ._app import SimulatorApp
 from ._state import SimulatorConfig, SimulatorState
@@ -30,6 +32,7 @@ __all__ = [
     "add_arguments",
     "run_from_args",
     "gateway_environment",
+    "gateway_settings",
     "DEMO_REFRESH_TOKEN",
     "DEMO_IDC_CLIENT_ID",
     "DEMO_IDC_CLIENT_SECRET",
@@ -70,6 +73,25 @@ def gateway_environment(url: str, *, accounts: Sequence[dict[str, object]] | Non
     }
 
 
+def gateway_settings(
+    settings: Settings, url: str, *, accounts: Sequence[dict[str, object]] | None = None
+) -> Settings:
+    """``settings`` pointed at a simulator at ``url`` (upstream and refresh URLs, accounts).
+
+    For ``kiro2api serve`` without accounts: start the simulator, then serve with these settings.
+    The state store is switched to ``memory://`` so demo accounts never mix with a real store.
+    """
+    env = gateway_environment(url, accounts=accounts)
+    return dataclasses.replace(
+        settings,
+        upstream_url=env["KIRO_UPSTREAM_URL"],
+        social_refresh_url=env["KIRO_SOCIAL_REFRESH_URL"],
+        idc_refresh_url=env["KIRO_IDC_REFRESH_URL"],
+        auth_token_json=env["KIRO_AUTH_TOKEN"],
+        state_url="memory://",
+    )
+
+
 @dataclass(slots=True)
 class SimulatorHandle:
     """A running simulator."""
@@ -91,6 +113,10 @@ class SimulatorHandle:
     def gateway_environment(self, *, accounts: Sequence[dict[str, object]] | None = None) -> dict[str, str]:
         """``gateway_environment`` for this simulator."""
         return gateway_environment(self.url, accounts=accounts)
+
+    def gateway_settings(self, settings: Settings, *, accounts: Sequence[dict[str, object]] | None = None) -> Settings:
+        """``gateway_settings`` for this simulator."""
+        return gateway_settings(settings, self.url, accounts=accounts)
 
     def stop(self) -> None:
         """Stop accepting, close idle connections; running streams get a short grace period."""
