@@ -553,3 +553,14 @@ def test_next_event_narrows_for_mypy() -> None:
         raise AssertionError(ev)
     assert_type(ev, Message)
     assert ev.headers == ()
+
+
+def test_complete_messages_come_out_before_the_truncation_error() -> None:
+    decoder = EventStreamDecoder()
+    decoder.receive_data(_GOOD + _GOOD[:20])
+    decoder.receive_data(b"")
+    assert decoder.next_event() == Message(
+        headers=(Header(name=":message-type", type=HeaderType.STRING, value="event"),), payload=b"{}"
+    )
+    with pytest.raises(TruncatedMessage, match="20 of 40 bytes"):
+        decoder.next_event()
