@@ -442,11 +442,21 @@ async def open_service(settings: Settings, prepared: Prepared) -> AsyncIterator[
         proxy=settings.https_proxy,
     )
     driver = PoolDriver(accounts=prepared.accounts, settings=prepared.pool, store=prepared.store, upstream=upstream)
+    checks = anyio.CancelScope()
+
+    async def run_checks() -> None:
+        with checks:
+            await driver.run_background_checks()
+
     try:
         async with anyio.create_task_group() as tg:
-            tg.start_soon(driver.run_background_checks)
-            yield KiroService(settings=settings, driver=driver)
-            tg.cancel_scope.cancel()
+            tg.start_soon(run_checks)
+            tg.start_soon(driver.run_persist_writer)
+            try:
+                yield KiroService(settings=settings, driver=driver)
+            finally:
+                checks.cancel()
+                driver.stop_persist_writer()  # the task group then waits for the queued writes
     finally:
         with anyio.CancelScope(shield=True):
             await upstream.aclose()
