@@ -40,7 +40,8 @@ schemas = st.recursive(
 markers = st.sampled_from(
     ["", "[[sim:throttle]]", "[[sim:drop]]", "[[sim:bad-crc]]", "[[sim:truncate]]", "[[sim:tools:3]]",
      "[[sim:exception-mid-stream]]", "[[sim:error-frame]]", "[[sim:unicode]]", "[[sim:long:5]]",
-     "[[sim:thinking]]", "[[sim:tool:t0]]", "use the t1 tool", "[[sim:server-error:once]]", "[[sim:x:y]]"]
+     "[[sim:thinking]]", "[[sim:tool:t0]]", "use the t1 tool", "[[sim:server-error:once]]", "[[sim:x:y]]",
+     "[[sim:reasoning]] [[sim:token-usage]]", "[[sim:context-full]] [[sim:stall:5]]", "[[sim:reasoning]] [[sim:drop]]"]
 )
 
 

@@ -465,6 +465,19 @@ async def test_long_unicode_and_pacing() -> None:
         assert time.monotonic() - started >= 0.04 * (frames - 1) * 0.9
 
 
+async def test_stall_pauses_the_stream_once() -> None:
+    async with running() as client:
+        account = social()
+        token = await client.access_token(account)
+        request = client.generate_request(account, token, kiro_body("a question with several words [[sim:stall:300]]"))
+        arrivals: list[float] = []
+        async with client.pool.stream(request.method, request.url, headers=client._headers(request), content=request.body) as response:
+            async for _ in response.aiter_stream():
+                arrivals.append(time.monotonic())
+        gaps = [b - a for a, b in zip(arrivals, arrivals[1:])]
+        assert max(gaps) >= 0.25 and sorted(gaps)[-2] < 0.2  # one long pause, not many
+
+
 async def test_default_pace_spreads_frames_in_time() -> None:
     async with running(pace_ms=20) as client:
         account = social()

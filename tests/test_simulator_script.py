@@ -34,7 +34,10 @@ from kiro_protocol._upstream_errors import FailureClass, classify_stream_failure
 from kiro_protocol._upstream_events import (
     AssistantResponse,
     ContextUsage,
+    MessageMetadata,
+    MessageStop,
     Metering,
+    ReasoningContent,
     ToolUse,
     UpstreamError,
     UpstreamEvent,
@@ -494,6 +497,34 @@ def test_long_gives_exactly_n_text_frames() -> None:
     texts = [e for e in events_of(reply) if isinstance(e, AssistantResponse)]
     assert len(texts) == 2000
     assert texts[0].content == "chunk-1 " and texts[-1].content == "chunk-2000 "
+
+
+def test_reasoning_events_instead_of_tags() -> None:
+    reply = stream(kiro_body("Why? [[sim:reasoning]]"))
+    events = events_of(reply)
+    reasoning = [e for e in events if isinstance(e, ReasoningContent)]
+    assert len(reasoning) >= 3 and reasoning[-1].signature and not reasoning[-1].text
+    assert "".join(r.text for r in reasoning) == reply.reasoning and "Why?" in reply.reasoning
+    first_text = next(i for i, e in enumerate(events) if isinstance(e, AssistantResponse))
+    assert all(isinstance(e, ReasoningContent) for e in events[:first_text])
+    assert "<thinking>" not in reply.text
+
+
+def test_token_usage_and_context_full() -> None:
+    events = events_of(stream(kiro_body("use the Bash tool [[sim:token-usage]] [[sim:context-full]]", tools=[BASH])))
+    metadata = next(e for e in events if isinstance(e, MessageMetadata))
+    assert metadata.stop_reason == "TOOL_USE" and metadata.token_usage is not None
+    assert (metadata.token_usage.uncached_input_tokens or 0) > 0 and (metadata.token_usage.output_tokens or 0) > 0
+    assert isinstance(events[-1], MessageStop) and events[-1].stop_reason == "TOOL_USE"
+    assert next(e for e in events if isinstance(e, ContextUsage)).percentage == 100.0
+    plain = events_of(stream(kiro_body("hi")))
+    assert not any(isinstance(e, (MessageMetadata, MessageStop)) for e in plain)
+
+
+def test_stall_pauses_once_after_the_first_frames() -> None:
+    reply = stream(kiro_body("a question with several words [[sim:stall:1500]]"))
+    assert reply.stall_ms == 1500 and 1 <= reply.stall_before <= 3
+    assert stream(kiro_body("hi")).stall_ms is None
 
 
 def test_slow_sets_the_pace() -> None:

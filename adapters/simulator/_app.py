@@ -210,6 +210,7 @@ class SimulatorApp:
             return
         entry["sent"] = {
             "text": reply.text,
+            "reasoning": reply.reasoning,
             "toolCalls": [{"toolUseId": c.tool_use_id, "name": c.name, "input": c.arguments} for c in reply.tool_calls],
         }
         await self._stream(respond, reply, entry)
@@ -223,6 +224,8 @@ class SimulatorApp:
             for i, chunk in enumerate(reply.chunks):
                 if i and pace > 0:
                     await anyio.sleep(pace)
+                if i == reply.stall_before and reply.stall_ms:
+                    await anyio.sleep(reply.stall_ms / 1000)
                 await respond.send_chunk(chunk)
                 entry["chunksSent"] = i + 1
             if reply.ending is Ending.DROP:

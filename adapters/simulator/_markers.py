@@ -33,8 +33,9 @@ _MARKER = re.compile(r"\[\[sim:([A-Za-z][A-Za-z0-9-]*)((?::[^\]:\s]*)*)\]\]")
 #: The largest ``long:N`` and ``tools:N`` accepted (bigger values are clamped).
 MAX_LONG_FRAMES = 200_000
 MAX_TOOL_CALLS = 64
-#: The largest ``slow:MS`` accepted.
+#: The largest ``slow:MS`` and ``stall:MS`` accepted.
 MAX_SLOW_MS = 60_000
+MAX_STALL_MS = 600_000
 
 
 def kiro_error_body(message: str, reason: str | None = None, type_: str | None = None) -> bytes:
@@ -111,7 +112,9 @@ HTTP_FAILURES: dict[str, Callable[[tuple[str, ...]], HttpFailure]] = {
 STREAM_FAILURES = frozenset(
     {"exception-mid-stream", "content-length-exceeded", "error-frame", "truncate", "bad-crc", "drop"}
 )
-_SHAPES = frozenset({"long", "slow", "unicode", "tools", "tool", "thinking"})
+_SHAPES = frozenset(
+    {"long", "slow", "stall", "unicode", "tools", "tool", "thinking", "reasoning", "token-usage", "context-full"}
+)
 #: Every marker name the simulator understands.
 MARKERS = frozenset(HTTP_FAILURES) | STREAM_FAILURES | _SHAPES
 
@@ -138,6 +141,15 @@ class Markers:
     tool_name: str | None = None
     #: ``thinking``: think even without the thinking-mode prefix.
     thinking: bool = False
+    #: ``reasoning``: think in ``reasoningContentEvent`` frames (newer backends) instead of tags.
+    reasoning: bool = False
+    #: ``token-usage``: end with a ``messageMetadataEvent`` (token usage, stop reason) and a
+    #: ``messageStopEvent``, as newer backends do.
+    token_usage: bool = False
+    #: ``context-full``: the context-usage event reports 100 %.
+    context_full: bool = False
+    #: ``stall:MS``: one pause of MS milliseconds after the first frames.
+    stall_ms: int | None = None
     #: Markers with a name the simulator does not know (reported in the answer).
     unknown: tuple[str, ...] = ()
 
@@ -157,9 +169,10 @@ def parse_markers(text: str) -> Markers:
     """
     failure: str | None = None
     failure_args: tuple[str, ...] = ()
-    once = unicode = thinking = False
+    once = unicode = thinking = reasoning = token_usage = context_full = False
     long: int | None = None
     slow_ms: int | None = None
+    stall_ms: int | None = None
     tools: int | None = None
     tool_name: str | None = None
     unknown: list[str] = []
@@ -176,12 +189,20 @@ def parse_markers(text: str) -> Markers:
             long = max(1, _int_arg(args, 100, MAX_LONG_FRAMES))
         elif name == "slow":
             slow_ms = _int_arg(args, 200, MAX_SLOW_MS)
+        elif name == "stall":
+            stall_ms = _int_arg(args, 5_000, MAX_STALL_MS)
         elif name == "tools":
             tools = max(1, _int_arg(args, 2, MAX_TOOL_CALLS))
         elif name == "tool":
             tool_name = args[0] if args and args[0] else tool_name
         elif name == "unicode":
             unicode = True
+        elif name == "reasoning":
+            reasoning = True
+        elif name == "token-usage":
+            token_usage = True
+        elif name == "context-full":
+            context_full = True
         else:  # thinking
             thinking = True
     return Markers(
@@ -194,6 +215,10 @@ def parse_markers(text: str) -> Markers:
         tools=tools,
         tool_name=tool_name,
         thinking=thinking,
+        reasoning=reasoning,
+        token_usage=token_usage,
+        context_full=context_full,
+        stall_ms=stall_ms,
         unknown=tuple(unknown),
     )
 

@@ -33,7 +33,11 @@ from kiro_protocol._models import KIRO_MODELS
 from kiro_protocol._upstream_events import (
     AssistantResponse,
     ContextUsage,
+    MessageMetadata,
+    MessageStop,
     Metering,
+    ReasoningContent,
+    TokenUsage,
     ToolUse,
     UpstreamError,
     UpstreamEvent,
@@ -43,7 +47,7 @@ from kiro_protocol._upstream_parse import encode_upstream_event
 
 from ._arguments import example_arguments
 from ._markers import HTTP_FAILURES, HttpFailure, Markers, parse_markers, strip_markers
-from ._text import UNICODE_FRAMES, greeting, has_cjk, long_frames, split_text, thinking_frames
+from ._text import UNICODE_FRAMES, greeting, has_cjk, long_frames, reasoning_text, split_text, thinking_frames
 
 __all__ = [
     "Ending",
@@ -148,11 +152,16 @@ class StreamReply:
     ending: Ending = Ending.COMPLETE
     #: Pause between chunks asked by ``[[sim:slow:MS]]`` (None: the server's default pace).
     pace_ms: int | None = None
+    #: ``[[sim:stall:MS]]``: one extra pause of this many milliseconds before chunk ``stall_before``.
+    stall_ms: int | None = None
+    stall_before: int = 0
     #: The stream-failure marker applied, if any.
     scenario: str | None = None
     once: bool = False
     #: All text the answer meant to send, and its tool calls (before any failure cut them).
     text: str = ""
+    #: The reasoning sent as ``reasoningContentEvent`` frames (``[[sim:reasoning]]``), if any.
+    reasoning: str = ""
     tool_calls: tuple[ToolCall, ...] = field(default=())
 
 
@@ -335,12 +344,30 @@ def _call_events(call: ToolCall, rng: random.Random) -> list[ToolUse]:
     return events
 
 
-def _closing_events(turn: Turn, output_chars: int) -> list[UpstreamEvent]:
+def _closing_events(
+    turn: Turn, markers: Markers, calls: Sequence[ToolCall], output_chars: int
+) -> list[UpstreamEvent]:
     window = _WINDOWS.get(turn.model, 200_000)
     # About four characters per token, as Kiro's own estimate; credits grow with the output.
-    percentage = round(min(turn.input_chars / 4 / window * 100, 100.0), 4)
+    percentage = 100.0 if markers.context_full else round(min(turn.input_chars / 4 / window * 100, 100.0), 4)
     credits = round(0.01 + output_chars / 200_000, 6)
-    return [Metering(unit="credit", usage=credits), ContextUsage(percentage=percentage)]
+    events: list[UpstreamEvent] = [Metering(unit="credit", usage=credits), ContextUsage(percentage=percentage)]
+    if markers.token_usage:
+        stop = "TOOL_USE" if calls else "END_TURN"
+        usage = TokenUsage(
+            uncached_input_tokens=max(1, turn.input_chars // 4),
+            output_tokens=max(1, output_chars // 4),
+            cache_read_input_tokens=0,
+            cache_write_input_tokens=0,
+        )
+        events += [MessageMetadata(token_usage=usage, stop_reason=stop), MessageStop(stop_reason=stop)]
+    return events
+
+
+def _reasoning_events(turn: Turn, rng: random.Random, seed: int) -> list[UpstreamEvent]:
+    signature = base64.b64encode(hashlib.sha256(f"kiro2api-simulator-signature:{seed}".encode()).digest()).decode()
+    pieces: list[UpstreamEvent] = [ReasoningContent(text=t) for t in split_text(reasoning_text(turn.said), rng)]
+    return pieces + [ReasoningContent(text="", signature=signature)]
 
 
 def _corrupt(frame: bytes) -> bytes:
@@ -363,39 +390,38 @@ def answer(body: Mapping[str, object], *, seed: int = 0, failures: bool = True) 
         assert failure is not None
         return ErrorReply(failure=HTTP_FAILURES[failure](markers.failure_args), scenario=failure, once=markers.once)
     rng = random.Random(seed)
-    calls = _tool_calls(turn, markers if failures else _without_failure(markers), seed)
-    text_frames = []
-    if turn.thinking or markers.thinking:
+    effective = markers if failures else replace(markers, failure=None, failure_args=(), once=False)
+    calls = _tool_calls(turn, effective, seed)
+    thinks = turn.thinking or markers.thinking or markers.reasoning
+    text_events: list[UpstreamEvent] = []
+    text_frames: list[str] = []
+    reasoning = ""
+    if thinks and markers.reasoning:
+        text_events += _reasoning_events(turn, rng, seed)
+        reasoning = reasoning_text(turn.said)
+    elif thinks:
         text_frames += thinking_frames(turn.said, rng)
     text_frames += _text_frames(turn, markers, calls, rng)
-    text_events: list[UpstreamEvent] = [AssistantResponse(content=t) for t in text_frames]
+    text_events += [AssistantResponse(content=t) for t in text_frames]
     call_events: list[UpstreamEvent] = []
     for call in calls:
         call_events += _call_events(call, rng)
-    output_chars = sum(map(len, text_frames)) + sum(len(e.input) for e in call_events if isinstance(e, ToolUse))
-    events = text_events + call_events + _closing_events(turn, output_chars)
+    output_chars = len(reasoning) + sum(map(len, text_frames))
+    output_chars += sum(len(e.input) for e in call_events if isinstance(e, ToolUse))
+    events = text_events + call_events + _closing_events(turn, markers, calls, output_chars)
     reply = StreamReply(
         chunks=(),
         events=(),
         pace_ms=markers.slow_ms,
+        stall_ms=markers.stall_ms,
+        stall_before=min(_FRAMES_BEFORE_FAILURE, len(text_events)),
         text="".join(text_frames),
+        reasoning=reasoning,
         tool_calls=calls,
         scenario=failure,
         once=markers.once,
     )
     return _apply(reply, failure, markers.failure_args, text_events, call_events, events)
-
-
-def _without_failure(markers: Markers) -> Markers:
-    return Markers(
-        long=markers.long,
-        slow_ms=markers.slow_ms,
-        unicode=markers.unicode,
-        tools=markers.tools,
-        tool_name=markers.tool_name,
-        thinking=markers.thinking,
-        unknown=markers.unknown,
-    )
 
 
 def _stream(reply: StreamReply, events: Sequence[UpstreamEvent]) -> StreamReply:

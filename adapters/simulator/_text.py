@@ -16,6 +16,7 @@ __all__ = [
     "has_cjk",
     "greeting",
     "thinking_frames",
+    "reasoning_text",
     "long_frames",
     "UNICODE_FRAMES",
     "UNICODE_TEXT",
@@ -110,12 +111,16 @@ def greeting(prompt: str, model: str) -> str:
     )
 
 
+def reasoning_text(prompt: str) -> str:
+    """What the simulated model thinks."""
+    # The quoted prompt must not close a <thinking> block early.
+    quoted = excerpt(prompt, 60).replace("<", "‹").replace(">", "›")
+    return f'The user wrote "{quoted}". I am the simulator, so a short scripted answer will do.'
+
+
 def thinking_frames(prompt: str, rng: random.Random) -> list[str]:
     """A ``<thinking>...</thinking>\\n\\n`` block, its tags cut across frames as tokens would be."""
-    # The quoted prompt must not close the block early.
-    quoted = excerpt(prompt, 60).replace("<", "‹").replace(">", "›")
-    reasoning = f'The user wrote "{quoted}". I am the simulator, so a short scripted answer will do.'
-    return ["<thin", "king>", *split_text(reasoning, rng), "</thinking>", "\n\n"]
+    return ["<thin", "king>", *split_text(reasoning_text(prompt), rng), "</thinking>", "\n\n"]
 
 
 def long_frames(count: int) -> list[str]:
