@@ -22,7 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kiro2api",
         description=_DESCRIPTION,
-        epilog="commands:\n  serve    run the standalone server (kiro2api serve --help)\n\n" + _settings_epilog(),
+        epilog=(
+            "commands:\n  serve        run the standalone server (kiro2api serve --help)\n"
+            "  simulator    run the upstream simulator, a stand-in for Kiro (kiro2api simulator --help)\n\n"
+        )
+        + _settings_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"kiro2api {__version__}")
@@ -37,6 +41,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (overrides HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (overrides PORT; default 8080)")
     serve.add_argument("--env-file", help="read settings from this file instead of ./.env")
+    simulator = sub.add_parser(
+        "simulator",
+        help="run the upstream simulator (a stand-in for Kiro)",
+        description="Serve Kiro's endpoints on loopback with scripted answers (docs/simulator.md).",
+    )
+    from adapters.simulator import add_arguments
+
+    add_arguments(simulator)
     return parser
 
 
@@ -74,6 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "simulator":
+        from adapters.simulator import run_from_args
+
+        return run_from_args(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
 

@@ -33,6 +33,8 @@ def test_help_lists_every_option_and_setting(capsys: pytest.CaptureFixture[str])
     serve_help = capsys.readouterr().out
     for flag in ("--host", "--port", "--env-file"):
         assert flag in serve_help
+    main([])
+    assert "simulator" in capsys.readouterr().out
 
 
 def test_invalid_settings_stop_start_up(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -310,8 +310,8 @@ async def test_bad_requests_in_each_dialect(tmp_path: Path) -> None:
     assert s.kiro.generate_tokens == []
 
 
-async def test_no_accounts_configured(tmp_path: Path) -> None:
-    async with stack(tmp_path, accounts=0) as s:
+async def test_no_accounts_and_no_simulator_is_a_503(tmp_path: Path) -> None:
+    async with stack(tmp_path, accounts=0, extra={"SIMULATOR_WITHOUT_ACCOUNTS": "false"}) as s:
         with pytest.raises(anthropic.APIStatusError) as info:
             await s.anthropic().messages.create(model="claude-sonnet-4-5", max_tokens=10, messages=[MESSAGE])  # type: ignore[list-item]
     assert info.value.status_code == 503 and "KIRO_AUTH_TOKEN" in str(info.value)
@@ -376,3 +376,18 @@ async def test_failure_after_content_ends_the_stream_with_an_error_event(tmp_pat
                     pass
     assert "InternalServerException" in str(info.value) or "oops" in str(info.value)
     assert s.kiro.generate_tokens == ["at-0"]  # committed: no retry after the client saw content
+
+
+async def test_no_accounts_serves_from_the_simulator_and_says_so(tmp_path: Path) -> None:
+    async with stack(tmp_path, accounts=0) as s:
+        message = await s.anthropic().messages.create(model="claude-sonnet-4-5", max_tokens=200, messages=[MESSAGE])  # type: ignore[list-item]
+        async with await anyio.connect_tcp("127.0.0.1", s.server.port) as conn:
+            await conn.send(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            raw = b""
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    raw += await conn.receive()
+    assert message.content and message.stop_reason in ("end_turn", "max_tokens")
+    assert s.kiro.generate_tokens == []  # the fake Kiro was not used
+    health = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    assert health["upstream"] == "simulator" and "simulator" in health["warning"]

@@ -69,8 +69,37 @@ async def serve_settings(
     if service is not None:
         await _serve(settings, service, signals=signals, task_status=task_status)
         return
+    if settings.auth_token_json is None and settings.simulator_without_accounts:
+        if prepared is not None:
+            prepared.store.close()
+        await _serve_simulated(settings, signals=signals, task_status=task_status)
+        return
     async with open_service(settings, prepared or prepare(settings)) as kiro:
         await _serve(settings, kiro, signals=signals, task_status=task_status)
+
+
+async def _serve_simulated(settings: Settings, *, signals: bool, task_status: anyio.abc.TaskStatus[Server]) -> None:
+    # No account configured: answer from the product's own upstream simulator, so that a
+    # newcomer's first `make serve` works; said loudly at start-up and in /health.
+    from adapters.simulator import start_simulator
+
+    async with anyio.create_task_group() as tg:
+        sim = await start_simulator(tg)
+        simulated = sim.gateway_settings(settings)
+        banner = [line.replace("%s", sim.url) for line in _SIMULATOR_BANNER]
+        for line in banner:
+            log.warning("%s", line)
+        details = {"upstream": "simulator", "warning": banner[1]}
+        async with open_service(simulated, prepare(simulated), health_details=lambda: dict(details)) as kiro:
+            await _serve(settings, kiro, signals=signals, task_status=task_status)
+        sim.stop()
+
+
+_SIMULATOR_BANNER = (
+    "NO KIRO ACCOUNTS CONFIGURED (KIRO_AUTH_TOKEN is unset).",
+    "Answers come from the built-in upstream simulator at %s, not from a model.",
+    "Set KIRO_AUTH_TOKEN to serve real Kiro accounts (or SIMULATOR_WITHOUT_ACCOUNTS=false to refuse).",
+)
 
 
 async def _serve(
@@ -97,8 +126,8 @@ async def _serve(
                 file=sys.stderr,
                 flush=True,
             )
-        if settings.auth_token_json is None:
-            log.warning("NO KIRO ACCOUNTS CONFIGURED (KIRO_AUTH_TOKEN is unset): model requests cannot be served")
+        if settings.auth_token_json is None and not settings.simulator_without_accounts:
+            log.warning("NO KIRO ACCOUNTS CONFIGURED (KIRO_AUTH_TOKEN is unset): model requests are answered 503")
         task_status.started(server)
 
 

@@ -422,7 +422,9 @@ def prepare(settings: Settings) -> Prepared:
 
 
 @contextlib.asynccontextmanager
-async def open_service(settings: Settings, prepared: Prepared) -> AsyncIterator[BasicService]:
+async def open_service(
+    settings: Settings, prepared: Prepared, *, health_details: Callable[[], dict[str, object]] | None = None
+) -> AsyncIterator[BasicService]:
     """The service for ``settings``, with its upstream client and background account checks.
 
     Without accounts it is a ``BasicService`` whose model endpoints say how to configure one.
@@ -453,7 +455,9 @@ async def open_service(settings: Settings, prepared: Prepared) -> AsyncIterator[
             tg.start_soon(run_checks)
             tg.start_soon(driver.run_persist_writer)
             try:
-                yield KiroService(settings=settings, driver=driver)
+                yield KiroService(
+                    settings=settings, driver=driver, health_details=health_details or (lambda: {"upstream": "kiro"})
+                )
             finally:
                 checks.cancel()
                 driver.stop_persist_writer()  # the task group then waits for the queued writes

@@ -227,6 +227,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 help="Refresh endpoint of Social (Kiro desktop) accounts."),
     SettingSpec(env="KIRO_IDC_REFRESH_URL", attr="idc_refresh_url", default="https://oidc.{region}.amazonaws.com/token",
                 parse=_url_template, help="Refresh endpoint of IdC (AWS SSO OIDC) accounts."),
+    SettingSpec(env="SIMULATOR_WITHOUT_ACCOUNTS", attr="simulator_without_accounts", default="true", parse=_bool,
+                help="Without KIRO_AUTH_TOKEN, answer from the built-in upstream simulator (said loudly at "
+                     "start-up and in /health); false: model requests get 503."),
     SettingSpec(env="KIRO_MODEL_MAP", attr="model_map", default="", parse=_model_map,
                 help='Extra model names: a JSON object {"client model": "Kiro model id"}.'),
     SettingSpec(env="MAX_TOOL_DESCRIPTION_LENGTH", attr="max_tool_description_length", default="10000",
@@ -287,6 +290,7 @@ class Settings:
     #: The raw KIRO_AUTH_TOKEN JSON text (None: no accounts); parsed by ``kiro_protocol._credentials``.
     auth_token_json: str | None = field(default=None, repr=False)
     token_selection_strategy: str = "optimal"
+    simulator_without_accounts: bool = True
     state_url: str = "sqlite:///./kiro2api-state.db"
     region: str = "us-east-1"
     upstream_url: str = "https://q.{region}.amazonaws.com"
