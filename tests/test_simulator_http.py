@@ -666,3 +666,32 @@ def test_gateway_settings_point_a_settings_object_at_the_simulator() -> None:
     assert pointed.state_url == "memory://" and pointed.client_token == settings.client_token
     assert pointed.auth_token_json is not None
     assert parse_accounts(pointed.auth_token_json)[0].refresh_token == DEMO_REFRESH_TOKEN
+
+
+async def test_the_gateway_serves_from_simulated_upstream(tmp_path: Path) -> None:
+    """``serve`` without accounts: the gateway in front of an in-process simulator (anthropic SDK)."""
+    import anthropic
+
+    from adapters.anyio_server import serve_settings
+    from adapters.runtime.settings import load_settings
+    from adapters.simulator import simulated_upstream
+
+    settings = load_settings(
+        environ={"KIRO_CLIENT_TOKEN": "client-token-0123456789", "PORT": "0", "LOG_LEVEL": "warning"}, cwd=tmp_path
+    )
+    assert settings.auth_token_json is None
+    async with simulated_upstream(settings, config=SimulatorConfig(pace_ms=0)) as (sim, demo), anyio.create_task_group() as tg:
+        server = await tg.start(lambda task_status: serve_settings(demo, signals=False, task_status=task_status))
+
+        def ask() -> tuple[str, str]:
+            client = anthropic.Anthropic(base_url=f"http://127.0.0.1:{server.port}", api_key="client-token-0123456789", max_retries=0)
+            message = client.messages.create(
+                model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "hello gateway"}]
+            )
+            block = message.content[0]
+            return message.stop_reason or "", block.text if block.type == "text" else ""
+
+        stop, answer_text = await anyio.to_thread.run_sync(ask)
+        assert stop == "end_turn" and "hello gateway" in answer_text and "simulator" in answer_text
+        assert [r["endpoint"] for r in sim.state.records][-1] == "generateAssistantResponse"
+        server.shutdown()

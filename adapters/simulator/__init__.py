@@ -32,6 +32,7 @@ from ._serve import (
     main,
     run,
     run_from_args,
+    simulated_upstream,
     start_simulator,
 )
 from ._state import ACCOUNT_TAGS, DEMO_PROFILE_ARN, SimulatorConfig, SimulatorState
@@ -64,5 +65,6 @@ __all__ = [
     "read_turn",
     "run",
     "run_from_args",
+    "simulated_upstream",
     "start_simulator",
 ]

@@ -7,11 +7,12 @@ h11 and h2 pumps) with ``SimulatorApp`` as the handler.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 import anyio
@@ -33,6 +34,7 @@ __all__ = [
     "run_from_args",
     "gateway_environment",
     "gateway_settings",
+    "simulated_upstream",
     "DEMO_REFRESH_TOKEN",
     "DEMO_IDC_CLIENT_ID",
     "DEMO_IDC_CLIENT_SECRET",
@@ -146,6 +148,30 @@ async def start_simulator(
     )
     await task_group.start(_serve, server)
     return SimulatorHandle(server=server, state=state, app=app, host=host)
+
+
+@contextlib.asynccontextmanager
+async def simulated_upstream(
+    settings: Settings, *, config: SimulatorConfig | None = None
+) -> AsyncIterator[tuple[SimulatorHandle, Settings]]:
+    """An in-process simulator and ``settings`` pointed at it, for ``serve`` without accounts.
+
+    Says loudly (a WARNING) that answers come from the simulator. Usage::
+
+        async with simulated_upstream(settings) as (sim, demo_settings):
+            await serve_settings(demo_settings)
+    """
+    async with anyio.create_task_group() as tg:
+        sim = await start_simulator(tg, config=config)
+        log.warning(
+            "NO KIRO ACCOUNTS CONFIGURED: serving from the built-in upstream SIMULATOR at %s. Answers are "
+            "scripted, not a real model. Set KIRO_AUTH_TOKEN to use Kiro (docs/accounts.md).",
+            sim.url,
+        )
+        try:
+            yield sim, sim.gateway_settings(settings)
+        finally:
+            sim.stop()
 
 
 async def _serve(server: Server, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
