@@ -463,6 +463,19 @@ def test_truncate_without_tools_cuts_a_write_call() -> None:
     assert calls[0].name == FALLBACK_TOOL and not calls[-1].stop
 
 
+def test_truncate_on_a_tool_result_turn_cuts_the_text() -> None:
+    tid = tool_use_id(1, 0)
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": "Use the Bash tool [[sim:truncate]]"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": tid, "name": "Bash", "input": {"command": "x"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": tid, "content": "ok"}]},
+    ]
+    reply = stream(kiro_body(messages, tools=[BASH]))
+    events = events_of(reply)
+    assert reply.tool_calls == () and all(isinstance(e, AssistantResponse) for e in events)
+    assert reply.text.startswith(text_of(events)) and len(text_of(events)) < len(reply.text)
+
+
 def test_bad_crc_corrupts_one_frame_mid_stream() -> None:
     reply = stream(kiro_body("hello there my friend [[sim:bad-crc]]"))
     data = b"".join(reply.chunks)

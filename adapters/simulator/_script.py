@@ -452,7 +452,10 @@ def _apply(
     if failure == "truncate":
         # Kiro cuts large tool inputs: the call starts, part of its input arrives, and the body
         # simply ends (no stop, no metering, no context usage).
-        first_call = [e for e in call_events if isinstance(e, ToolUse) and e.tool_use_id == reply.tool_calls[0].tool_use_id]
+        if not reply.tool_calls:  # a turn answering tool results makes no call: cut the text
+            return _stream(reply, text_events[: max(1, len(text_events) // 2)])
+        first_id = reply.tool_calls[0].tool_use_id
+        first_call = [e for e in call_events if isinstance(e, ToolUse) and e.tool_use_id == first_id]
         fragments = first_call[1:-1]
         kept = first_call[:1] + fragments[: max(1, len(fragments) // 2)]
         return _stream(reply, [*text_events, *kept])
