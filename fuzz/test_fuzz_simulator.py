@@ -58,7 +58,8 @@ def plausible_bodies(draw: st.DrawFn) -> dict[str, Any]:
     if draw(st.booleans()):
         context["toolResults"] = draw(st.lists(st.dictionaries(st.sampled_from(["toolUseId", "status", "content"]), json_values), max_size=3))
     history = draw(st.lists(st.dictionaries(st.sampled_from(["userInputMessage", "assistantResponseMessage"]), json_values, max_size=1), max_size=3))
-    content = draw(st.text(max_size=40)) + draw(markers)
+    # Lone surrogates too: JSON allows "\ud800" and a Python str can hold it.
+    content = draw(st.text(st.characters(exclude_categories=[]), max_size=40)) + draw(markers)
     return {
         "conversationState": {
             "history": history,

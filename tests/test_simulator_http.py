@@ -334,6 +334,18 @@ async def test_oversized_body_is_input_too_long() -> None:
         assert classify_upstream_failure(400, response.body).failure_class is FailureClass.INPUT_TOO_LONG
 
 
+async def test_lone_surrogates_are_answered_and_recorded() -> None:
+    async with running() as client:
+        account = social()
+        token = await client.access_token(account)
+        raw = json.dumps(kiro_body("hi SURROGATE there")).replace("SURROGATE", "\\ud800").encode()
+        response = await client.generate(account, token, raw)
+        assert response.status == 200
+        assert "hi \ufffd there" in text(events(response.body))
+        record = (await client.requests())[-1]
+        assert record["body"]["conversationState"]["currentMessage"]["userInputMessage"]["content"] == "hi \ud800 there"
+
+
 async def test_bad_json_content_type_and_model() -> None:
     async with running() as client:
         account = social()

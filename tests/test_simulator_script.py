@@ -554,6 +554,13 @@ def test_unicode_splits_multibyte_text_across_frames() -> None:
     assert "🇯" in texts and "\u0301" in texts
 
 
+def test_lone_surrogates_in_the_body_are_replaced_in_the_answer() -> None:
+    body = json.loads(json.dumps(kiro_body("hi SURROGATE", tools=[BASH])).replace("SURROGATE", "\\udc00 use the Bash tool"))
+    reply = stream(body)
+    assert reply.tool_calls and read_turn(body).said.startswith("hi \ufffd")
+    assert events_of(reply)
+
+
 def test_unknown_markers_are_reported_and_stripped_from_quotes() -> None:
     reply = stream(kiro_body("hi [[sim:nonsense:1]]"))
     assert "unknown marker [[sim:nonsense:1]]" in reply.text

@@ -67,7 +67,11 @@ Route = Callable[[Request, Responder], Awaitable[None]]
 
 
 def _dumps(obj: object) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return text.encode()
+    except UnicodeEncodeError:  # a recorded body with a lone surrogate: escape it instead
+        return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def _headers(request: Request) -> dict[str, str]:

@@ -81,6 +81,8 @@ _THINKING_PREFIX = re.compile(
 # Context a client wraps around the user's words (Claude Code's reminders, a folded system
 # message); it may itself say "use the X tool", so tool requests are looked for outside it.
 _CLIENT_CONTEXT = re.compile(r"<(system-reminder|system)>.*?</\1>", re.DOTALL)
+# json.loads already joined valid pairs, so any surrogate left in a str stands alone.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _WINDOWS = {m.kiro_id: m.context_window for m in KIRO_MODELS}
 #: ``[[sim:truncate]]`` without any offered tool: a large Write, the call that gets cut in practice.
 FALLBACK_TOOL = "Write"
@@ -194,8 +196,13 @@ def read_turn(body: Mapping[str, object]) -> Turn:
     """The parts of a ``generateAssistantResponse`` body the simulated model looks at.
 
     Tolerant of any shape (missing parts read as empty), though the app only passes bodies
-    the linter accepted.
+    the linter accepted. Lone surrogates (JSON allows ``"\\ud800"``) become U+FFFD, so whatever
+    is quoted back can be encoded.
     """
+    dumped = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
+    clean = _LONE_SURROGATE.sub("\ufffd", dumped)
+    if clean != dumped:
+        body = json.loads(clean)
     state = _dict(body.get("conversationState"))
     current = _dict(_dict(state.get("currentMessage")).get("userInputMessage"))
     context = _dict(current.get("userInputMessageContext"))
@@ -233,7 +240,7 @@ def read_turn(body: Mapping[str, object]) -> Turn:
         tools=tuple(tools),
         tool_results=results,
         thinking=any(THINKING_PREFIX_MARKER in t for t in (*user_texts, current_text)),
-        input_chars=len(json.dumps(body, ensure_ascii=False, separators=(",", ":"))),
+        input_chars=len(clean),
     )
 
 
@@ -385,6 +392,7 @@ def answer(body: Mapping[str, object], *, seed: int = 0, failures: bool = True) 
     """
     turn = read_turn(body)
     markers = parse_markers(turn.prompt)
+    # From here on only ``turn`` is read (its strings are clean, see ``read_turn``).
     failure = markers.failure if failures else None
     if failure in HTTP_FAILURES:
         assert failure is not None
