@@ -25,6 +25,9 @@ __all__ = ["KiroASGI", "create_app"]
 
 log = logging.getLogger("kiro2api.asgi")
 
+# As the standalone server: how long the rest of an oversized body is read and dropped.
+_DISCARD_SECONDS = 2.0
+
 _NOT_STARTED = (
     "kiro2api has not been started: the ASGI server must run the lifespan protocol "
     "(when mounting, pass lifespan=kiro.lifespan to the host application)."
@@ -123,8 +126,9 @@ class KiroASGI:
         http: HTTPScope = scope  # type: ignore[assignment]
         limit = self.settings.max_request_body_bytes
         declared = _content_length(http.get("headers", []))
+        too_large = f"Request body exceeds the limit of {limit} bytes."
         if declared is not None and declared > limit:
-            await _send_error(send, 413, f"Request body exceeds the limit of {limit} bytes.", ErrorKind.REQUEST_TOO_LARGE)
+            await _refuse_body(send, receive, too_large)
             return
         body = bytearray()
         while True:
@@ -133,7 +137,7 @@ class KiroASGI:
                 return
             body += message.get("body", b"")
             if len(body) > limit:
-                await _send_error(send, 413, f"Request body exceeds the limit of {limit} bytes.", ErrorKind.REQUEST_TOO_LARGE)
+                await _refuse_body(send, receive, too_large)
                 return
             if not message.get("more_body", False):
                 break
@@ -202,11 +206,24 @@ class _Responder:
             raise RuntimeError(f"response is {self.state}, expected {expected}")
 
 
-async def _send_error(send: Send, status: int, message: str, kind: ErrorKind) -> None:
+async def _refuse_body(send: Send, receive: Receive, message: str) -> None:
+    # A client still uploading loses the 413 if the server closes on it (RST), and servers close
+    # once the response ends with the body unread (hypercorn). So the whole answer is sent but
+    # left open while the rest of the body is read and dropped (never kept), for a short while.
+    await _send_error(send, 413, message, ErrorKind.REQUEST_TOO_LARGE, finish=False)
+    with anyio.move_on_after(_DISCARD_SECONDS):
+        while True:
+            received = await receive()
+            if received["type"] != "http.request" or not received.get("more_body", False):
+                break
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _send_error(send: Send, status: int, message: str, kind: ErrorKind, *, finish: bool = True) -> None:
     answer = error_answer(LocalProtocolError(message, kind=kind, status_hint=status), Dialect.ANTHROPIC)
     headers = _with_length(list(answer.headers) + list(CORS_HEADERS), answer.body)
     await send({"type": "http.response.start", "status": answer.status, "headers": _encode(headers)})
-    await send({"type": "http.response.body", "body": answer.body, "more_body": False})
+    await send({"type": "http.response.body", "body": answer.body, "more_body": not finish})
 
 
 def _with_length(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:

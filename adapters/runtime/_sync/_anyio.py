@@ -17,7 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from types import ModuleType, TracebackType
-from typing import Any, Protocol, TypeVar
+import queue
+from typing import Any, Generic, Protocol, TypeVar
 
 __all__ = [
     "Cancelled",
@@ -25,7 +26,11 @@ __all__ = [
     "Event",
     "Lock",
     "TaskGroup",
+    "create_memory_object_stream",
     "create_task_group",
+    "EndOfStream",
+    "MemoryObjectReceiveStream",
+    "MemoryObjectSendStream",
     "current_time",
     "fail_after",
     "get_cancelled_exc_class",
@@ -225,6 +230,77 @@ def get_cancelled_exc_class() -> type[BaseException]:
         exit_class: type[BaseException] = gevent.GreenletExit
         return exit_class
     return Cancelled
+
+
+class EndOfStream(Exception):
+    """Every sender closed and nothing is left to receive."""
+
+
+class _Channel(Generic[T]):
+    def __init__(self) -> None:
+        self.items: queue.Queue[T] = queue.Queue()
+        self.closed = False
+
+
+class MemoryObjectSendStream(Generic[T]):
+    """The sending end of an unbounded in-memory channel."""
+
+    def __init__(self, channel: _Channel[T]) -> None:
+        self._channel = channel
+
+    def send_nowait(self, item: T) -> None:
+        self._channel.items.put(item)
+
+    def close(self) -> None:
+        self._channel.closed = True
+
+    def __enter__(self) -> MemoryObjectSendStream[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class MemoryObjectReceiveStream(Generic[T]):
+    """The receiving end; iteration ends once the sender closed and the channel is empty."""
+
+    def __init__(self, channel: _Channel[T]) -> None:
+        self._channel = channel
+
+    def receive(self) -> T:
+        while True:
+            try:
+                return self._channel.items.get(timeout=_POLL)
+            except queue.Empty:
+                if self._channel.closed and self._channel.items.empty():
+                    raise EndOfStream from None
+                _check_cancelled()
+
+    def __iter__(self) -> Iterator[T]:
+        while True:
+            try:
+                yield self.receive()
+            except EndOfStream:
+                return
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> MemoryObjectReceiveStream[T]:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class create_memory_object_stream(tuple[MemoryObjectSendStream[T], MemoryObjectReceiveStream[T]]):  # noqa: N801
+    """``send, receive = create_memory_object_stream[Item](max_buffer_size=math.inf)`` (unbounded only)."""
+
+    def __new__(  # type: ignore[misc]
+        cls, max_buffer_size: float = 0, item_type: object = None
+    ) -> tuple[MemoryObjectSendStream[T], MemoryObjectReceiveStream[T]]:
+        channel: _Channel[T] = _Channel()
+        return MemoryObjectSendStream(channel), MemoryObjectReceiveStream(channel)
 
 
 class _ToThread:

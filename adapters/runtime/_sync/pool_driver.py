@@ -10,6 +10,7 @@ they belong to the service, which owns the client response.
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 import uuid
@@ -26,6 +27,7 @@ from kiro_protocol._pool_decisions import AcquireLease, CheckUsage, Decision, Do
 
 from ..stores import StateStore, apply_persist
 from ..stores.memory_store import MemoryStore
+from ..stores.sqlite_store import SQLiteStore
 from .upstream import SMALL_CALL_TIMEOUT, UpstreamClient, UpstreamConnectionError
 
 __all__ = ["PoolDriver", "Machine"]
@@ -79,19 +81,36 @@ class PoolDriver:
         self.new_id = new_id
         self.random = random_float
         # The memory store never blocks: a worker-thread hop would cost more than the call.
+        # SQLite (WAL) reads take microseconds and never wait for a writer, so they run inline
+        # too; a thread hop costs a GIL hand-over (up to the 5 ms switch interval under load).
         self._inline = isinstance(store, MemoryStore)
+        self._inline_reads = self._inline or isinstance(store, SQLiteStore)
+        send, receive = anyio.create_memory_object_stream[Persist](max_buffer_size=math.inf)
+        self._persist_send, self._persist_receive = send, receive
+        self._writer_running = False
+        # Writes queued / applied so far: a read waits for the writes queued before it.
+        self._queued = 0
+        self._applied = 0
+        self._applied_changed = anyio.Event()
 
     def _store(self, fn: Callable[..., T], *args: Any) -> T:
         if self._inline:
             return fn(*args)
         return anyio.to_thread.run_sync(fn, *args)
 
+    def _load(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
+        if self._inline_reads:
+            return self.store.load_many(account_ids)
+        return anyio.to_thread.run_sync(self.store.load_many, account_ids)
+
     def execute(self, decision: Decision, machine: Machine) -> bool:
         """Carry out ``decision`` if it is one of the shared kinds; False if it is not."""
         if isinstance(decision, LoadState):
-            states = self._store(self.store.load_many, decision.account_ids)
+            self._written()
+            states = self._load(decision.account_ids)
             machine.state_loaded(states, self.clock())
         elif isinstance(decision, AcquireLease):
+            self._written()
             acquired = self._store(self.store.try_lease, decision.account_id, decision.owner, decision.ttl)
             machine.lease_result(acquired, self.clock())
         elif isinstance(decision, Wait):
@@ -120,9 +139,45 @@ class PoolDriver:
         return True
 
     def persist(self, decision: Persist) -> None:
-        """Apply a ``Persist``; shielded, so a cancelled request still records what happened."""
+        """Apply a ``Persist``: queued for the writer task when it runs, else now (shielded).
+
+        A ``Persist`` needs no answer and the machine already applied it to its own copy, so a
+        request does not wait for the store's write (a SQLite commit sits on no client's path).
+        Queued writes are applied in order by one task.
+        """
+        if self._writer_running:
+            self._queued += 1
+            self._persist_send.send_nowait(decision)
+            return
         with anyio.CancelScope(shield=True):
             self._store(apply_persist, self.store, decision)
+
+    def run_persist_writer(self) -> None:
+        """Apply queued ``Persist`` decisions in order until ``stop_persist_writer()`` and the queue is empty."""
+        self._writer_running = True
+        try:
+            with self._persist_receive:
+                for decision in self._persist_receive:
+                    with anyio.CancelScope(shield=True):
+                        try:
+                            self._store(apply_persist, self.store, decision)
+                        except Exception:
+                            log.exception("could not store the state of account %s", decision.account_id)
+                        self._applied += 1
+                        changed, self._applied_changed = self._applied_changed, anyio.Event()
+                        changed.set()
+        finally:
+            self._writer_running = False
+
+    def _written(self) -> None:
+        """Wait until every write queued so far is in the store (a machine reads what it wrote)."""
+        target = self._queued
+        while self._writer_running and self._applied < target:
+            self._applied_changed.wait()
+
+    def stop_persist_writer(self) -> None:
+        """Let the writer finish the queued writes and return."""
+        self._persist_send.close()
 
     def run_check(self, account: AccountConfig) -> None:
         """One background ``AccountCheck`` (refresh ahead, usage limits) of ``account``."""
@@ -150,7 +205,7 @@ class PoolDriver:
             anyio.sleep(interval)
             try:
                 ids = tuple(a.account_id for a in self.accounts)
-                states = self._store(self.store.load_many, ids)
+                states = self._load(ids)
                 for account in checks_due(self.accounts, states, self.clock(), self.settings):
                     self.run_check(account)
             except Exception:
@@ -159,7 +214,7 @@ class PoolDriver:
     def account_counts(self) -> dict[str, int]:
         """How many accounts are configured, usable now, out for a while, or disabled (for /health)."""
         ids = tuple(a.account_id for a in self.accounts)
-        states = self._store(self.store.load_many, ids)
+        states = self._load(ids)
         now = self.clock()
         counts = {"configured": len(self.accounts), "usable": 0, "unavailable": 0, "disabled": 0}
         for account in self.accounts:

@@ -423,7 +423,9 @@ def prepare(settings: Settings) -> Prepared:
 
 
 @contextlib.contextmanager
-def open_service(settings: Settings, prepared: Prepared) -> Iterator[BasicService]:
+def open_service(
+    settings: Settings, prepared: Prepared, *, health_details: Callable[[], dict[str, object]] | None = None
+) -> Iterator[BasicService]:
     """The service for ``settings``, with its upstream client and background account checks.
 
     Without accounts it is a ``BasicService`` whose model endpoints say how to configure one.
@@ -443,11 +445,23 @@ def open_service(settings: Settings, prepared: Prepared) -> Iterator[BasicServic
         proxy=settings.https_proxy,
     )
     driver = PoolDriver(accounts=prepared.accounts, settings=prepared.pool, store=prepared.store, upstream=upstream)
+    checks = anyio.CancelScope()
+
+    def run_checks() -> None:
+        with checks:
+            driver.run_background_checks()
+
     try:
         with anyio.create_task_group() as tg:
-            tg.start_soon(driver.run_background_checks)
-            yield KiroService(settings=settings, driver=driver)
-            tg.cancel_scope.cancel()
+            tg.start_soon(run_checks)
+            tg.start_soon(driver.run_persist_writer)
+            try:
+                yield KiroService(
+                    settings=settings, driver=driver, health_details=health_details or (lambda: {"upstream": "kiro"})
+                )
+            finally:
+                checks.cancel()
+                driver.stop_persist_writer()  # the task group then waits for the queued writes
     finally:
         with anyio.CancelScope(shield=True):
             upstream.close()

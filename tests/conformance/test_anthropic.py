@@ -1,0 +1,238 @@
+"""The official ``anthropic`` SDK (and raw HTTP for what the SDK cannot send) on every way of serving."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import anthropic
+import pytest
+
+from adapters.simulator import UNICODE_TEXT
+from tests.conformance.conftest import SERVERS, Gateway, Process, free_port, gateway_env, get, request, start
+
+pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
+
+MODEL = "claude-sonnet-4-5"
+BASH: Any = {
+    "name": "Bash",
+    "description": "Run a shell command.",
+    "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
+}
+
+
+def client(gateway: Gateway, *, api_key: str | None = None) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=gateway.url, api_key=api_key or gateway.token, max_retries=0, timeout=60)
+
+
+def ask(text: str) -> list[Any]:
+    return [{"role": "user", "content": text}]
+
+
+def test_text_without_streaming(gateway: Gateway, marker: str) -> None:
+    message = client(gateway).messages.create(model=MODEL, max_tokens=200, messages=ask(f"Say hello {marker}"))
+    assert message.type == "message" and message.role == "assistant" and message.model == MODEL
+    assert message.stop_reason == "end_turn"
+    assert [b.type for b in message.content] == ["text"]
+    assert message.content[0].type == "text" and message.content[0].text.strip()
+    assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0
+    assert len(gateway.generate_calls(marker)) == 1
+
+
+def test_text_streaming(gateway: Gateway, marker: str) -> None:
+    with client(gateway).messages.stream(model=MODEL, max_tokens=200, messages=ask(f"Say hello {marker}")) as stream:
+        pieces = list(stream.text_stream)
+        final = stream.get_final_message()
+    assert len(pieces) > 1
+    assert final.content[0].type == "text" and final.content[0].text == "".join(pieces)
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
+
+
+def test_tool_round_trip(gateway: Gateway, marker: str) -> None:
+    api = client(gateway)
+    messages: list[Any] = ask(f"Please use the Bash tool to run `echo {marker}`")
+    with api.messages.stream(model=MODEL, max_tokens=500, messages=messages, tools=[BASH]) as stream:
+        first = stream.get_final_message()
+    assert first.stop_reason == "tool_use"
+    calls = [b for b in first.content if b.type == "tool_use"]
+    assert len(calls) == 1 and calls[0].name == "Bash"
+    assert calls[0].input == {"command": f"echo {marker}"}
+    messages += [
+        {"role": "assistant", "content": [b.model_dump(exclude_none=True) for b in first.content]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": calls[0].id, "content": f"{marker}-output"}]},
+    ]
+    second = api.messages.create(model=MODEL, max_tokens=500, messages=messages, tools=[BASH])
+    assert second.stop_reason == "end_turn"
+    assert second.content[0].type == "text" and f"{marker}-output" in second.content[0].text
+    last = gateway.generate_calls(f"{marker}-output")[-1]["body"]
+    results = last["conversationState"]["currentMessage"]["userInputMessage"]["userInputMessageContext"]["toolResults"]
+    assert results[0]["toolUseId"] == calls[0].id
+
+
+def test_parallel_tool_calls(gateway: Gateway, marker: str) -> None:
+    message = client(gateway).messages.create(
+        model=MODEL, max_tokens=800, messages=ask(f"[[sim:tools:3]] {marker}"), tools=[BASH]
+    )
+    calls = [b for b in message.content if b.type == "tool_use"]
+    assert len(calls) == 3 and len({c.id for c in calls}) == 3
+    assert all(isinstance(c.input, dict) and str(c.input["command"]).startswith("echo") for c in calls)
+
+
+def test_thinking(gateway: Gateway, marker: str) -> None:
+    with client(gateway).messages.stream(
+        model=MODEL,
+        max_tokens=4000,
+        thinking={"type": "enabled", "budget_tokens": 2000},
+        messages=ask(f"Think first {marker}"),
+    ) as stream:
+        final = stream.get_final_message()
+    kinds = [b.type for b in final.content]
+    assert kinds[0] == "thinking" and "text" in kinds
+    assert final.content[0].type == "thinking" and final.content[0].thinking.strip()
+    assert "<thinking>" not in json.dumps([b.model_dump() for b in final.content])
+
+
+def test_unicode_split_across_frames(gateway: Gateway, marker: str) -> None:
+    with client(gateway).messages.stream(model=MODEL, max_tokens=2000, messages=ask(f"[[sim:unicode]] {marker}")) as stream:
+        text = "".join(stream.text_stream)
+    assert UNICODE_TEXT in text
+
+
+def test_a_2000_frame_answer_arrives_complete(gateway: Gateway, marker: str) -> None:
+    with client(gateway).messages.stream(model=MODEL, max_tokens=64000, messages=ask(f"[[sim:long:2000]] {marker}")) as stream:
+        text = "".join(stream.text_stream)
+    assert [f"chunk-{i}" for i in range(1, 2001)] == text.split()[-2000:]
+
+
+def test_models_and_count_tokens(gateway: Gateway) -> None:
+    api = client(gateway)
+    ids = [m.id for m in api.models.list()]
+    assert MODEL in ids
+    count = api.messages.count_tokens(model=MODEL, messages=ask("How many tokens is this?"))
+    assert count.input_tokens > 0
+
+
+def test_auth_failures(gateway: Gateway) -> None:
+    with pytest.raises(anthropic.AuthenticationError) as caught:
+        client(gateway, api_key="wrong-token-0123456789").messages.create(model=MODEL, max_tokens=10, messages=ask("hi"))
+    assert caught.value.status_code == 401
+    status, _, body = request(gateway.port, "POST", "/v1/messages", b"{}", {"content-type": "application/json"})
+    assert status == 401 and json.loads(body)["error"]["type"] == "authentication_error"
+
+
+def test_malformed_json_and_bad_fields(gateway: Gateway) -> None:
+    headers = {"x-api-key": gateway.token, "content-type": "application/json"}
+    status, _, body = request(gateway.port, "POST", "/v1/messages?beta=true", b'{"model": ', headers)
+    assert status == 400 and json.loads(body)["error"]["type"] == "invalid_request_error"
+    with pytest.raises(anthropic.BadRequestError):
+        client(gateway).messages.create(model=MODEL, max_tokens=-1, messages=ask("hi"))
+
+
+def test_routes_head_options_404(gateway: Gateway) -> None:
+    status, headers, _ = request(gateway.port, "HEAD", "/")
+    assert status == 200
+    status, headers, _ = request(
+        gateway.port, "OPTIONS", "/v1/messages", headers={"origin": "http://x", "access-control-request-method": "POST"}
+    )
+    assert status in (200, 204) and headers["access-control-allow-origin"] == "*"
+    status, headers, body = get(gateway.port, "/nowhere", {"x-api-key": gateway.token})
+    assert status == 404 and json.loads(body)["type"] == "error"
+    assert headers["x-request-id"]
+    _, headers, _ = get(gateway.port, "/health", {"x-request-id": "conformance-id-1"})
+    assert headers["x-request-id"] == "conformance-id-1"
+
+
+def test_a_25_mb_body_is_413_and_the_server_stays_healthy(gateway: Gateway) -> None:
+    body = b'{"model": "' + b"x" * (25 * 1024 * 1024) + b'"}'
+    headers = {"x-api-key": gateway.token, "content-type": "application/json"}
+    try:
+        status, _, answer = request(gateway.port, "POST", "/v1/messages", body, headers)
+    except (BrokenPipeError, ConnectionResetError):
+        pytest.fail(f"{gateway.name} reset the connection instead of answering 413")
+    assert status == 413 and json.loads(answer)["error"]["type"] == "request_too_large"
+    assert get(gateway.port, "/health")[0] == 200
+
+
+def test_client_disconnect_closes_the_upstream_request(gateway: Gateway, marker: str) -> None:
+    payload = json.dumps(
+        {"model": MODEL, "max_tokens": 64000, "stream": True, "messages": ask(f"[[sim:long:400]] [[sim:slow:50]] {marker}")}
+    ).encode()
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {gateway.token}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
+        sock.sendall(head + payload)
+        received = b""
+        while b"content_block_delta" not in received:
+            received += sock.recv(65536)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    closed_at = time.monotonic()
+    outcome = None
+    while time.monotonic() - closed_at < 3:
+        calls = gateway.generate_calls(marker)
+        outcome = calls[-1].get("outcome") if calls else None
+        if outcome != "streaming":
+            break
+        time.sleep(0.05)
+    assert outcome == "client-disconnected"
+    assert time.monotonic() - closed_at < 1.5, "the upstream request outlived the client by more than a second"
+
+
+# --- scenarios that change the account's state run on a gateway of their own -----------------
+
+
+@pytest.fixture
+def fresh_gateway(gateway: Gateway) -> Iterator[Gateway]:
+    template, h2c = SERVERS[gateway.name]
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in template]
+    process: Process = start(gateway.name, command, port, gateway_env(gateway.simulator))
+    yield Gateway(name=gateway.name, process=process, simulator=gateway.simulator, h2c=h2c)
+    process.stop()
+
+
+def _outcome(api: anthropic.Anthropic, text: str, *, stream: bool) -> tuple[str, int | None, str]:
+    try:
+        if stream:
+            with api.messages.stream(model=MODEL, max_tokens=500, messages=ask(text), tools=[BASH]) as s:
+                stop_reason = s.get_final_message().stop_reason
+        else:
+            stop_reason = api.messages.create(model=MODEL, max_tokens=500, messages=ask(text), tools=[BASH]).stop_reason
+    except anthropic.APIStatusError as exc:
+        body: Any = exc.body
+        kind = body.get("error", {}).get("type") if isinstance(body, dict) else None
+        return "error", exc.status_code, str(kind)
+    return "ok", None, str(stop_reason)
+
+
+def test_failure_scenarios(fresh_gateway: Gateway, marker: str) -> None:
+    api = client(fresh_gateway)
+    seen = {}
+    for scenario in ("exception-mid-stream", "error-frame", "truncate", "bad-crc", "drop"):
+        for stream in (True, False):
+            seen[scenario, stream] = _outcome(api, f"[[sim:{scenario}]] {marker} {stream}", stream=stream)
+    for scenario in ("exception-mid-stream", "error-frame", "truncate", "bad-crc", "drop"):
+        # Mid-stream: the stream's error event (HTTP 200); without streaming a 5xx answer.
+        assert seen[scenario, True] == ("error", 200, "api_error"), (scenario, seen[scenario, True])
+        outcome, status, kind = seen[scenario, False]
+        assert outcome == "error" and status is not None and status >= 500 and kind == "api_error", (scenario, status)
+    assert _outcome(api, f"[[sim:input-too-long]] {marker}", stream=True) == ("error", 400, "invalid_request_error")
+    assert _outcome(api, f"[[sim:improperly-formed]] {marker}", stream=False) == ("error", 400, "invalid_request_error")
+    # The only account throttled: a 429 in Anthropic's shape.
+    assert _outcome(api, f"[[sim:throttle]] {marker}", stream=True) == ("error", 429, "rate_limit_error")
+
+
+@pytest.mark.xfail(
+    reason="the pool retries a 403 with the same rejected access token instead of refreshing it first "
+    "(seen on every server alike; reported to the pool/service owners)",
+    strict=False,
+)
+def test_an_expired_access_token_is_refreshed(fresh_gateway: Gateway, marker: str) -> None:
+    api = client(fresh_gateway)
+    assert _outcome(api, f"before expiry {marker}", stream=True) == ("ok", None, "end_turn")
+    assert request(fresh_gateway.simulator.port, "POST", "/_sim/expire-tokens", b"")[0] == 200
+    assert _outcome(api, f"after expiry {marker}", stream=True) == ("ok", None, "end_turn")
