@@ -24,10 +24,12 @@ from hypothesis import strategies as st
 from adapters.runtime.stores import apply_persist
 from adapters.runtime.stores.memory_store import MemoryStore
 from kiro_protocol._exchange import Exchange
+from kiro_protocol._pool_checks import AccountCheck, checks_due
 from kiro_protocol._http import HttpResponse
 from kiro_protocol._pool import AccountState, NoAccountAvailableError, PoolSettings, Strategy
 from kiro_protocol._pool_decisions import (
     AcquireLease,
+    CheckUsage,
     Decision,
     Done,
     LoadState,
@@ -49,6 +51,13 @@ GENERATE_OUTCOMES: dict[str, HttpResponse | str] = {
     "500": answer(500, "internal"),
     "conn": "connection reset by peer",
 }
+USAGE_OUTCOMES: dict[str, HttpResponse] = {
+    "credits": answer(200, {"usageBreakdownList": [
+        {"resourceType": "CREDIT", "usageLimitWithPrecision": 50.0, "currentUsageWithPrecision": 10.0}]}),
+    "none_left": answer(200, {"nextDateReset": 1_750_100_000.0, "usageBreakdownList": [
+        {"resourceType": "CREDIT", "usageLimitWithPrecision": 50.0, "currentUsageWithPrecision": 50.0}]}),
+    "500": answer(500, "usage down"),
+}
 REFRESH_OUTCOMES: dict[str, HttpResponse | str | None] = {
     "ok": None,  # a fresh token
     "invalid_grant": answer(400, {"error": "invalid_grant"}),
@@ -69,9 +78,9 @@ def _out(state: AccountState, now: float) -> bool:
 
 @dataclass
 class Flight:
-    """One client request in flight, with what its driver knows."""
+    """One client request (an Exchange) or background check in flight, with what its driver knows."""
 
-    ex: Exchange
+    ex: Exchange | AccountCheck
     #: A decision produced but whose answer is not fed yet (refresh / upstream in flight).
     pending: Decision | None = None
     last_loaded: dict[str, AccountState] = field(default_factory=dict)
@@ -124,8 +133,11 @@ def test_pool_never_picks_an_unusable_account_and_never_refreshes_twice(
                     f.ex.refresh_failed(outcome, now)
                 else:
                     f.ex.refresh_answered(outcome, now)
+            elif isinstance(d, CheckUsage):
+                assert isinstance(f.ex, AccountCheck)
+                f.ex.usage_answered(USAGE_OUTCOMES[data.draw(st.sampled_from(sorted(USAGE_OUTCOMES)), label="usage")], now)
             else:
-                assert isinstance(d, SendUpstream)
+                assert isinstance(d, SendUpstream) and isinstance(f.ex, Exchange)
                 got = GENERATE_OUTCOMES[data.draw(st.sampled_from(sorted(GENERATE_OUTCOMES)), label="upstream")]
                 if isinstance(got, str):
                     f.ex.upstream_failed(got, now)
@@ -144,10 +156,13 @@ def test_pool_never_picks_an_unusable_account_and_never_refreshes_twice(
                 held.add((d.account_id, d.owner))
             f.ex.lease_result(acquired, now)
         elif isinstance(d, Wait):
+            assert isinstance(f.ex, Exchange)
             f.ex.waited(now)  # time moves only by explicit ticks (see below)
         elif isinstance(d, Refresh):
             assert d.account.account_id not in refreshing, "two concurrent refreshes of one account"
             refreshing.add(d.account.account_id)
+            f.pending = d
+        elif isinstance(d, CheckUsage):
             f.pending = d
         elif isinstance(d, SendUpstream):
             seen = f.last_loaded.get(d.account.account_id, AccountState())
@@ -158,6 +173,7 @@ def test_pool_never_picks_an_unusable_account_and_never_refreshes_twice(
             if d.release_lease is not None:
                 held.discard((d.account_id, d.release_lease))
         elif isinstance(d, StartStream):
+            assert isinstance(f.ex, Exchange)
             f.ex.client_bytes_sent()
             f.ex.finished(now, output_tokens=1)
         elif isinstance(d, (Retry,)):
@@ -167,25 +183,42 @@ def test_pool_never_picks_an_unusable_account_and_never_refreshes_twice(
             f.final = d
 
     steps = 0
+    checks = 0
     while started < n_requests or any(f.final is None for f in flights):
         steps += 1
         assert steps < 5000, "the pool did not converge"
         active = [f for f in flights if f.final is None]
-        choices = ["step"] * bool(active) + ["start"] * (started < n_requests) + ["tick"] * (not held)
+        choices = (
+            ["step"] * bool(active)
+            + ["start"] * (started < n_requests)
+            + ["tick"] * (not held)
+            + ["check"] * (checks < 6 and steps < 200)
+        )
         # After a while the schedule is fixed, so that every run ends.
         action = data.draw(st.sampled_from(choices), label="action") if steps < 200 else choices[0]
         if action == "start":
             flights.append(new_flight())
             started += 1
+        elif action == "check":
+            # The runtime's background loop: a check of one account that is due (if any).
+            checks += 1
+            due = checks_due(accounts, store.load_many(list(by_id)), clock(), pool_settings)
+            if due:
+                account = due[data.draw(st.integers(0, len(due) - 1), label="check")]
+                flights.append(Flight(ex=AccountCheck(account=account, settings=pool_settings,
+                                                      new_id=lambda: f"id-{next(ids)}", random=lambda: 0.5)))
         elif action == "tick":
             # Time passes only while no refresh lease is held: the adapter's refresh timeout is
             # shorter than the lease, which is what makes the lease a single-flight guarantee.
-            clock.advance(data.draw(st.sampled_from([0.5, 5.0, 60.0, 400.0, 4000.0]), label="tick"))
+            clock.advance(data.draw(st.sampled_from([0.5, 5.0, 60.0, 400.0, 3350.0, 4000.0]), label="tick"))
         else:
             index = data.draw(st.integers(0, len(active) - 1), label="who") if steps < 200 else steps % len(active)
             step(active[index])
 
     for f in flights:
+        if isinstance(f.ex, AccountCheck):
+            assert isinstance(f.final, Done)
+            continue
         if isinstance(f.final, Respond):
             err = f.final.error
             assert isinstance(err, NoAccountAvailableError), err
