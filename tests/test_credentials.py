@@ -34,6 +34,12 @@ def test_single_object_is_a_pool_of_one() -> None:
     assert only.index == 0 and only.auth is AuthMethod.SOCIAL
 
 
+@pytest.mark.parametrize("name", ["IdC", "IDC", "builder-id", "IAM"])
+def test_idc_spellings(name: str) -> None:
+    (a,) = parse_accounts(json.dumps({"auth": name, "refreshToken": SECRET, "clientId": "c", "clientSecret": "s"}))
+    assert a.auth is AuthMethod.IDC
+
+
 def test_auth_defaults_to_idc_when_client_fields_are_present() -> None:
     (a,) = parse_accounts(json.dumps({"refreshToken": SECRET, "clientId": "c", "clientSecret": "s"}))
     assert a.auth is AuthMethod.IDC
