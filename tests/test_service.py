@@ -66,6 +66,8 @@ class FakeKiro:
     answer: list[bytes] = field(default_factory=lambda: list(HELLO))
     pause: float = 0.01
     forever: bool = False
+    #: Issue a new access token on every refresh (``at-<account>-<n>``) instead of ``at-<account>``.
+    new_token_per_refresh: bool = False
     refreshed: list[str] = field(default_factory=list)
     generate_tokens: list[str] = field(default_factory=list)
     bodies: list[dict[str, object]] = field(default_factory=list)
@@ -112,7 +114,10 @@ class FakeKiro:
         if path.endswith("/refreshToken"):
             refresh = json.loads(body)["refreshToken"]
             self.refreshed.append(refresh)
-            await complete(200, json.dumps({"accessToken": "at-" + refresh.split("-")[1], "expiresIn": 3600}).encode())
+            access = "at-" + refresh.split("-")[1]
+            if self.new_token_per_refresh:
+                access += f"-{self.refreshed.count(refresh)}"
+            await complete(200, json.dumps({"accessToken": access, "expiresIn": 3600}).encode())
             return
         if path.endswith("/generateAssistantResponse"):
             token = headers.get("authorization", "").removeprefix("Bearer ")
@@ -391,3 +396,13 @@ async def test_no_accounts_serves_from_the_simulator_and_says_so(tmp_path: Path)
     assert s.kiro.generate_tokens == []  # the fake Kiro was not used
     health = json.loads(raw.split(b"\r\n\r\n", 1)[1])
     assert health["upstream"] == "simulator" and "simulator" in health["warning"]
+
+
+async def test_a_rejected_access_token_is_refreshed_then_the_request_succeeds(tmp_path: Path) -> None:
+    async with stack(tmp_path) as s:
+        s.kiro.new_token_per_refresh = True
+        s.kiro.failures["at-0-1"] = (403, b'{"message":"The bearer token included in the request is invalid."}')
+        message = await s.anthropic().messages.create(model="claude-sonnet-4-5", max_tokens=50, messages=[MESSAGE])  # type: ignore[list-item]
+    assert message.content[0].text == "Hello, world! ✓"  # type: ignore[union-attr]
+    assert s.kiro.generate_tokens == ["at-0-1", "at-0-2"]
+    assert s.kiro.refreshed == [refresh_token(0), refresh_token(0)]

@@ -88,6 +88,10 @@ class PoolDriver:
         send, receive = anyio.create_memory_object_stream[Persist](max_buffer_size=math.inf)
         self._persist_send, self._persist_receive = send, receive
         self._writer_running = False
+        # Writes queued / applied so far: a read waits for the writes queued before it.
+        self._queued = 0
+        self._applied = 0
+        self._applied_changed = anyio.Event()
 
     async def _store(self, fn: Callable[..., T], *args: Any) -> T:
         if self._inline:
@@ -102,9 +106,11 @@ class PoolDriver:
     async def execute(self, decision: Decision, machine: Machine) -> bool:
         """Carry out ``decision`` if it is one of the shared kinds; False if it is not."""
         if isinstance(decision, LoadState):
+            await self._written()
             states = await self._load(decision.account_ids)
             machine.state_loaded(states, self.clock())
         elif isinstance(decision, AcquireLease):
+            await self._written()
             acquired = await self._store(self.store.try_lease, decision.account_id, decision.owner, decision.ttl)
             machine.lease_result(acquired, self.clock())
         elif isinstance(decision, Wait):
@@ -140,6 +146,7 @@ class PoolDriver:
         Queued writes are applied in order by one task.
         """
         if self._writer_running:
+            self._queued += 1
             self._persist_send.send_nowait(decision)
             return
         with anyio.CancelScope(shield=True):
@@ -156,8 +163,17 @@ class PoolDriver:
                             await self._store(apply_persist, self.store, decision)
                         except Exception:
                             log.exception("could not store the state of account %s", decision.account_id)
+                        self._applied += 1
+                        changed, self._applied_changed = self._applied_changed, anyio.Event()
+                        changed.set()
         finally:
             self._writer_running = False
+
+    async def _written(self) -> None:
+        """Wait until every write queued so far is in the store (a machine reads what it wrote)."""
+        target = self._queued
+        while self._writer_running and self._applied < target:
+            await self._applied_changed.wait()
 
     def stop_persist_writer(self) -> None:
         """Let the writer finish the queued writes and return."""
