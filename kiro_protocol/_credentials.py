@@ -10,8 +10,8 @@ Accepted shape (spec/protocol.md §11.1, extended): a JSON array of objects, or 
      {"auth": "IdC", "refreshToken": "...", "clientId": "...", "clientSecret": "...",
       "region": "eu-central-1", "profileArn": "arn:aws:codewhisperer:...", "disabled": false}]
 
-``auth`` is case-insensitive (``builder-id`` and ``iam`` mean IdC); when absent it is ``IdC`` if both client fields are present and
-``Social`` otherwise. Unknown keys are ignored (exports of other tools carry extra fields).
+``auth`` is case-insensitive (``builder-id`` and ``iam`` mean IdC); when absent it is ``IdC`` if
+both client fields are present and ``Social`` otherwise. Unknown keys are ignored (exports of other tools carry extra fields).
 """
 
 from __future__ import annotations
@@ -164,7 +164,12 @@ def _parse_entry(entry: _Entry) -> AccountConfig:
         auth = AuthMethod.IDC if client_id and client_secret else AuthMethod.SOCIAL
     else:
         # ``builder-id`` and ``iam`` are the [PY] reference's names for IdC logins (§11.1).
-        by_name = {"social": AuthMethod.SOCIAL, "idc": AuthMethod.IDC, "builder-id": AuthMethod.IDC, "iam": AuthMethod.IDC}
+        by_name = {
+            "social": AuthMethod.SOCIAL,
+            "idc": AuthMethod.IDC,
+            "builder-id": AuthMethod.IDC,
+            "iam": AuthMethod.IDC,
+        }
         found = by_name.get(auth_text.lower())
         if found is None:
             # Values are never quoted: a secret pasted into the wrong field must not be printed.

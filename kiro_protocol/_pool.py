@@ -164,7 +164,7 @@ _OPTIONAL_FLOATS = {"remaining_credits", "next_reset_at"}
 
 def _same_kind(value: object, default: object, name: str) -> bool:
     if name in _OPTIONAL_FLOATS:
-        return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value))
+        return value is None or _finite(value)
     if default is None:
         return value is None or isinstance(value, str)
     if isinstance(default, bool):
@@ -172,8 +172,12 @@ def _same_kind(value: object, default: object, name: str) -> bool:
     if isinstance(default, int) and not isinstance(default, float):
         return isinstance(value, int) and not isinstance(value, bool)
     if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+        return _finite(value)
     return False
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class TokenStatus(enum.Enum):
@@ -234,7 +238,8 @@ def unavailable_reason(account: AccountConfig, state: AccountState, now: float) 
     if state.cooldown_until > now:
         return f"cooling down for {_for(state.cooldown_until - now)} after {state.cooldown_reason or 'throttling'}"
     if state.refresh_retry_at > now and not (state.access_token and state.expires_at > now):
-        return f"token refresh failing ({state.refresh_error or 'unknown error'}); next try in {_for(state.refresh_retry_at - now)}"
+        error = state.refresh_error or "unknown error"
+        return f"token refresh failing ({error}); next try in {_for(state.refresh_retry_at - now)}"
     return None
 
 
@@ -242,7 +247,8 @@ def _out_until(state: AccountState, now: float) -> float | None:
     """When a temporarily unusable account comes back (None when permanently out or usable)."""
     if state.disabled_reason:
         return None
-    times = [t for t in (state.invalid_until, state.exhausted_until, state.cooldown_until, state.refresh_retry_at) if t > now]
+    ends = (state.invalid_until, state.exhausted_until, state.cooldown_until, state.refresh_retry_at)
+    times = [t for t in ends if t > now]
     return max(times) if times else None
 
 

@@ -151,7 +151,8 @@ class AccountCheck:
     def refresh_failed(self, message: str, now: float) -> None:
         """The refresh got no answer. ``message`` must hold no secret."""
         self._expect("refresh_failed", _Phase.REFRESHING)
-        self._refreshed(RefreshFailure(permanent=False, status=0, message=f"refresh endpoint unreachable: {message}"), now)
+        failure = RefreshFailure(permanent=False, status=0, message=f"refresh endpoint unreachable: {message}")
+        self._refreshed(failure, now)
 
     def _refreshed(self, result: RefreshedToken | RefreshFailure, now: float) -> None:
         update: AccountUpdate

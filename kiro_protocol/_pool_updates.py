@@ -194,7 +194,8 @@ class UsageChecked(AccountUpdate):
         )
         if u.remaining > 0:
             return replace(state, exhausted_reason=None, exhausted_until=0.0)
-        until = u.next_reset_at if u.next_reset_at and u.next_reset_at > self.now else self.now + self.settings.exhausted_recheck
+        reset = u.next_reset_at
+        until = reset if reset and reset > self.now else self.now + self.settings.exhausted_recheck
         return replace(state, exhausted_reason="no credits left", exhausted_until=until)
 
 

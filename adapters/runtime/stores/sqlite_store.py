@@ -96,7 +96,9 @@ class SQLiteStore:
     def try_lease(self, account_id: str, owner: str, ttl: float) -> bool:
         def work(db: sqlite3.Connection) -> bool:
             now = self._clock()
-            row = db.execute("SELECT owner, expires_at FROM refresh_lease WHERE account_id = ?", (account_id,)).fetchone()
+            row = db.execute(
+                "SELECT owner, expires_at FROM refresh_lease WHERE account_id = ?", (account_id,)
+            ).fetchone()
             if row is not None and row[0] != owner and row[1] > now:
                 return False
             db.execute(
@@ -128,7 +130,9 @@ class SQLiteStore:
 
     def counters(self, account_id: str) -> Mapping[str, float]:
         with self._lock:
-            rows = self._db.execute("SELECT name, value FROM usage_counter WHERE account_id = ?", (account_id,)).fetchall()
+            rows = self._db.execute(
+                "SELECT name, value FROM usage_counter WHERE account_id = ?", (account_id,)
+            ).fetchall()
         return {name: value for name, value in rows}
 
     def close(self) -> None:
