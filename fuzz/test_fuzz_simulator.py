@@ -124,7 +124,7 @@ class _Recorder:
         self.ended = True
 
 
-_PATHS = ["/generateAssistantResponse", "/refreshToken", "/token", "/getUsageLimits?x=1", "/ListAvailableModels",
+_PATHS = ["/generateAssistantResponse", "/refreshToken", "/token", "/getUsageLimits?x=1", "/ListAvailableModels", "/mcp",
           "/_sim/requests", "/_sim/reset", "/_sim/revoke", "/_sim/expire-tokens", "/", "/nope"]
 
 

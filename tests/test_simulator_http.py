@@ -281,6 +281,28 @@ async def test_models_list_needs_a_token() -> None:
         assert all(m["tokenLimits"]["maxInputTokens"] >= 200_000 for m in document["models"])
 
 
+async def test_mcp_web_search() -> None:
+    async with running() as client:
+        call = {
+            "id": "web_search_tooluse_abc_1_x",
+            "jsonrpc": "2.0",
+            "method": "tools/call",
+            "params": {"name": "web_search", "arguments": {"query": "kiro gateway"}},
+        }
+        raw = json.dumps(call).encode()
+        assert (await client.call("POST", "/mcp", raw)).status == 403
+        token = await client.access_token(social())
+        auth = [("Authorization", f"Bearer {token}")]
+        answer_body = json.loads((await client.call("POST", "/mcp", raw, auth)).body)
+        assert answer_body["id"] == call["id"] and answer_body["jsonrpc"] == "2.0"
+        results = json.loads(answer_body["result"]["content"][0]["text"])["results"]
+        assert len(results) == 3 and all({"title", "url", "snippet"} <= set(r) for r in results)
+        assert "kiro gateway" in results[0]["snippet"]
+        call["params"] = {"name": "web_fetch", "arguments": {}}
+        wrong = json.loads((await client.call("POST", "/mcp", json.dumps(call).encode(), auth)).body)
+        assert wrong["error"]["code"] == -32602 and "result" not in wrong
+
+
 # -- generateAssistantResponse validation ----------------------------------------------------------
 
 

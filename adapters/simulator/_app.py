@@ -100,6 +100,7 @@ class SimulatorApp:
             ("POST", "token"): self._idc_refresh,
             ("GET", "getUsageLimits"): self._usage_limits,
             ("GET", "ListAvailableModels"): self._models,
+            ("POST", "mcp"): self._mcp,
         }
         self._control: dict[tuple[str, str], Route] = {
             ("GET", "/_sim/requests"): self._sim_requests,
@@ -398,6 +399,38 @@ class SimulatorApp:
             multiplier = 2.2 if m.family == "opus" else 0.4 if m.family == "haiku" else 1.3
             models.append(_model_entry(m.kiro_id, m.display_name, m.context_window, multiplier))
         await self._json(respond, 200, _dumps({"models": models, "defaultModel": models[0], "nextToken": None}))
+
+    async def _mcp(self, request: Request, respond: Responder) -> None:
+        """Kiro's MCP endpoint (JSON-RPC 2.0), used for web search (spec §7.5)."""
+        entry = await self._authorised(request, respond, "mcp")
+        if entry is None:
+            return
+        call = self._read_json(request)
+        entry["body"] = call
+        call_id = call.get("id") if call is not None else None
+        params = call.get("params") if call is not None else None
+        params = params if isinstance(params, dict) else {}
+        arguments = params.get("arguments")
+        query = arguments.get("query") if isinstance(arguments, dict) else None
+        if call is None or call.get("jsonrpc") != "2.0" or call.get("method") != "tools/call":
+            error = {"code": -32600 if call is None else -32601, "message": "expected a tools/call request"}
+        elif params.get("name") != "web_search" or not isinstance(query, str) or not query.strip():
+            error = {"code": -32602, "message": "only web_search with a non-empty query is available"}
+        else:
+            results = [
+                {
+                    "title": f"{query.strip()[:60]} — result {i} (simulated)",
+                    "url": f"https://example.com/search/{i}",
+                    "snippet": f"A scripted search result {i} for \"{query.strip()[:60]}\" from the kiro2api simulator.",
+                }
+                for i in (1, 2, 3)
+            ]
+            text_content = json.dumps({"results": results}, ensure_ascii=False)
+            result = {"content": [{"type": "text", "text": text_content}], "isError": False}
+            await self._json(respond, 200, _dumps({"id": call_id, "jsonrpc": "2.0", "result": result}))
+            return
+        entry["outcome"] = "rpc-error"
+        await self._json(respond, 200, _dumps({"id": call_id, "jsonrpc": "2.0", "error": error}))
 
     # -- control routes --------------------------------------------------------------------------
 
