@@ -12,6 +12,7 @@ import anthropic
 import pytest
 
 from adapters.simulator import UNICODE_TEXT
+from tests.sse_checker import check_anthropic_message, check_anthropic_stream
 from tests.conformance.conftest import SERVERS, Gateway, Process, free_port, gateway_env, get, request, start
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -236,3 +237,20 @@ def test_an_expired_access_token_is_refreshed(fresh_gateway: Gateway, marker: st
     assert _outcome(api, f"before expiry {marker}", stream=True) == ("ok", None, "end_turn")
     assert request(fresh_gateway.simulator.port, "POST", "/_sim/expire-tokens", b"")[0] == 200
     assert _outcome(api, f"after expiry {marker}", stream=True) == ("ok", None, "end_turn")
+
+
+def test_raw_streams_pass_the_strict_checker(gateway: Gateway, marker: str) -> None:
+    headers = {"x-api-key": gateway.token, "content-type": "application/json", "anthropic-version": "2023-06-01"}
+    cases: list[tuple[dict[str, Any], list[str]]] = [
+        ({"messages": ask(f"[[sim:tools:2]] {marker}"), "tools": [BASH]}, ["text", "tool_use", "tool_use"]),
+        ({"messages": ask(f"Think {marker}"), "thinking": {"type": "enabled", "budget_tokens": 2000}}, ["thinking", "text"]),
+    ]
+    for extra, kinds in cases:
+        body = {"model": MODEL, "max_tokens": 4000, "stream": True, **extra}
+        status, answer_headers, data = request(gateway.port, "POST", "/v1/messages?beta=true", json.dumps(body).encode(), headers)
+        assert status == 200 and answer_headers["content-type"].startswith("text/event-stream")
+        assert "content-length" not in answer_headers
+        transcript = check_anthropic_stream(data)
+        assert transcript.success and [b["type"] for b in transcript.content] == kinds
+        status, _, data = request(gateway.port, "POST", "/v1/messages", json.dumps({**body, "stream": False}).encode(), headers)
+        assert status == 200 and [b["type"] for b in check_anthropic_message(data)["content"]] == kinds
