@@ -457,31 +457,37 @@ class Exchange:
         self._expect("client_bytes_sent")
         self.phase = ExchangePhase.COMMITTED
 
-    def stream_failed(self, failure: UpstreamFailure, now: float) -> None:
+    def stream_failed(
+        self,
+        failure: UpstreamFailure,
+        now: float,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        credits: float = 0.0,
+    ) -> None:
         """The 200 stream failed (``_upstream_errors.classify_stream_failure`` / ``stream_interrupted``).
 
         Before the first client byte the request moves on like an HTTP failure; after it the
-        client gets the error in the stream (the translator's job) and the exchange closes.
+        client gets the error in the stream (the translator's job), the usage so far is recorded
+        and the exchange closes.
         """
         self._expect("stream_failed")
         if self.phase is ExchangePhase.STREAMING:
             self._failed(failure, now, None)
             return
-        account = self._current
-        assert account is not None
-        self._queue.append(Persist(account_id=account.account_id, counters=(("failures", 1),)))
-        self.phase = ExchangePhase.CLOSING
+        self._close(input_tokens, output_tokens, credits, (("failures", 1),))
 
     def finished(self, now: float, *, input_tokens: int = 0, output_tokens: int = 0, credits: float = 0.0) -> None:
         """The stream ended (or the client left): record usage."""
         self._expect("finished")
+        self._close(input_tokens, output_tokens, credits, ())
+
+    def _close(self, input_tokens: int, output_tokens: int, credits: float, extra: tuple[tuple[str, float], ...]) -> None:
         account = self._current
         assert account is not None
-        counters = tuple(
-            (name, value)
-            for name, value in (("input_tokens", input_tokens), ("output_tokens", output_tokens), ("credits", credits))
-            if value
-        )
+        usage = (("input_tokens", input_tokens), ("output_tokens", output_tokens), ("credits", credits))
+        counters = extra + tuple((name, value) for name, value in usage if value)
         update = CreditsUsed(credits=credits) if credits > 0 else None
         if counters or update is not None:
             self._queue.append(Persist(account_id=account.account_id, update=update, counters=counters))

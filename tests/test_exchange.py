@@ -290,9 +290,9 @@ def test_no_retry_after_the_first_client_byte() -> None:
     assert isinstance(ex.next_decision(clock()), Persist)
     assert isinstance(ex.next_decision(clock()), StartStream)
     ex.client_bytes_sent()
-    ex.stream_failed(connection_failure("reset"), clock())
+    ex.stream_failed(connection_failure("reset"), clock(), output_tokens=7)
     persist = ex.next_decision(clock())
-    assert isinstance(persist, Persist) and persist.counters == (("failures", 1),)
+    assert isinstance(persist, Persist) and persist.counters == (("failures", 1), ("output_tokens", 7))
     assert type(ex.next_decision(clock())).__name__ == "Done"
 
 
