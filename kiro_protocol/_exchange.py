@@ -2,21 +2,10 @@
 
 An ``Exchange`` asks for what it needs one ``Decision`` at a time (``next_decision(now)``) and
 is fed the answers. It never blocks and never does IO, so the async (anyio) and sync (gevent)
-drivers are the same short loop::
-
-    ex = Exchange(accounts=..., settings=..., body=kiro_request.body, new_id=..., random=...)
-    while True:
-        d = ex.next_decision(now())
-        if isinstance(d, LoadState):      ex.state_loaded(store.load_many(d.account_ids), now())
-        elif isinstance(d, AcquireLease): ex.lease_result(store.try_lease(d.account_id, d.owner, d.ttl), now())
-        elif isinstance(d, Wait):         sleep(d.seconds); ex.waited(now())
-        elif isinstance(d, Refresh):      ex.refresh_answered(send(d.request), now())   # or refresh_failed
-        elif isinstance(d, Persist):      apply_persist(store, d)
-        elif isinstance(d, Retry):        log(d)
-        elif isinstance(d, SendUpstream): open it; ex.upstream_started / upstream_answered / upstream_failed
-        elif isinstance(d, StartStream):  stream to the client; ex.client_bytes_sent() at the first byte;
-                                          ex.finished(...) or ex.stream_failed(...) at the end
-        elif isinstance(d, (Respond, Done)): break
+drivers are the same short loop: ask, do what the decision names (read the store, take a lease,
+sleep, send a refresh or the generate request, persist, stream), feed the result back, until
+``Respond`` or ``Done``. docs/accounts.md has the table of decisions and feeds;
+tests/exchange_runner.py is a complete reference driver.
 
 Failure rules (issue 5) are the table of ``_pool_failures.judge_failure``; refresh failures:
 ``invalid_grant`` disables the account, anything else backs it off and the request moves on (or
