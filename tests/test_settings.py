@@ -5,6 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from adapters.runtime.dotenv import DotenvError, parse_dotenv
 from adapters.runtime.settings import SETTINGS, SettingsError, configuration_markdown, load_settings, settings_help
@@ -215,3 +217,20 @@ def test_dotenv_parser() -> None:
         with pytest.raises(DotenvError) as info:
             parse_dotenv(bad + "\n", source="f.env")
         assert "f.env:1" in str(info.value)
+
+
+_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,15}", fullmatch=True)
+_VALUES = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=40)
+
+
+def _quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\r", "\\r")
+    return '"' + escaped.replace("\t", "\\t") + '"'
+
+
+@given(st.dictionaries(_NAMES, _VALUES, max_size=8), st.booleans())
+def test_dotenv_round_trip(values: dict[str, str], export: bool) -> None:
+    """Any value written double-quoted with the usual escapes reads back exactly."""
+    prefix = "export " if export else ""
+    text = "# generated\n" + "".join(f"{prefix}{name}={_quote(value)}\n" for name, value in values.items())
+    assert parse_dotenv(text) == values

@@ -54,7 +54,8 @@ def parse_dotenv(text: str, *, source: str = ".env") -> dict[str, str]:
             gives the line number but never the value, which may be a secret.
     """
     result: dict[str, str] = {}
-    lines = text.splitlines()
+    # Only \n (and \r\n) end a line: str.splitlines() would also split on U+2028, \x1e...
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     i = 0
     while i < len(lines):
         lineno = i + 1
