@@ -14,8 +14,6 @@ CONTENT_LENGTH_EXCEEDS_THRESHOLD``), the model id; then the script decides the a
 
 from __future__ import annotations
 
-import calendar
-import datetime
 import json
 import logging
 import uuid
@@ -28,6 +26,7 @@ from adapters.anyio_server import Request, Responder
 from kiro_protocol._linter import LintLimits, lint_kiro_body
 from kiro_protocol._models import KIRO_MODELS
 
+from ._documents import models_document, usage_document, web_search_text
 from ._markers import HTTP_FAILURES, IMPROPERLY_FORMED, INPUT_TOO_LONG, INVALID_BEARER, INVALID_MODEL, kiro_error_body
 from ._script import Ending, ErrorReply, StreamReply, answer, read_turn
 from ._state import ACCOUNT_TAGS, SimulatorState, TokenProblem
@@ -61,7 +60,6 @@ _RECORDED_HEADERS = frozenset(
         "tokentype",
     }
 )
-_MAX_TOKENS_OUT = 64_000
 
 Route = Callable[[Request, Responder], Awaitable[None]]
 
@@ -81,12 +79,6 @@ def _headers(request: Request) -> dict[str, str]:
 def _is_json(request: Request) -> bool:
     content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
     return content_type == _JSON or content_type.endswith("+json") or content_type.startswith("application/x-amz-json")
-
-
-def _next_month(now: float) -> float:
-    day = datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
-    year, month = (day.year + 1, 1) if day.month == 12 else (day.year, day.month + 1)
-    return float(calendar.timegm((year, month, 1, 0, 0, 0)))
 
 
 class SimulatorApp:
@@ -337,68 +329,19 @@ class SimulatorApp:
             return
         account = str(entry["account"])
         query = parse_qs(request.target.partition("?")[2])
-        limit = 50.0
-        used = float(min(self.state.per_account[account], limit))
-        if "[sim-quota]" in account:
-            used = limit
-        trial_limit = 0.0 if "[sim-quota]" in account else 500.0
-        reset = _next_month(self.state.now())
-        document = {
-            "daysUntilReset": max(0, int((reset - self.state.now()) // 86400)),
-            "nextDateReset": reset,
-            "userInfo": {"email": "simulator@example.com", "userId": account}
-            if "isEmailRequired" in query
-            else {"userId": account},
-            "subscriptionInfo": {
-                "subscriptionTitle": "KIRO FREE",
-                "type": "Q_DEVELOPER_STANDALONE_FREE",
-                "overageCapability": "OVERAGE_INCAPABLE",
-                "upgradeCapability": "UPGRADE_CAPABLE",
-                "subscriptionManagementTarget": "PURCHASE",
-            },
-            "overageConfiguration": {"overageStatus": "DISABLED"},
-            "usageBreakdownList": [
-                {
-                    "resourceType": "CREDIT",
-                    "displayName": "Credit",
-                    "displayNamePlural": "Credits",
-                    "unit": "INVOCATIONS",
-                    "currency": "USD",
-                    "usageLimit": int(limit),
-                    "usageLimitWithPrecision": limit,
-                    "currentUsage": int(used),
-                    "currentUsageWithPrecision": used,
-                    "overageCap": 0,
-                    "overageCapWithPrecision": 0.0,
-                    "overageRate": 0.0,
-                    "overageCharges": 0.0,
-                    "currentOverages": 0,
-                    "currentOveragesWithPrecision": 0.0,
-                    "nextDateReset": reset,
-                    "freeTrialInfo": {
-                        "freeTrialStatus": "ACTIVE" if trial_limit else "EXPIRED",
-                        "freeTrialExpiry": reset + 14 * 86400.0,
-                        "usageLimit": int(trial_limit),
-                        "usageLimitWithPrecision": trial_limit,
-                        "currentUsage": 0,
-                        "currentUsageWithPrecision": 0.0,
-                    },
-                    "bonuses": [],
-                }
-            ],
-            "limits": [],
-            "usageBreakdown": None,
-        }
+        document = usage_document(
+            account,
+            used=self.state.per_account[account],
+            now=self.state.now(),
+            with_email="isEmailRequired" in query,
+            exhausted="[sim-quota]" in account,
+        )
         await self._json(respond, 200, _dumps(document))
 
     async def _models(self, request: Request, respond: Responder) -> None:
         if await self._authorised(request, respond, "ListAvailableModels") is None:
             return
-        models = [_model_entry("auto", "Auto", 200_000, 1.0)]
-        for m in KIRO_MODELS:
-            multiplier = 2.2 if m.family == "opus" else 0.4 if m.family == "haiku" else 1.3
-            models.append(_model_entry(m.kiro_id, m.display_name, m.context_window, multiplier))
-        await self._json(respond, 200, _dumps({"models": models, "defaultModel": models[0], "nextToken": None}))
+        await self._json(respond, 200, _dumps(models_document()))
 
     async def _mcp(self, request: Request, respond: Responder) -> None:
         """Kiro's MCP endpoint (JSON-RPC 2.0), used for web search (spec §7.5)."""
@@ -417,16 +360,7 @@ class SimulatorApp:
         elif params.get("name") != "web_search" or not isinstance(query, str) or not query.strip():
             error = {"code": -32602, "message": "only web_search with a non-empty query is available"}
         else:
-            results = [
-                {
-                    "title": f"{query.strip()[:60]} — result {i} (simulated)",
-                    "url": f"https://example.com/search/{i}",
-                    "snippet": f"A scripted search result {i} for \"{query.strip()[:60]}\" from the kiro2api simulator.",
-                }
-                for i in (1, 2, 3)
-            ]
-            text_content = json.dumps({"results": results}, ensure_ascii=False)
-            result = {"content": [{"type": "text", "text": text_content}], "isError": False}
+            result = {"content": [{"type": "text", "text": web_search_text(query)}], "isError": False}
             await self._json(respond, 200, _dumps({"id": call_id, "jsonrpc": "2.0", "result": result}))
             return
         entry["outcome"] = "rpc-error"
@@ -483,20 +417,3 @@ class _StatusTap:
 
     async def end_stream(self) -> None:
         await self._inner.end_stream()
-
-
-def _model_entry(model_id: str, name: str, window: int, multiplier: float) -> dict[str, object]:
-    return {
-        "modelId": model_id,
-        "modelName": name,
-        "description": f"{name} (simulated)",
-        "rateMultiplier": multiplier,
-        "rateUnit": "Credit",
-        "supportedInputTypes": ["TEXT", "IMAGE"],
-        "tokenLimits": {"maxInputTokens": window, "maxOutputTokens": _MAX_TOKENS_OUT},
-        "promptCaching": {
-            "supportsPromptCaching": True,
-            "maximumCacheCheckpointsPerRequest": 4,
-            "minimumTokensPerCacheCheckpoint": 1024,
-        },
-    }
