@@ -40,7 +40,8 @@ def h2_requests(port: int, requests: list[tuple[str, str, dict[str, str], bytes]
                 break
             for event in conn.receive_data(data):
                 if isinstance(event, h2.events.ResponseReceived):
-                    results[event.stream_id]["status"] = int(dict(event.headers)[":status"])
+                    status = next(v for k, v in event.headers if k in (":status", b":status"))
+                    results[event.stream_id]["status"] = int(status)
                 elif isinstance(event, h2.events.DataReceived):
                     results[event.stream_id]["body"] += event.data
                     conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
