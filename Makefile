@@ -15,16 +15,20 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/kiro2api serve
 
+# The end-to-end tests need real peers: a redis-server and the pinned Claude Code CLI. The
+# scripts install them when missing (idempotent, quick when present).
 test: $(STAMP)
+	scripts/ensure-redis-server
 	$(BIN)/mypy
-	$(BIN)/pytest
+	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" $(BIN)/pytest
 	$(BIN)/pytest fuzz -p no:cacheprovider --hypothesis-profile=ci
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
-	$(BIN)/pytest
+	scripts/ensure-redis-server
+	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" $(BIN)/pytest
 
 fuzz: $(STAMP)
 	$(BIN)/pytest fuzz -p no:cacheprovider --hypothesis-profile=nightly
