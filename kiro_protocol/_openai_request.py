@@ -12,28 +12,14 @@ types are refused, because silently dropping part of what the user sent changes 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Literal
 
 from ._anthropic_request import _bool, _int, _list, _number, _obj, _str
 from ._errors import LocalProtocolError
-from ._images import check_image
+from ._openai_messages import nonempty, one_of, parse_messages, shown
 from ._request_json import check_depth, fail, parse_json_body, type_name
-from ._request_model import (
-    ContentBlock,
-    ImageBlock,
-    Message,
-    OutputFormat,
-    Request,
-    TextBlock,
-    ThinkingBlock,
-    ThinkingConfig,
-    Tool,
-    ToolChoice,
-    ToolResultBlock,
-    ToolUseBlock,
-)
+from ._request_model import OutputFormat, Request, ThinkingConfig, Tool, ToolChoice
 
 __all__ = ["parse_openai_request", "DEFAULT_MAX_TOKENS", "REASONING_EFFORTS"]
 
@@ -67,241 +53,11 @@ _SAMPLING_RANGES: dict[str, tuple[float, float]] = {
 }
 
 
-def _one_of(value: object, path: str, allowed: tuple[str, ...]) -> str:
-    if value not in allowed:
-        expected = ", ".join(f'"{a}"' for a in allowed)
-        fail(path, f"expected one of {expected}, got {_shown(value)}")
-    return str(value)
-
-
-def _shown(value: object) -> str:
-    """A short rendering of a client value for an error message."""
-    if isinstance(value, str):
-        return repr(value[:60])
-    return type_name(value)
-
-
-def _nonempty(value: object, path: str) -> str:
-    text = _str(value, path)
-    if not text.strip():
-        fail(path, "must not be empty")
-    return text
-
-
-# -- content --------------------------------------------------------------------------------------
-
-
-def _image_url(part: Mapping[str, object], path: str) -> ImageBlock:
-    """An ``image_url`` part holding a base64 ``data:`` URI (the gateway fetches nothing)."""
-    raw = part.get("image_url")
-    # The oldest clients send the URL directly as a string.
-    spec = {"url": raw} if isinstance(raw, str) else _obj(raw, f"{path}.image_url")
-    url_path = f"{path}.image_url.url"
-    url = _str(spec.get("url"), url_path)
-    detail = spec.get("detail")
-    if detail is not None:
-        _str(detail, f"{path}.image_url.detail")  # a resolution hint: Kiro has none to give
-    if not url[:5].lower() == "data:":
-        scheme = url.split(":", 1)[0][:10] if ":" in url else ""
-        what = f"a remote {scheme} URL" if scheme else "not a data: URI"
-        fail(
-            url_path,
-            f"{what}; image URLs are not fetched by the gateway, send the image inline as "
-            "data:image/<png|jpeg|gif|webp>;base64,<data>",
-        )
-    header, sep, data = url[5:].partition(",")
-    if not sep:
-        fail(url_path, "malformed data: URI (no comma before the data)")
-    params = [p.strip().lower() for p in header.split(";")]
-    media_type = params[0] or "text/plain"
-    if "base64" not in params[1:]:
-        fail(url_path, "only base64 data: URIs are supported (data:<media type>;base64,<data>)")
-    try:
-        return check_image(media_type, data, path=path)
-    except LocalProtocolError as exc:
-        # check_image speaks in Anthropic field paths; name the OpenAI field instead.
-        detail_text = exc.message.split(": ", 1)[-1]
-        raise LocalProtocolError(f"{url_path}: {detail_text}", param=url_path) from None
-
-
-def _text_parts(value: object, path: str, *, allow: tuple[str, ...] = ("text",)) -> tuple[TextBlock, ...]:
-    """A string, or an array of text parts (also ``refusal`` parts for the assistant)."""
-    if value is None:
-        return ()
-    if isinstance(value, str):
-        return (TextBlock(text=value),) if value else ()
-    blocks = []
-    for i, item in enumerate(_list(value, path)):
-        part = _obj(item, f"{path}.{i}")
-        kind = part.get("type")
-        if kind not in allow:
-            fail(f"{path}.{i}.type", f"expected {' or '.join(repr(a) for a in allow)} here, got {_shown(kind)}")
-        key = "refusal" if kind == "refusal" else "text"
-        text = _str(part.get(key), f"{path}.{i}.{key}")
-        if text:
-            blocks.append(TextBlock(text=text))
-    return tuple(blocks)
-
-
-def _user_content(value: object, path: str) -> tuple[ContentBlock, ...]:
-    if value is None:
-        fail(path, "field required")
-    if isinstance(value, str):
-        return (TextBlock(text=value),) if value else ()
-    blocks: list[ContentBlock] = []
-    for i, item in enumerate(_list(value, path)):
-        ipath = f"{path}.{i}"
-        part = _obj(item, ipath)
-        kind = part.get("type")
-        if kind == "text":
-            text = _str(part.get("text"), f"{ipath}.text")
-            if text:
-                blocks.append(TextBlock(text=text))
-        elif kind == "image_url":
-            blocks.append(_image_url(part, ipath))
-        elif kind in ("input_audio", "file"):
-            fail(f"{ipath}.type", f"{kind} content parts are not supported (Kiro accepts text and images)")
-        else:
-            fail(f"{ipath}.type", f'expected "text" or "image_url", got {_shown(kind)}')
-    return tuple(blocks)
-
-
-def _arguments(value: object, path: str) -> Mapping[str, object]:
-    """``function.arguments``: a string holding a JSON object (empty means no arguments)."""
-    if isinstance(value, Mapping):  # some clients send the object itself
-        check_depth(value, path)
-        return dict(value)
-    text = _str(value, path)
-    if not text.strip():
-        return {}
-    try:
-        parsed = json.loads(text)
-        json.dumps(parsed, allow_nan=False)  # NaN/Infinity parse, but could not be forwarded
-    except (ValueError, RecursionError):
-        fail(path, "not valid JSON; expected a JSON object encoded as a string")
-    if not isinstance(parsed, dict):
-        fail(path, f"expected a JSON object encoded as a string, got a JSON {type_name(parsed)}")
-    check_depth(parsed, path)
-    return parsed
-
-
-def _tool_calls(value: object, path: str) -> list[ToolUseBlock]:
-    uses = []
-    for i, item in enumerate(_list(value, path)):
-        ipath = f"{path}.{i}"
-        call = _obj(item, ipath)
-        kind = call.get("type", "function")
-        if kind != "function":
-            fail(f"{ipath}.type", f'only "function" tool calls are supported, got {_shown(kind)}')
-        call_id = _nonempty(call.get("id"), f"{ipath}.id")
-        function = _obj(call.get("function"), f"{ipath}.function")
-        name = _nonempty(function.get("name"), f"{ipath}.function.name")
-        uses.append(ToolUseBlock(id=call_id, name=name, input=_arguments(function.get("arguments"), f"{ipath}.function.arguments")))
-    return uses
-
-
-class _LegacyCalls:
-    """Ids for the legacy ``function_call`` / ``function`` role pair, which carry none.
-
-    A ``function`` message answers the latest unanswered ``function_call`` of the same name;
-    ids are derived from message positions, so they are stable for a given conversation.
-    """
-
-    def __init__(self) -> None:
-        self._open: list[tuple[str, str]] = []  # (name, id), oldest first
-
-    def call(self, name: str, index: int) -> str:
-        call_id = f"call_legacy_{index}"
-        self._open.append((name, call_id))
-        return call_id
-
-    def answer(self, name: str, index: int) -> str:
-        for pos in range(len(self._open) - 1, -1, -1):
-            if self._open[pos][0] == name:
-                return self._open.pop(pos)[1]
-        # Nothing to answer: the converter keeps it as text (tool-pairing repair).
-        return f"call_legacy_result_{index}"
-
-
-def _assistant(obj: Mapping[str, object], path: str, index: int, legacy: _LegacyCalls) -> Message:
-    blocks: list[ContentBlock] = []
-    reasoning = obj.get("reasoning_content")
-    if reasoning is not None:
-        # What our own responses carried as reasoning_content, sent back by the client.
-        thought = _str(reasoning, f"{path}.reasoning_content")
-        if thought:
-            blocks.append(ThinkingBlock(thinking=thought))
-    blocks.extend(_text_parts(obj.get("content"), f"{path}.content", allow=("text", "refusal")))
-    refusal = obj.get("refusal")
-    if refusal is not None:
-        refusal_text = _str(refusal, f"{path}.refusal")
-        if refusal_text:
-            blocks.append(TextBlock(text=refusal_text))
-    calls = obj.get("tool_calls")
-    if calls is not None:
-        blocks.extend(_tool_calls(calls, f"{path}.tool_calls"))
-    function_call = obj.get("function_call")
-    if function_call is not None:
-        fpath = f"{path}.function_call"
-        fc = _obj(function_call, fpath)
-        name = _nonempty(fc.get("name"), f"{fpath}.name")
-        args = _arguments(fc.get("arguments"), f"{fpath}.arguments")
-        blocks.append(ToolUseBlock(id=legacy.call(name, index), name=name, input=args))
-    return Message(role="assistant", content=tuple(blocks))
-
-
-def _messages(value: object) -> tuple[tuple[TextBlock, ...], tuple[Message, ...]]:
-    """The leading system/developer messages (the system prompt) and the conversation."""
-    raw = _list(value, "messages")
-    if not raw:
-        fail("messages", "must contain at least one message")
-    system: list[TextBlock] = []
-    messages: list[Message] = []
-    legacy = _LegacyCalls()
-    for i, item in enumerate(raw):
-        path = f"messages.{i}"
-        obj = _obj(item, path)
-        role = obj.get("role")
-        name = obj.get("name")
-        if name is not None and role != "function":
-            _str(name, f"{path}.name")  # a participant name: accepted, not forwarded
-        if role in ("system", "developer"):
-            if "content" not in obj:
-                fail(f"{path}.content", "field required")
-            texts = _text_parts(obj["content"], f"{path}.content")
-            if not messages:
-                system.extend(texts)  # folded like the Anthropic system prompt
-            elif texts:
-                messages.append(Message(role="system", content=texts))
-        elif role == "user":
-            messages.append(Message(role="user", content=_user_content(obj.get("content"), f"{path}.content")))
-        elif role == "assistant":
-            messages.append(_assistant(obj, path, i, legacy))
-        elif role == "tool":
-            call_id = _nonempty(obj.get("tool_call_id"), f"{path}.tool_call_id")
-            content = _text_parts(obj.get("content"), f"{path}.content")
-            messages.append(Message(role="user", content=(ToolResultBlock(tool_use_id=call_id, content=content),)))
-        elif role == "function":
-            fname = _nonempty(name, f"{path}.name")
-            content = _text_parts(obj.get("content"), f"{path}.content")
-            result = ToolResultBlock(tool_use_id=legacy.answer(fname, i), content=content)
-            messages.append(Message(role="user", content=(result,)))
-        else:
-            fail(
-                f"{path}.role",
-                'expected "system", "developer", "user", "assistant", "tool" or "function", '
-                f"got {_shown(role)}",
-            )
-    if not messages:
-        fail("messages", "must contain a user message (only system messages were sent)")
-    return tuple(system), tuple(messages)
-
-
 # -- tools ----------------------------------------------------------------------------------------
 
 
 def _function(fn: Mapping[str, object], path: str) -> Tool:
-    name = _nonempty(fn.get("name"), f"{path}.name")
+    name = nonempty(fn.get("name"), f"{path}.name")
     raw_description = fn.get("description")
     description = "" if raw_description is None else _str(raw_description, f"{path}.description")
     strict = fn.get("strict")
@@ -328,7 +84,7 @@ def _tools(tools: object, functions: object) -> tuple[Tool, ...]:
             obj = _obj(item, path)
             kind = obj.get("type")
             if kind != "function":
-                fail(f"{path}.type", f'only "function" tools are supported, got {_shown(kind)}')
+                fail(f"{path}.type", f'only "function" tools are supported, got {shown(kind)}')
             parsed.append((f"{path}.function.name", _function(_obj(obj.get("function"), f"{path}.function"), f"{path}.function")))
     if functions is not None:
         for i, item in enumerate(_list(functions, "functions")):
@@ -354,26 +110,26 @@ def _tool_choice(obj: Mapping[str, object], tools: tuple[Tool, ...]) -> ToolChoi
     legacy = obj.get("function_call")
     if value is not None:
         if isinstance(value, str):
-            choice = ToolChoice(type=_CHOICE_TYPES[_one_of(value, "tool_choice", tuple(_CHOICE_TYPES))])
+            choice = ToolChoice(type=_CHOICE_TYPES[one_of(value, "tool_choice", tuple(_CHOICE_TYPES))])
         else:
             spec = _obj(value, "tool_choice")
             kind = spec.get("type")
             if kind == "function":
                 fn = _obj(spec.get("function"), "tool_choice.function")
-                choice = _named_choice(_nonempty(fn.get("name"), "tool_choice.function.name"), "tool_choice.function.name", tools)
+                choice = _named_choice(nonempty(fn.get("name"), "tool_choice.function.name"), "tool_choice.function.name", tools)
             elif kind == "allowed_tools":
                 allowed = _obj(spec.get("allowed_tools"), "tool_choice.allowed_tools")
-                mode = _one_of(allowed.get("mode"), "tool_choice.allowed_tools.mode", ("auto", "required"))
+                mode = one_of(allowed.get("mode"), "tool_choice.allowed_tools.mode", ("auto", "required"))
                 choice = ToolChoice(type="any" if mode == "required" else "auto")
             else:
-                fail("tool_choice.type", f'expected "function" or "allowed_tools", got {_shown(kind)}')
+                fail("tool_choice.type", f'expected "function" or "allowed_tools", got {shown(kind)}')
     elif legacy is not None:
         if isinstance(legacy, str):
-            kind = _one_of(legacy, "function_call", ("none", "auto"))
+            kind = one_of(legacy, "function_call", ("none", "auto"))
             choice = ToolChoice(type="none" if kind == "none" else "auto")
         else:
             spec = _obj(legacy, "function_call")
-            choice = _named_choice(_nonempty(spec.get("name"), "function_call.name"), "function_call.name", tools)
+            choice = _named_choice(nonempty(spec.get("name"), "function_call.name"), "function_call.name", tools)
     if choice is not None and choice.type != "none" and not tools:
         fail("tool_choice" if value is not None else "function_call", "requires tools")
     parallel = obj.get("parallel_tool_calls")
@@ -418,7 +174,7 @@ def _thinking(value: object) -> tuple[ThinkingConfig, str]:
         return ThinkingConfig(), ""
     key = _str(value, "reasoning_effort").strip().lower()
     if key not in REASONING_EFFORTS:
-        _one_of(value, "reasoning_effort", tuple(REASONING_EFFORTS))
+        one_of(value, "reasoning_effort", tuple(REASONING_EFFORTS))
     effort = REASONING_EFFORTS[key]
     if effort is None:
         return ThinkingConfig(), ""
@@ -429,13 +185,13 @@ def _response_format(value: object) -> OutputFormat | None:
     if value is None:
         return None
     spec = _obj(value, "response_format")
-    kind = _one_of(spec.get("type"), "response_format.type", ("text", "json_object", "json_schema"))
+    kind = one_of(spec.get("type"), "response_format.type", ("text", "json_object", "json_schema"))
     if kind == "text":
         return None
     if kind == "json_object":
         return OutputFormat(schema={"type": "object"})
     wrapper = _obj(spec.get("json_schema"), "response_format.json_schema")
-    _nonempty(wrapper.get("name"), "response_format.json_schema.name")
+    nonempty(wrapper.get("name"), "response_format.json_schema.name")
     raw = wrapper.get("schema")
     schema = {} if raw is None else _obj(raw, "response_format.json_schema.schema")
     check_depth(schema, "response_format.json_schema.schema")
@@ -465,7 +221,7 @@ def _unsupported(obj: Mapping[str, object]) -> None:
     if modalities is not None:
         for i, m in enumerate(_list(modalities, "modalities")):
             if m != "text":
-                fail(f"modalities.{i}", f'only "text" output is supported, got {_shown(m)}')
+                fail(f"modalities.{i}", f'only "text" output is supported, got {shown(m)}')
     if obj.get("audio") is not None:
         fail("audio", "audio output is not supported")
     for key in ("logprobs",):
@@ -501,10 +257,10 @@ def parse_openai_request(body: bytes | str | Mapping[str, object]) -> Request:
         raise LocalProtocolError(f"request body: expected a JSON object, got {type_name(body)}")
     if "model" not in obj:
         fail("model", "field required")
-    model = _nonempty(obj["model"], "model").strip()
+    model = nonempty(obj["model"], "model").strip()
     if "messages" not in obj:
         fail("messages", "field required")
-    system, messages = _messages(obj["messages"])
+    system, messages = parse_messages(obj["messages"])
     _unsupported(obj)
     stream = _bool(obj.get("stream"), "stream")
     include_usage = False
