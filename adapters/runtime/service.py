@@ -71,7 +71,7 @@ def conversion_config(settings: Settings) -> ConversionConfig:
     )
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Dialect:
     """How one API family is parsed and answered."""
 
