@@ -160,7 +160,8 @@ def _tool_calls(value: object, path: str) -> list[ToolUseBlock]:
         call_id = nonempty(call.get("id"), f"{ipath}.id")
         function = _obj(call.get("function"), f"{ipath}.function")
         name = nonempty(function.get("name"), f"{ipath}.function.name")
-        uses.append(ToolUseBlock(id=call_id, name=name, input=_arguments(function.get("arguments"), f"{ipath}.function.arguments")))
+        tool_input = _arguments(function.get("arguments"), f"{ipath}.function.arguments")
+        uses.append(ToolUseBlock(id=call_id, name=name, input=tool_input))
     return uses
 
 

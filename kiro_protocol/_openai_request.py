@@ -85,7 +85,8 @@ def _tools(tools: object, functions: object) -> tuple[Tool, ...]:
             kind = obj.get("type")
             if kind != "function":
                 fail(f"{path}.type", f'only "function" tools are supported, got {shown(kind)}')
-            parsed.append((f"{path}.function.name", _function(_obj(obj.get("function"), f"{path}.function"), f"{path}.function")))
+            fn = _obj(obj.get("function"), f"{path}.function")
+            parsed.append((f"{path}.function.name", _function(fn, f"{path}.function")))
     if functions is not None:
         for i, item in enumerate(_list(functions, "functions")):
             path = f"functions.{i}"
@@ -116,7 +117,8 @@ def _tool_choice(obj: Mapping[str, object], tools: tuple[Tool, ...]) -> ToolChoi
             kind = spec.get("type")
             if kind == "function":
                 fn = _obj(spec.get("function"), "tool_choice.function")
-                choice = _named_choice(nonempty(fn.get("name"), "tool_choice.function.name"), "tool_choice.function.name", tools)
+                name_path = "tool_choice.function.name"
+                choice = _named_choice(nonempty(fn.get("name"), name_path), name_path, tools)
             elif kind == "allowed_tools":
                 allowed = _obj(spec.get("allowed_tools"), "tool_choice.allowed_tools")
                 mode = one_of(allowed.get("mode"), "tool_choice.allowed_tools.mode", ("auto", "required"))

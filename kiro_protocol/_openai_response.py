@@ -101,7 +101,8 @@ def openai_usage_json(usage: Usage) -> dict[str, Any]:
 
 
 def _check_ids(completion_id: str, created: int) -> None:
-    if not completion_id.startswith(COMPLETION_ID_PREFIX) or len(completion_id) < len(COMPLETION_ID_PREFIX) + MIN_COMPLETION_ID_RANDOM:
+    shortest = len(COMPLETION_ID_PREFIX) + MIN_COMPLETION_ID_RANDOM
+    if not completion_id.startswith(COMPLETION_ID_PREFIX) or len(completion_id) < shortest:
         raise LocalProtocolError(
             f"completion id must be {COMPLETION_ID_PREFIX!r} + at least {MIN_COMPLETION_ID_RANDOM} characters"
         )
