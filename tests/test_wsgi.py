@@ -224,3 +224,19 @@ def test_close_ends_streams_and_refuses_new_sessions() -> None:
     assert started.status == "529 Overloaded"
     started, _ = call(app, environ("GET", "/health"))
     assert started.status == "503 Service Unavailable"
+
+
+def test_importing_the_package_loads_neither_gevent_nor_the_runtime() -> None:
+    # ``python -m adapters.wsgi_gevent`` imports the package before ``__main__`` patches: nothing
+    # that holds threading primitives may be imported by then.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, adapters.wsgi_gevent as w; "
+        "loaded = [m for m in ('gevent', 'adapters.runtime._sync._anyio', 'httpcore', 'ssl') if m in sys.modules]; "
+        "assert not loaded, loaded; "
+        "assert callable(w.create_app)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr

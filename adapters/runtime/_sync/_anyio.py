@@ -62,16 +62,28 @@ class _Worker(Protocol):
     def join(self) -> Any: ...
 
 
-class _Scopes(threading.local):
-    def __init__(self) -> None:
-        self.stack: list[CancelScope] = []
+# Created on first use, not at import: the gevent entry point may import this module before it
+# patches ``threading``, and the scopes must then be greenlet-local, not thread-local.
+_local: Any = None
 
 
-_scopes = _Scopes()
+def _stack() -> list[CancelScope]:
+    global _local
+    if _local is None:
+        _local = threading.local()
+    stack: list[CancelScope] | None = getattr(_local, "stack", None)
+    if stack is None:
+        stack = _local.stack = []
+    return stack
+
+
+def _set_stack(stack: list[CancelScope]) -> None:
+    _stack()
+    _local.stack = stack
 
 
 def _check_cancelled() -> None:
-    for scope in _scopes.stack:
+    for scope in _stack():
         if scope.shield:
             return
         if scope.cancel_called:
@@ -98,11 +110,11 @@ class CancelScope:
                 greenlet.kill(block=False)
 
     def __enter__(self) -> CancelScope:
-        _scopes.stack.insert(0, self)
+        _stack().insert(0, self)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> bool:
-        _scopes.stack.remove(self)
+        _stack().remove(self)
         return exc_type is Cancelled and self.cancel_called
 
 
@@ -116,10 +128,10 @@ class TaskGroup:
 
     def start_soon(self, func: Callable[..., object], *args: Any) -> None:
         """Start ``func(*args)`` as a task of this group."""
-        inherited = list(_scopes.stack)
+        inherited = list(_stack())
 
         def run() -> None:
-            _scopes.stack = inherited
+            _set_stack(inherited)
             try:
                 func(*args)
             except Cancelled:

@@ -1,0 +1,237 @@
+"""What each way of serving costs: kiro2api serve, ASGI under uvicorn and hypercorn, gevent.
+
+Run: ``.venv/bin/python bench/bench_adapters.py [--quick] [--duration S] [--concurrency 1,16,64]``.
+
+One simulator (no pacing) is the upstream. Each way of serving runs in its own process in front
+of it; concurrent HTTP/1.1 clients (keep-alive) each stream the same answer of ``--frames`` text
+frames again and again for ``--duration`` seconds. The same load against the simulator alone is
+the baseline. For each server and concurrency the script prints streams per second, time to
+first byte (p50/p95) and the ratios to the baseline. Client, servers and simulator share the
+machine's cores, so read the ratios, not the absolute numbers. This script reports; it does not
+assert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http.client
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import anyio
+import h11
+
+from adapters.simulator import DEMO_REFRESH_TOKEN, gateway_environment
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+TOKEN = "bench-client-token-0123456789"
+
+#: name -> command template ("{port}" is replaced).
+SERVERS: dict[str, list[str]] = {
+    "serve": [PYTHON, "-m", "adapters.cli", "serve", "--port", "{port}"],
+    "uvicorn": [PYTHON, "-m", "uvicorn", "adapters.asgi:create_app", "--factory", "--port", "{port}", "--no-access-log",
+                "--log-level", "warning"],
+    "hypercorn": [PYTHON, "-m", "hypercorn", "adapters.asgi:create_app()", "--bind", "127.0.0.1:{port}"],
+    "gevent": [PYTHON, "-m", "adapters.wsgi_gevent", "--port", "{port}"],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _post(port: int, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path, body=body, headers=dict(headers))
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+@contextlib.contextmanager
+def process(name: str, command: Sequence[str], port: int, env: Mapping[str, str]) -> Iterator[None]:
+    log = tempfile.TemporaryFile()
+    popen = subprocess.Popen(list(command), env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir())
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if popen.poll() is not None:
+                log.seek(0)
+                raise RuntimeError(f"{name} exited: {log.read()[-2000:].decode(errors='replace')}")
+            with contextlib.suppress(OSError):
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{name} did not start")
+            time.sleep(0.1)
+        yield
+    finally:
+        popen.terminate()
+        try:
+            popen.wait(10)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait()
+        log.close()
+
+
+@dataclass
+class Result:
+    streams: int = 0
+    errors: int = 0
+    ttfb: list[float] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def rate(self) -> float:
+        return self.streams / self.seconds if self.seconds else 0.0
+
+    def percentile(self, p: float) -> float:
+        if not self.ttfb:
+            return float("nan")
+        ordered = sorted(self.ttfb)
+        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
+
+
+async def _client(port: int, head: bytes, body: bytes, until: float, result: Result) -> None:
+    while time.monotonic() < until:
+        async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+            conn = h11.Connection(h11.CLIENT)
+            while time.monotonic() < until and conn.our_state is h11.IDLE:
+                t0 = time.monotonic()
+                await stream.send(head + body)
+                conn.send(h11.Request(method="POST", target="/", headers=[("host", "x"), ("content-length", str(len(body)))]))
+                conn.send(h11.Data(data=body))
+                conn.send(h11.EndOfMessage())
+                first: float | None = None
+                status = 0
+                try:
+                    while True:
+                        event = conn.next_event()
+                        if event is h11.NEED_DATA:
+                            conn.receive_data(await stream.receive(65536))
+                        elif isinstance(event, h11.Response):
+                            status = event.status_code
+                        elif isinstance(event, h11.Data) and first is None:
+                            first = time.monotonic() - t0
+                        elif isinstance(event, h11.EndOfMessage):
+                            break
+                except (anyio.EndOfStream, anyio.BrokenResourceError, h11.RemoteProtocolError) as exc:
+                    result.errors += 1
+                    if os.environ.get("BENCH_DEBUG"):
+                        print("broken", repr(exc), file=sys.stderr)
+                    break
+                if status == 200 and first is not None:
+                    result.streams += 1
+                    result.ttfb.append(first)
+                else:
+                    result.errors += 1
+                    if os.environ.get("BENCH_DEBUG"):
+                        print("status", status, first, file=sys.stderr)
+                if conn.our_state is h11.DONE and conn.their_state is h11.DONE:
+                    conn.start_next_cycle()
+
+
+def load(port: int, path: str, headers: Mapping[str, str], body: bytes, concurrency: int, duration: float) -> Result:
+    lines = [f"POST {path} HTTP/1.1", "host: 127.0.0.1", f"content-length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    result = Result()
+
+    async def main() -> None:
+        until = time.monotonic() + duration
+        t0 = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            for _ in range(concurrency):
+                tg.start_soon(_client, port, head, body, until, result)
+        result.seconds = time.monotonic() - t0
+
+    anyio.run(main)
+    return result
+
+
+def base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV")}
+    env["PYTHONPATH"] = str(ROOT)
+    return env
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="1 s per measurement, concurrency 1 and 16")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default 3)")
+    parser.add_argument("--concurrency", default="1,16,64", help="comma-separated client counts (default 1,16,64)")
+    parser.add_argument("--frames", type=int, default=50, help="text frames per streamed answer (default 50)")
+    parser.add_argument("--servers", default=",".join(SERVERS), help=f"which to run (default {','.join(SERVERS)})")
+    args = parser.parse_args(argv)
+    duration = 1.0 if args.quick else args.duration
+    levels = [1, 16] if args.quick else [int(n) for n in args.concurrency.split(",")]
+    prompt = f"[[sim:long:{args.frames}]] benchmark"
+    client_body = json.dumps(
+        {"model": "claude-sonnet-4-5", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": prompt}]}
+    ).encode()
+    client_headers = {"x-api-key": TOKEN, "content-type": "application/json"}
+
+    sim_port = free_port()
+    sim_command = [PYTHON, "-m", "adapters.simulator", "--port", str(sim_port), "--pace-ms", "0", "--log-level", "WARNING"]
+    with process("simulator", sim_command, sim_port, base_env()):
+        sim_url = f"http://127.0.0.1:{sim_port}"
+        env = base_env() | gateway_environment(sim_url) | {"KIRO_CLIENT_TOKEN": TOKEN, "KIRO_STATE": "memory://", "LOG_LEVEL": "WARNING"}
+        results: dict[tuple[str, int], Result] = {}
+        kiro_body = b""
+        for name in args.servers.split(","):
+            port = free_port()
+            with process(name, [p.replace("{port}", str(port)) for p in SERVERS[name]], port, env):
+                status, _ = _post(port, "/v1/messages", client_body, client_headers)  # warm-up
+                if status != 200:
+                    print(f"{name}: warm-up answered HTTP {status}; skipped")
+                    continue
+                for level in levels:
+                    results[name, level] = load(port, "/v1/messages", client_headers, client_body, level, duration)
+            if not kiro_body:
+                conn = http.client.HTTPConnection("127.0.0.1", sim_port, timeout=10)
+                conn.request("GET", "/_sim/requests")
+                records = json.loads(conn.getresponse().read())["requests"]
+                conn.close()
+                kiro_body = json.dumps(next(r["body"] for r in records if r.get("endpoint") == "generateAssistantResponse")).encode()
+        # The baseline: the same answers straight from the simulator (a token it issued, the body kiro2api sent).
+        _, refreshed = _post(sim_port, "/refreshToken", json.dumps({"refreshToken": DEMO_REFRESH_TOKEN}).encode(),
+                             {"content-type": "application/json"})
+        access = json.loads(refreshed)["accessToken"]
+        sim_headers = {"authorization": f"Bearer {access}", "content-type": "application/x-amz-json-1.0"}
+        for level in levels:
+            results["simulator", level] = load(sim_port, "/generateAssistantResponse", sim_headers, kiro_body, level, duration)
+
+    print(f"{args.frames}-frame streams, {duration:.0f} s per cell, HTTP/1.1 keep-alive clients")
+    print(f"{'server':<10} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8} {'errors':>6}")
+    for (name, level), result in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0] != "simulator", kv[0][0])):
+        base = results.get(("simulator", level))
+        ratio = result.rate / base.rate if base and base.rate else float("nan")
+        added = result.percentile(0.5) - base.percentile(0.5) if base else float("nan")
+        print(
+            f"{name:<10} {level:>7} {result.rate:>10.1f} {ratio:>7.2f} {result.percentile(0.5):>8.2f}m"
+            f" {result.percentile(0.95):>7.2f}m {added:>8.2f} {result.errors:>6}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
