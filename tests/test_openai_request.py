@@ -44,6 +44,24 @@ def body(**fields: Any) -> dict[str, Any]:
     return out
 
 
+def with_image(url: str) -> dict[str, Any]:
+    """A request whose only message is one image part with ``url``."""
+    return body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}}]}])
+
+
+def with_call(call: dict[str, Any]) -> dict[str, Any]:
+    """A request whose assistant message makes the tool call ``call``."""
+    return body(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [call]}])
+
+
+def fn_call(arguments: str) -> dict[str, Any]:
+    return {"id": "a", "type": "function", "function": {"name": "f", "arguments": arguments}}
+
+
+def fn_tool(name: str) -> dict[str, Any]:
+    return {"type": "function", "function": {"name": name}}
+
+
 def convert(obj: dict[str, Any]) -> dict[str, Any]:
     """Parse and convert; the Kiro body as JSON."""
     result = convert_request(parse_openai_request(obj), config=CONFIG, continuation_id="cont")
@@ -112,7 +130,7 @@ def test_user_content_parts_with_a_data_uri_image() -> None:
     text, image = r.messages[0].content
     assert text == TextBlock(text="What is this?")
     assert isinstance(image, ImageBlock) and image.format == "png" and image.width == 1 and image.data == PNG
-    state = convert(body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}, {"type": "text", "text": "?"}]}]))
+    state = convert(with_image(f"data:image/png;base64,{PNG}"))
     assert state["currentMessage"]["userInputMessage"]["images"] == [{"format": "png", "source": {"bytes": PNG}}]
 
 
@@ -124,8 +142,8 @@ def test_assistant_tool_calls_and_tool_results_round_trip_to_kiro() -> None:
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
-                    {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": '{"city":"Tokyo"}'}},
+                    {"id": "call_1", "function": {"name": "get_weather", "arguments": '{"city":"Paris"}'}},
+                    {"id": "call_2", "function": {"name": "get_weather", "arguments": '{"city":"Tokyo"}'}},
                 ],
             },
             {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
@@ -161,7 +179,10 @@ def test_assistant_tool_calls_and_tool_results_round_trip_to_kiro() -> None:
     assert [(x["toolUseId"], x["content"][0]["text"]) for x in results] == [("call_1", "18C"), ("call_2", "25C")]
     assert current["userInputMessageContext"]["tools"][0]["toolSpecification"]["name"] == "get_weather"
     uses = state["history"][-1]["assistantResponseMessage"]["toolUses"]
-    assert [(u["toolUseId"], u["input"]) for u in uses] == [("call_1", {"city": "Paris"}), ("call_2", {"city": "Tokyo"})]
+    assert [(u["toolUseId"], u["input"]) for u in uses] == [
+        ("call_1", {"city": "Paris"}),
+        ("call_2", {"city": "Tokyo"}),
+    ]
 
 
 def test_legacy_functions_function_call_and_function_role_pair_up() -> None:
@@ -224,7 +245,11 @@ def test_forced_tool_reaches_kiro_as_an_instruction() -> None:
 
 @pytest.mark.parametrize(
     ("fields", "max_tokens"),
-    [({"max_tokens": 100}, 100), ({"max_completion_tokens": 50}, 50), ({"max_tokens": 100, "max_completion_tokens": 50}, 50)],
+    [
+        ({"max_tokens": 100}, 100),
+        ({"max_completion_tokens": 50}, 50),
+        ({"max_tokens": 100, "max_completion_tokens": 50}, 50),
+    ],
 )
 def test_max_tokens(fields: dict[str, Any], max_tokens: int) -> None:
     r = parse_openai_request(body(**fields))
@@ -233,7 +258,8 @@ def test_max_tokens(fields: dict[str, Any], max_tokens: int) -> None:
 
 
 @pytest.mark.parametrize(
-    ("stop", "expected"), [("END", ("END",)), (["a", "b"], ("a", "b")), (None, ()), ("", ()), (["\n", " "], ("\n", " "))]
+    ("stop", "expected"),
+    [("END", ("END",)), (["a", "b"], ("a", "b")), (None, ()), ("", ()), (["\n", " "], ("\n", " "))],
 )
 def test_stop(stop: object, expected: tuple[str, ...]) -> None:
     r = parse_openai_request(body(stop=stop))
@@ -244,7 +270,14 @@ def test_stop(stop: object, expected: tuple[str, ...]) -> None:
 
 @pytest.mark.parametrize(
     ("effort", "thinking", "kiro_effort"),
-    [("none", False, ""), ("minimal", True, "low"), ("low", True, "low"), ("medium", True, "medium"), ("HIGH", True, "high"), ("xhigh", True, "max")],
+    [
+        ("none", False, ""),
+        ("minimal", True, "low"),
+        ("low", True, "low"),
+        ("medium", True, "medium"),
+        ("HIGH", True, "high"),
+        ("xhigh", True, "max"),
+    ],
 )
 def test_reasoning_effort_maps_to_adaptive_thinking(effort: str, thinking: bool, kiro_effort: str) -> None:
     r = parse_openai_request(body(reasoning_effort=effort))
@@ -278,13 +311,20 @@ def test_response_format() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
     r = parse_openai_request(body(response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}))
     assert r.output_format == OutputFormat(schema=schema)
-    assert parse_openai_request(body(response_format={"type": "json_object"})).output_format == OutputFormat(schema={"type": "object"})
+    json_object = parse_openai_request(body(response_format={"type": "json_object"}))
+    assert json_object.output_format == OutputFormat(schema={"type": "object"})
     assert parse_openai_request(body(response_format={"type": "text"})).output_format is None
 
 
 def test_reasoning_content_sent_back_becomes_thinking_history() -> None:
     r = parse_openai_request(
-        body(messages=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b", "reasoning_content": "because"}, {"role": "user", "content": "c"}])
+        body(
+            messages=[
+                {"role": "user", "content": "a"},
+                {"role": "assistant", "content": "b", "reasoning_content": "because"},
+                {"role": "user", "content": "c"},
+            ]
+        )
     )
     assert r.messages[1].content == (ThinkingBlock(thinking="because"), TextBlock(text="b"))
 
@@ -306,7 +346,7 @@ def test_the_same_conversation_converts_alike_in_both_dialects() -> None:
         messages=[
             {"role": "system", "content": "Sys"},
             {"role": "user", "content": "Q"},
-            {"role": "assistant", "content": "", "tool_calls": [{"id": "t1", "type": "function", "function": {"name": "f", "arguments": '{"a":1}'}}]},
+            {"role": "assistant", "content": "", "tool_calls": [{"id": "t1", "function": {"name": "f", "arguments": '{"a":1}'}}]},
             {"role": "tool", "tool_call_id": "t1", "content": "R"},
         ],
         tools=[{"type": "function", "function": {"name": "f", "description": "d", "parameters": {"type": "object"}}}],
@@ -345,74 +385,86 @@ def test_the_same_conversation_converts_alike_in_both_dialects() -> None:
         (body(messages=[{"role": "user"}]), "messages.0.content", "field required"),
         (body(messages=[{"role": "user", "content": 5}]), "messages.0.content", "expected an array"),
         (body(messages=[{"role": "user", "content": [{"type": "video"}]}]), "messages.0.content.0.type", "video"),
-        (body(messages=[{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]), "messages.0.content.0.type", "not supported"),
         (
-            body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}}]}]),
+            body(messages=[{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]),
+            "messages.0.content.0.type",
+            "not supported",
+        ),
+        (
+            with_image("https://example.com/cat.png"),
             "messages.0.content.0.image_url.url",
             "remote https URL",
         ),
         (
-            body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png,abc"}}]}]),
+            with_image("data:image/png,abc"),
             "messages.0.content.0.image_url.url",
             "base64",
         ),
         (
-            body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{PNG}"}}]}]),
+            with_image(f"data:image/jpeg;base64,{PNG}"),
             "messages.0.content.0.image_url.url",
             "PNG data",
         ),
         (
-            body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/bmp;base64,AAAA"}}]}]),
+            with_image("data:image/bmp;base64,AAAA"),
             "messages.0.content.0.image_url.url",
             "unsupported image type",
         ),
         (
-            body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "data:image/png;base64,%%%"}}]}]),
+            with_image("data:image/png;base64,%%%"),
             "messages.0.content.0.image_url.url",
             "base64",
         ),
-        (body(messages=[{"role": "system", "content": [{"type": "image_url"}]}, {"role": "user", "content": "x"}]), "messages.0.content.0.type", "text"),
+        (
+            body(messages=[{"role": "system", "content": [{"type": "image_url"}]}, {"role": "user", "content": "x"}]),
+            "messages.0.content.0.type",
+            "text",
+        ),
         (body(messages=[{"role": "tool", "content": "x"}]), "messages.0.tool_call_id", "expected a string"),
         (body(messages=[{"role": "tool", "tool_call_id": "", "content": "x"}]), "messages.0.tool_call_id", "empty"),
         (body(messages=[{"role": "function", "content": "x"}]), "messages.0.name", "expected a string"),
         (
-            body(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "{bad"}}]}]),
+            with_call(fn_call("{bad")),
             "messages.1.tool_calls.0.function.arguments",
             "not valid JSON",
         ),
         (
-            body(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": "[1]"}}]}]),
+            with_call(fn_call("[1]")),
             "messages.1.tool_calls.0.function.arguments",
             "JSON array",
         ),
         (
-            body(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "a", "type": "function", "function": {"name": "f", "arguments": '{"a": NaN}'}}]}]),
+            with_call(fn_call('{"a": NaN}')),
             "messages.1.tool_calls.0.function.arguments",
             "not valid JSON",
         ),
         (
-            body(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "a", "type": "custom", "custom": {}}]}]),
+            with_call({"id": "a", "type": "custom", "custom": {}}),
             "messages.1.tool_calls.0.type",
             "function",
         ),
         (
-            body(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"type": "function", "function": {"name": "f"}}]}]),
+            with_call({"type": "function", "function": {"name": "f"}}),
             "messages.1.tool_calls.0.id",
             "expected a string",
         ),
         (body(tools=[{"type": "web_search"}]), "tools.0.type", "function"),
         (body(tools=[{"type": "function", "function": {"name": ""}}]), "tools.0.function.name", "empty"),
-        (body(tools=[{"type": "function", "function": {"name": "f", "parameters": []}}]), "tools.0.function.parameters", "object"),
         (
-            body(tools=[{"type": "function", "function": {"name": "f"}}, {"type": "function", "function": {"name": "f"}}]),
+            body(tools=[{"type": "function", "function": {"name": "f", "parameters": []}}]),
+            "tools.0.function.parameters",
+            "object",
+        ),
+        (
+            body(tools=[fn_tool("f"), fn_tool("f")]),
             "tools.1.function.name",
             "duplicate",
         ),
-        (body(tools=[{"type": "function", "function": {"name": "f"}}], functions=[{"name": "g"}]), "functions", "not both"),
+        (body(tools=[fn_tool("f")], functions=[{"name": "g"}]), "functions", "not both"),
         (body(tool_choice="any"), "tool_choice", '"required"'),
         (body(tool_choice="required"), "tool_choice", "requires tools"),
         (
-            body(tools=[{"type": "function", "function": {"name": "f"}}], tool_choice={"type": "function", "function": {"name": "g"}}),
+            body(tools=[fn_tool("f")], tool_choice={"type": "function", "function": {"name": "g"}}),
             "tool_choice.function.name",
             "not in tools",
         ),
@@ -433,19 +485,25 @@ def test_the_same_conversation_converts_alike_in_both_dialects() -> None:
         (body(modalities=["text", "audio"]), "modalities.1", "audio"),
         (body(audio={"voice": "alloy"}), "audio", "not supported"),
         (body(response_format={"type": "xml"}), "response_format.type", "xml"),
-        (body(response_format={"type": "json_schema", "json_schema": {"schema": {}}}), "response_format.json_schema.name", "expected a string"),
+        (
+            body(response_format={"type": "json_schema", "json_schema": {"schema": {}}}),
+            "response_format.json_schema.name",
+            "expected a string",
+        ),
     ],
 )
 def test_errors_name_the_field(obj: object, param: str | None, contains: str) -> None:
     err = fails(obj, param, contains=contains)
     rendered = json.loads(error_body_for(err, dialect="openai"))
-    assert rendered == {"error": {"message": err.message, "type": "invalid_request_error", "param": param, "code": "invalid_request"}}
+    assert rendered == {
+        "error": {"message": err.message, "type": "invalid_request_error", "param": param, "code": "invalid_request"}
+    }
 
 
 def test_deeply_nested_arguments_are_refused_without_recursion_trouble() -> None:
     deep = "[" * 200 + "]" * 200
     fails(
-        body(messages=[{"role": "user", "content": "x"}, {"role": "assistant", "tool_calls": [{"id": "a", "function": {"name": "f", "arguments": '{"a":' + deep + "}"}}]}]),
+        with_call(fn_call('{"a":' + deep + "}")),
         "messages.1.tool_calls.0.function.arguments",
         contains="nested",
     )
