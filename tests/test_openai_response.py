@@ -243,7 +243,8 @@ def test_mid_stream_error_after_a_tool_started_leaves_no_done() -> None:
 
 def test_translator_fail_and_connection_lost_end_with_an_error_chunk() -> None:
     plan = make_plan(stream=True)
-    t = ResponseTranslator(plan, message_id=MESSAGE_ID, now=0.0, encoder=openai_encoder(plan, completion_id=COMPLETION_ID, created=CREATED))
+    encoder = openai_encoder(plan, completion_id=COMPLETION_ID, created=CREATED)
+    t = ResponseTranslator(plan, message_id=MESSAGE_ID, now=0.0, encoder=encoder)
     out = t.data_to_send()
     t.receive_data(frames(AssistantResponse(content="Hel")))
     t.connection_lost("read timeout after 300 s")
@@ -254,9 +255,8 @@ def test_translator_fail_and_connection_lost_end_with_an_error_chunk() -> None:
 
 def test_pings_are_sse_comments_and_invisible_to_clients() -> None:
     plan = make_plan(stream=True)
-    t = ResponseTranslator(
-        plan, message_id=MESSAGE_ID, now=0.0, encoder=openai_encoder(plan, completion_id=COMPLETION_ID, created=CREATED), ping_interval=5
-    )
+    encoder = openai_encoder(plan, completion_id=COMPLETION_ID, created=CREATED)
+    t = ResponseTranslator(plan, message_id=MESSAGE_ID, now=0.0, encoder=encoder, ping_interval=5)
     out = t.data_to_send()
     t.tick(6.0)
     pinged = t.data_to_send()

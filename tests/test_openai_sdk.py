@@ -49,7 +49,12 @@ PNG = base64.b64encode(
     )
 ).decode()
 
-TEXT: list[UpstreamEvent] = [AssistantResponse(content="Hello"), AssistantResponse(content=" world"), ContextUsage(percentage=1.5), Metering(usage=0.01, unit="credit")]
+TEXT: list[UpstreamEvent] = [
+    AssistantResponse(content="Hello"),
+    AssistantResponse(content=" world"),
+    ContextUsage(percentage=1.5),
+    Metering(usage=0.01, unit="credit"),
+]
 TWO_TOOLS: list[UpstreamEvent] = [
     AssistantResponse(content="Checking both cities."),
     ToolUse(tool_use_id="tooluse_paris", name="get_weather", input="", stop=False),
@@ -58,7 +63,10 @@ TWO_TOOLS: list[UpstreamEvent] = [
     ToolUse(tool_use_id="tooluse_tokyo", name="get_weather", input='{"city": "Tokyo"', stop=False),
     ToolUse(tool_use_id="tooluse_tokyo", name="get_weather", input=', "unit": "C"}', stop=True),
 ]
-FAILING: list[UpstreamEvent] = [AssistantResponse(content="partial"), UpstreamException(exception_type="InternalServerException", message="boom")]
+FAILING: list[UpstreamEvent] = [
+    AssistantResponse(content="partial"),
+    UpstreamException(exception_type="InternalServerException", message="boom"),
+]
 THINKING: list[UpstreamEvent] = [AssistantResponse(content="<thinking>Short question.</thinking>\n\nHi!")]
 WEATHER_TOOL: Any = {
     "type": "function",
@@ -179,7 +187,8 @@ def test_parallel_tool_calls_without_stream(gw: Gateway, client: openai.OpenAI) 
     calls = completion.choices[0].message.tool_calls or []
     assert all(c.type == "function" for c in calls) and len(calls) == 2
     assert [json.loads(c.function.arguments)["city"] for c in calls if c.type == "function"] == ["Paris", "Tokyo"]
-    assert "You must call at least one" in gw.kiro_bodies[-1]["conversationState"]["history"][0]["userInputMessage"]["content"]
+    lead = gw.kiro_bodies[-1]["conversationState"]["history"][0]["userInputMessage"]["content"]
+    assert "You must call at least one" in lead
 
 
 def test_usage_with_include_usage(gw: Gateway, client: openai.OpenAI) -> None:
@@ -278,11 +287,16 @@ def test_a_failed_non_streaming_answer_is_an_error_status(gw: Gateway, client: o
     ("extra", "param"),
     [
         ({"n": 2}, "n"),
-        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]}]}, "messages.0.content.0.image_url.url"),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x.test/a.png"}}]}]},
+            "messages.0.content.0.image_url.url",
+        ),
         ({"tool_choice": "required"}, "tool_choice"),
     ],
 )
-def test_bad_requests_are_400_in_the_openai_shape(gw: Gateway, client: openai.OpenAI, extra: dict[str, Any], param: str) -> None:
+def test_bad_requests_are_400_in_the_openai_shape(
+    gw: Gateway, client: openai.OpenAI, extra: dict[str, Any], param: str
+) -> None:
     kwargs: dict[str, Any] = {"model": MODEL, "messages": HI, **extra}
     with pytest.raises(openai.BadRequestError) as info:
         client.chat.completions.create(**kwargs)
