@@ -522,3 +522,38 @@ def test_the_remote_url_message_tells_how_to_fix_it() -> None:
         "messages.0.content.0.image_url.url",
     )
     assert "not fetched" in err.message and "data:image/" in err.message
+
+
+def test_legacy_function_results_answer_the_latest_unanswered_call_of_their_name() -> None:
+    r = parse_openai_request(
+        body(
+            messages=[
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "function_call": {"name": "a", "arguments": "{}"}},
+                {"role": "assistant", "function_call": {"name": "b", "arguments": "{}"}},
+                {"role": "function", "name": "a", "content": "ra"},
+                {"role": "function", "name": "b", "content": "rb"},
+                {"role": "function", "name": "a", "content": "again"},
+            ],
+            functions=[{"name": "a"}, {"name": "b"}],
+        )
+    )
+    calls = [b for m in r.messages for b in m.content if isinstance(b, ToolUseBlock)]
+    results = [b for m in r.messages for b in m.content if isinstance(b, ToolResultBlock)]
+    assert [c.name for c in calls] == ["a", "b"] and len({c.id for c in calls}) == 2
+    assert [x.tool_use_id for x in results[:2]] == [calls[0].id, calls[1].id]
+    assert results[2].tool_use_id not in {c.id for c in calls}  # nothing left to answer
+
+
+def test_image_detail_is_a_hint_of_any_value() -> None:
+    obj = body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}", "detail": "original"}}]}])
+    assert isinstance(parse_openai_request(obj).messages[0].content[0], ImageBlock)
+    fails(
+        body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x", "detail": 3}}]}]),
+        "messages.0.content.0.image_url.detail",
+    )
+
+
+def test_a_bare_string_image_url_is_accepted() -> None:
+    obj = body(messages=[{"role": "user", "content": [{"type": "image_url", "image_url": f"data:image/png;base64,{PNG}"}]}])
+    assert isinstance(parse_openai_request(obj).messages[0].content[0], ImageBlock)
