@@ -657,3 +657,50 @@ async def test_tcp_nodelay_is_set_on_accepted_sockets(monkeypatch: pytest.Monkey
     async with running() as srv, H11Client.connect(srv.port) as client:
         assert (await client.request("GET", "/health")).status == 200
     assert values and values[0] != 0
+
+
+async def test_pipelined_requests_are_answered_in_order() -> None:
+    async with running() as srv:
+        stream = await anyio.connect_tcp("127.0.0.1", srv.port)
+        async with stream:
+            await stream.send(
+                b"GET /health HTTP/1.1\r\nhost: x\r\nx-request-id: first\r\n\r\n"
+                b"GET /v1/models HTTP/1.1\r\nhost: x\r\nx-request-id: second\r\nconnection: close\r\n"
+                b"x-api-key: " + TOKEN.encode() + b"\r\n\r\n"
+            )
+            raw = b""
+            with anyio.fail_after(5), contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    raw += await stream.receive()
+    assert raw.count(b"HTTP/1.1 200 OK\r\n") == 2
+    assert raw.index(b"x-request-id: first") < raw.index(b"x-request-id: second")
+    assert b'"object":"list"' in raw
+
+
+class Firehose:
+    """A raw handler streaming 1 MiB chunks until cancelled."""
+
+    def __init__(self) -> None:
+        self.cancelled_at: list[float] = []
+
+    async def __call__(self, request: Request, respond: Responder) -> None:
+        await respond.start_stream(200, [("content-type", "application/octet-stream")])
+        try:
+            while True:
+                await respond.send_chunk(b"f" * (1 << 20))
+        except anyio.get_cancelled_exc_class():
+            self.cancelled_at.append(time.monotonic())
+            raise
+
+
+async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout() -> None:
+    handler = Firehose()
+    async with running(handler=handler, limits=ConnectionLimits(write_timeout=0.3)) as srv:
+        stream = await anyio.connect_tcp("127.0.0.1", srv.port)
+        async with stream:
+            await stream.send(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            t0 = time.monotonic()
+            with anyio.fail_after(5):
+                while not handler.cancelled_at:
+                    await anyio.sleep(0.02)
+        assert handler.cancelled_at[0] - t0 < 3
