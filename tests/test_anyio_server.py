@@ -591,6 +591,13 @@ async def test_tls_alpn_h2_and_http11(certificate: tuple[Path, Path]) -> None:
             assert h11_client.stream.extra(TLSAttribute.alpn_protocol) == "http/1.1"
             response = await h11_client.request("GET", "/v1/models", AUTH)
             assert response.status == 200
+            # Streaming over TLS: the disconnect watcher reads while the handler writes.
+            streamed = await h11_client.request("POST", "/v1/messages", AUTH, b"{}")
+            assert streamed.status == 200 and streamed.body.count(b"event: ping") == 5
+        async with H2Client.connect(srv.port, ssl_context=client_context(cert, ["h2"])) as h2_client:
+            ids = [await h2_client.start("POST", "/v1/messages", AUTH, b"{}") for _ in range(2)]
+            for stream_id in ids:
+                assert (await h2_client.wait(stream_id)).body.count(b"event: ping") == 5
 
 
 # --- shutdown ------------------------------------------------------------------------------------
