@@ -227,11 +227,6 @@ def test_failure_scenarios(fresh_gateway: Gateway, marker: str) -> None:
     assert _outcome(api, f"[[sim:throttle]] {marker}", stream=True) == ("error", 429, "rate_limit_error")
 
 
-@pytest.mark.xfail(
-    reason="the pool retries a 403 with the same rejected access token instead of refreshing it first "
-    "(seen on every server alike; reported to the pool/service owners)",
-    strict=False,
-)
 def test_an_expired_access_token_is_refreshed(fresh_gateway: Gateway, marker: str) -> None:
     api = client(fresh_gateway)
     assert _outcome(api, f"before expiry {marker}", stream=True) == ("ok", None, "end_turn")
