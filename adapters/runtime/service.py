@@ -112,15 +112,22 @@ class KiroService(BasicService):
     # -- endpoints -------------------------------------------------------------------------------
 
     async def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
-        counts = await self._driver.account_counts()
         shutting_down = ctx.lifecycle.shutting_down.is_set()
+        try:
+            counts: dict[str, object] = dict(await self._driver.account_counts())
+            status = "ok" if counts["usable"] else "degraded"
+        except Exception as exc:
+            # The state store (Redis, SQLite) is unreachable: say so instead of failing.
+            log.warning("health: cannot read the state store: %s", type(exc).__name__)
+            counts, status = {"configured": len(self._driver.accounts), "error": "state store unavailable"}, "degraded"
         body: dict[str, object] = {
-            "status": "shutting_down" if shutting_down else ("ok" if counts["usable"] else "degraded"),
+            "status": "shutting_down" if shutting_down else status,
             "version": __version__,
             "accounts": counts,
         }
         body.update(self._health_details())
-        await respond.send_response(503 if shutting_down else 200, _JSON, json.dumps(body, separators=(",", ":")).encode())
+        code = 503 if shutting_down or "error" in counts else 200
+        await respond.send_response(code, _JSON, json.dumps(body, separators=(",", ":")).encode())
 
     async def count_tokens(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         parsed = parse_anthropic_request(request.body, count_tokens=True)
