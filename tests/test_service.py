@@ -406,3 +406,22 @@ async def test_a_rejected_access_token_is_refreshed_then_the_request_succeeds(tm
     assert message.content[0].text == "Hello, world! ✓"  # type: ignore[union-attr]
     assert s.kiro.generate_tokens == ["at-0-1", "at-0-2"]
     assert s.kiro.refreshed == [refresh_token(0), refresh_token(0)]
+
+
+async def test_health_reports_an_unreachable_state_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from adapters.runtime.pool_driver import PoolDriver
+
+    async def broken(self: PoolDriver) -> dict[str, int]:
+        raise ConnectionError("redis is down")
+
+    monkeypatch.setattr(PoolDriver, "account_counts", broken)
+    async with stack(tmp_path) as s:
+        async with await anyio.connect_tcp("127.0.0.1", s.server.port) as conn:
+            await conn.send(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            raw = b""
+            with contextlib.suppress(anyio.EndOfStream):
+                while True:
+                    raw += await conn.receive()
+    assert raw.startswith(b"HTTP/1.1 503 ")
+    health = json.loads(raw.split(b"\r\n\r\n", 1)[1])
+    assert health["status"] == "degraded" and health["accounts"]["error"] == "state store unavailable"
