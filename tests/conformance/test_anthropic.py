@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import time
 from collections.abc import Iterator
@@ -249,3 +250,26 @@ def test_raw_streams_pass_the_strict_checker(gateway: Gateway, marker: str) -> N
         assert transcript.success and [b["type"] for b in transcript.content] == kinds
         status, _, data = request(gateway.port, "POST", "/v1/messages", json.dumps({**body, "stream": False}).encode(), headers)
         assert status == 200 and [b["type"] for b in check_anthropic_message(data)["content"]] == kinds
+
+
+def test_sigterm_lets_a_running_stream_finish(fresh_gateway: Gateway, marker: str) -> None:
+    payload = json.dumps(
+        {"model": MODEL, "max_tokens": 64000, "stream": True, "messages": ask(f"[[sim:long:30]] [[sim:slow:50]] {marker}")}
+    ).encode()
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {fresh_gateway.token}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\nconnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", fresh_gateway.port), timeout=20) as sock:
+        sock.sendall(head + payload)
+        received = b""
+        while b"content_block_delta" not in received:
+            received += sock.recv(65536)
+        fresh_gateway.process.popen.terminate()
+        while chunk := sock.recv(65536):
+            received += chunk
+    events = received.partition(b"\r\n\r\n")[2]
+    assert b"event: message_stop" in events and b"event: error" not in events
+    assert b"chunk-30" in events
+    # uvicorn re-raises the signal it handled once it is done, so it "dies" of SIGTERM after a clean shutdown.
+    assert fresh_gateway.process.popen.wait(15) in (0, -signal.SIGTERM)
