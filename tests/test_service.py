@@ -425,3 +425,15 @@ async def test_health_reports_an_unreachable_state_store(tmp_path: Path, monkeyp
     assert raw.startswith(b"HTTP/1.1 503 ")
     health = json.loads(raw.split(b"\r\n\r\n", 1)[1])
     assert health["status"] == "degraded" and health["accounts"]["error"] == "state store unavailable"
+
+
+async def test_disable_stream_sends_the_whole_answer_at_once(tmp_path: Path) -> None:
+    from tests.test_anyio_server import H11Client
+
+    body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 50, "stream": True, "messages": [MESSAGE]}).encode()
+    async with stack(tmp_path, extra={"DISABLE_STREAM": "true"}) as s, H11Client.connect(s.server.port) as client:
+        s.kiro.pause = 0.05
+        response = await client.request("POST", "/v1/messages", [("x-api-key", TOKEN)], body)
+    assert response.status == 200 and response.headers["content-type"].startswith("text/event-stream")
+    assert len(response.pieces) == 1  # one write, after the answer was complete
+    assert response.body.rstrip().endswith(b'{"type":"message_stop"}')
