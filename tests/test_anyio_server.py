@@ -711,3 +711,14 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout() 
                 while not handler.cancelled_at:
                     await anyio.sleep(0.02)
         assert handler.cancelled_at[0] - t0 < 3
+
+
+async def test_h2_graceful_shutdown_lets_streams_finish() -> None:
+    async with running() as srv, H2Client.connect(srv.port) as client:
+        stream_id = await client.start("POST", "/v1/messages", AUTH, b"{}")
+        with anyio.fail_after(3):
+            await srv.service.started.wait()
+        srv.server.shutdown()
+        with anyio.fail_after(5):
+            response = await client.wait(stream_id)
+    assert response.status == 200 and response.body.count(b"event: ping") == 5

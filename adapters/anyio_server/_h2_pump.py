@@ -81,7 +81,6 @@ class H2Pump:
         self._write_lock = anyio.Lock()
         self._recv_scope: anyio.CancelScope | None = None
         self._tg: anyio.abc.TaskGroup | None = None
-        self._goaway_sent = False
         self._dead = False
 
     @property
@@ -89,9 +88,7 @@ class H2Pump:
         return self._running > 0
 
     def on_shutdown(self) -> None:
-        """Stop taking streams (GOAWAY now); the connection closes when its streams are done."""
-        if self._tg is not None:
-            self._tg.start_soon(self._goaway)
+        """Close now if idle; otherwise GOAWAY and close once the running streams are done."""
         if self._recv_scope is not None and not self.busy:
             self._recv_scope.cancel()
 
@@ -131,8 +128,8 @@ class H2Pump:
             if self._dead:
                 return
             if self._lifecycle.shutting_down.is_set():
-                await self._goaway()
                 if not self.busy:
+                    await self._final_goaway()
                     return
             with anyio.CancelScope() as scope:
                 self._recv_scope = scope
@@ -147,21 +144,28 @@ class H2Pump:
                 if self._dead:
                     return
                 if self._lifecycle.shutting_down.is_set():
-                    continue  # loop back: GOAWAY, then leave once idle
+                    continue  # loop back: leave (with GOAWAY) once idle
                 if not self.busy:
-                    await self._goaway()
+                    await self._final_goaway()  # idle past the header timeout
                     return
                 data = b""
                 continue
             if not data:
                 return  # EOF: leaving the task group cancels every stream
 
-    async def _goaway(self) -> None:
-        if not self._goaway_sent:
-            self._goaway_sent = True
+    async def _final_goaway(self) -> None:
+        """GOAWAY naming the last stream processed; sent only once no stream is running.
+
+        An early GOAWAY (RFC 9113 §6.8 graceful shutdown) would be the textbook way to stop new
+        streams, but clients built on the h2 library close their connection state on receiving
+        one and fail the streams still running; new streams during shutdown get 529 instead.
+        """
+        if self._dead:
+            return
+        with contextlib.suppress(h2.exceptions.ProtocolError):
             self._conn.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR)
-            with contextlib.suppress(_StreamGone):
-                await self._flush()
+        with contextlib.suppress(_StreamGone):
+            await self._flush()
 
     def _on_event(self, event: h2.events.Event, tg: anyio.abc.TaskGroup) -> bool:
         if isinstance(event, h2.events.RequestReceived):
