@@ -6,7 +6,8 @@ One simulator (no pacing) is the upstream. Each way of serving runs in its own p
 of it; concurrent HTTP/1.1 clients (keep-alive) each stream the same answer of ``--frames`` text
 frames again and again for ``--duration`` seconds. The same load against the simulator alone is
 the baseline. For each server and concurrency the script prints streams per second, time to
-first byte (p50/p95) and the ratios to the baseline. Client, servers and simulator share the
+first byte (p50/p95) and the ratios to the baseline; then the resident memory of each server holding
+``--hold`` slow streams open at once. Client, servers and simulator share the
 machine's cores, so read the ratios, not the absolute numbers. This script reports; it does not
 assert.
 """
@@ -67,7 +68,7 @@ def _post(port: int, path: str, body: bytes, headers: Mapping[str, str]) -> tupl
 
 
 @contextlib.contextmanager
-def process(name: str, command: Sequence[str], port: int, env: Mapping[str, str]) -> Iterator[None]:
+def process(name: str, command: Sequence[str], port: int, env: Mapping[str, str]) -> Iterator[int]:
     log = tempfile.TemporaryFile()
     popen = subprocess.Popen(list(command), env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir())
     try:
@@ -82,7 +83,7 @@ def process(name: str, command: Sequence[str], port: int, env: Mapping[str, str]
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{name} did not start")
             time.sleep(0.1)
-        yield
+        yield popen.pid
     finally:
         popen.terminate()
         try:
@@ -165,6 +166,64 @@ def load(port: int, path: str, headers: Mapping[str, str], body: bytes, concurre
     return result
 
 
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    return found
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of process ``pid`` and its descendants (hypercorn's worker) in MiB (Linux)."""
+    total = 0
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        pending += _children(current)
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total / 1024 if total else float("nan")
+
+
+def hold_streams(port: int, headers: Mapping[str, str], body: bytes, count: int, pid: int) -> tuple[int, float, float]:
+    """Open ``count`` slow streams at once; (how many started, server RSS before, RSS with all open)."""
+    lines = ["POST /v1/messages HTTP/1.1", "host: 127.0.0.1", f"content-length: {len(body)}"]
+    head = ("\r\n".join(lines + [f"{k}: {v}" for k, v in headers.items()]) + "\r\n\r\n").encode()
+    before = rss_mib(pid)
+    started = 0
+    everyone = anyio.Event()
+
+    async def one() -> None:
+        nonlocal started
+        with contextlib.suppress(OSError, anyio.EndOfStream, anyio.BrokenResourceError):
+            async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+                await stream.send(head + body)
+                received = b""
+                while b"content_block_delta" not in received:
+                    received += await stream.receive(65536)
+                started += 1
+                if started == count:
+                    everyone.set()
+                await anyio.sleep_forever()
+
+    async def main() -> float:
+        async with anyio.create_task_group() as tg:
+            for _ in range(count):
+                tg.start_soon(one)
+            with anyio.move_on_after(60):
+                await everyone.wait()
+            await anyio.sleep(0.5)
+            held = rss_mib(pid)
+            tg.cancel_scope.cancel()
+        return held
+
+    held = anyio.run(main)
+    return started, before, held
+
+
 def base_env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV")}
     env["PYTHONPATH"] = str(ROOT)
@@ -177,6 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default 3)")
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated client counts (default 1,16,64)")
     parser.add_argument("--frames", type=int, default=50, help="text frames per streamed answer (default 50)")
+    parser.add_argument("--hold", type=int, default=1000, help="slow streams held open for the memory figure (0: skip)")
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"which to run (default {','.join(SERVERS)})")
     args = parser.parse_args(argv)
     duration = 1.0 if args.quick else args.duration
@@ -193,10 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         sim_url = f"http://127.0.0.1:{sim_port}"
         env = base_env() | gateway_environment(sim_url) | {"KIRO_CLIENT_TOKEN": TOKEN, "KIRO_STATE": "memory://", "LOG_LEVEL": "WARNING"}
         results: dict[tuple[str, int], Result] = {}
+        memory: dict[str, tuple[int, float, float]] = {}
+        hold = 0 if args.quick else args.hold
+        slow_body = json.dumps(
+            {"model": "claude-sonnet-4-5", "max_tokens": 4000, "stream": True,
+             "messages": [{"role": "user", "content": "[[sim:long:120]] [[sim:slow:1000]] held open"}]}
+        ).encode()
         kiro_body = b""
         for name in args.servers.split(","):
             port = free_port()
-            with process(name, [p.replace("{port}", str(port)) for p in SERVERS[name]], port, env):
+            with process(name, [p.replace("{port}", str(port)) for p in SERVERS[name]], port, env) as pid:
                 status, _ = _post(port, "/v1/messages", client_body, client_headers)  # warm-up
                 if status != 200:
                     print(f"{name}: warm-up answered HTTP {status}; skipped")
@@ -216,6 +282,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         sim_headers = {"authorization": f"Bearer {access}", "content-type": "application/x-amz-json-1.0"}
         for level in levels:
             results["simulator", level] = load(sim_port, "/generateAssistantResponse", sim_headers, kiro_body, level, duration)
+        # Memory last (held streams keep the simulator busy for a while). Upstream connections are
+        # pooled per account (at most 100 each), so enough accounts to carry every held stream.
+        accounts: list[dict[str, object]] = [{"auth": "Social", "refreshToken": f"aorAAAAAG-bench-account-{i:03d}"} for i in range(max(1, -(-hold // 100)))]
+        hold_env = env | gateway_environment(sim_url, accounts=accounts) | {"TOKEN_SELECTION_STRATEGY": "round_robin"}
+        for name in args.servers.split(",") if hold else ():
+            port = free_port()
+            with process(name, [p.replace("{port}", str(port)) for p in SERVERS[name]], port, hold_env) as pid:
+                _post(port, "/v1/messages", client_body, client_headers)
+                memory[name] = hold_streams(port, client_headers, slow_body, hold, pid)
 
     print(f"{args.frames}-frame streams, {duration:.0f} s per cell, HTTP/1.1 keep-alive clients")
     print(f"{'server':<10} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8} {'errors':>6}")
@@ -227,6 +302,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"{name:<10} {level:>7} {result.rate:>10.1f} {ratio:>7.2f} {result.percentile(0.5):>8.2f}m"
             f" {result.percentile(0.95):>7.2f}m {added:>8.2f} {result.errors:>6}"
         )
+    if memory:
+        print(f"\nresident memory with {hold} slow streams open (server process only)")
+        print(f"{'server':<10} {'open':>6} {'idle MiB':>9} {'held MiB':>9} {'KiB/stream':>11}")
+        for name, (started, before, held) in memory.items():
+            per = (held - before) * 1024 / started if started else float("nan")
+            print(f"{name:<10} {started:>6} {before:>9.1f} {held:>9.1f} {per:>11.1f}")
     return 0
 
 
