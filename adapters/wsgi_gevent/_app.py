@@ -19,6 +19,8 @@ from adapters.runtime.settings import Settings, load_settings
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
 from kiro_protocol._routing import CORS_HEADERS, Dialect, error_answer
 
+from ._simulator import simulator_banner, simulator_process
+
 __all__ = ["KiroWSGI", "create_app"]
 
 log = logging.getLogger("kiro2api.wsgi")
@@ -61,7 +63,15 @@ class KiroWSGI:
         self.lifecycle = Lifecycle()
         self._resources = contextlib.ExitStack()
         if service is None:
-            service = self._resources.enter_context(open_service(settings, prepare(settings)))
+            details: Callable[[], dict[str, object]] | None = None
+            if settings.auth_token_json is None and settings.simulator_without_accounts:
+                from adapters.simulator._serve import gateway_settings
+
+                url = self._resources.enter_context(simulator_process())
+                settings = gateway_settings(settings, url)
+                health = {"upstream": "simulator", "warning": simulator_banner(url)[1]}
+                details = lambda: dict(health)  # noqa: E731
+            service = self._resources.enter_context(open_service(settings, prepare(settings), health_details=details))
         self._app = App(
             service=service,
             client_token=settings.client_token,

@@ -14,7 +14,7 @@ import pytest
 
 from adapters.simulator import UNICODE_TEXT
 from tests.sse_checker import check_anthropic_message, check_anthropic_stream
-from tests.conformance.conftest import SERVERS, Gateway, Process, free_port, gateway_env, get, request, start
+from tests.conformance.conftest import SERVERS, TOKEN, Gateway, Process, free_port, gateway_env, get, request, start
 
 pytestmark = [pytest.mark.timeout(120), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -273,3 +273,21 @@ def test_sigterm_lets_a_running_stream_finish(fresh_gateway: Gateway, marker: st
     assert b"chunk-30" in events
     # uvicorn re-raises the signal it handled once it is done, so it "dies" of SIGTERM after a clean shutdown.
     assert fresh_gateway.process.popen.wait(15) in (0, -signal.SIGTERM)
+
+
+def test_without_accounts_answers_from_the_built_in_simulator(gateway: Gateway, marker: str) -> None:
+    template, _ = SERVERS[gateway.name]
+    port = free_port()
+    env = {k: v for k, v in gateway_env(gateway.simulator).items() if not k.startswith(("KIRO_AUTH", "KIRO_UPSTREAM", "KIRO_SOCIAL", "KIRO_IDC"))}
+    process = start(gateway.name, [part.replace("{port}", str(port)) for part in template], port, env)
+    try:
+        status, _, body = get(port, "/health")
+        health = json.loads(body)
+        assert status == 200 and health["upstream"] == "simulator" and "simulator" in health["warning"]
+        api = anthropic.Anthropic(base_url=process.url, api_key=TOKEN, max_retries=0)
+        message = api.messages.create(model=MODEL, max_tokens=200, messages=ask(f"Say hello {marker}"))
+        assert message.stop_reason == "end_turn" and message.content[0].type == "text"
+        assert not gateway.generate_calls(marker)  # not the shared simulator: the built-in one
+    finally:
+        process.stop()
+    assert "NO KIRO ACCOUNTS CONFIGURED" in process.output()
