@@ -204,3 +204,11 @@ def gateway(request: pytest.FixtureRequest, simulator: Process) -> Iterator[Gate
 def marker() -> str:
     """A unique word to put in a prompt, to find its upstream request in the simulator's records."""
     return f"conformance-{uuid.uuid4().hex[:12]}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test here starts server processes: mark them ``slow``."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
