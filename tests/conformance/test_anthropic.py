@@ -291,3 +291,37 @@ def test_without_accounts_answers_from_the_built_in_simulator(gateway: Gateway, 
     finally:
         process.stop()
     assert "NO KIRO ACCOUNTS CONFIGURED" in process.output()
+
+
+def test_past_the_shutdown_deadline_a_stream_ends_with_an_error_event(gateway: Gateway, marker: str) -> None:
+    if gateway.name in ("uvicorn", "hypercorn"):
+        pytest.skip(f"{gateway.name} owns its shutdown deadline (--timeout-graceful-shutdown / --graceful-timeout)")
+    template, _ = SERVERS[gateway.name]
+    port = free_port()
+    env = gateway_env(gateway.simulator, SHUTDOWN_TIMEOUT_SECONDS="1")
+    process = start(gateway.name, [part.replace("{port}", str(port)) for part in template], port, env)
+    try:
+        payload = json.dumps(
+            {"model": MODEL, "max_tokens": 64000, "stream": True, "messages": ask(f"[[sim:long:200]] [[sim:slow:50]] {marker}")}
+        ).encode()
+        head = (
+            f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {TOKEN}\r\n"
+            f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(head + payload)
+            received = b""
+            while b"content_block_delta" not in received:
+                received += sock.recv(65536)
+            t0 = time.monotonic()
+            process.popen.terminate()
+            while chunk := sock.recv(65536):
+                received += chunk
+                if b"event: error" in received and received.endswith(b"0\r\n\r\n"):
+                    break
+        assert b"event: error" in received and b"overloaded_error" in received
+        assert b"chunk-200" not in received
+        assert time.monotonic() - t0 < 5
+        assert process.popen.wait(10) == 0
+    finally:
+        process.stop()
