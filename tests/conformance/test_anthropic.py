@@ -6,7 +6,7 @@ import json
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import anthropic
@@ -187,14 +187,68 @@ def test_client_disconnect_closes_the_upstream_request(gateway: Gateway, marker:
 # --- scenarios that change the account's state run on a gateway of their own -----------------
 
 
+Launch = Callable[..., Gateway]
+
+
 @pytest.fixture
-def fresh_gateway(gateway: Gateway) -> Iterator[Gateway]:
-    template, h2c = SERVERS[gateway.name]
-    port = free_port()
-    command = [part.replace("{port}", str(port)) for part in template]
-    process: Process = start(gateway.name, command, port, gateway_env(gateway.simulator))
-    yield Gateway(name=gateway.name, process=process, simulator=gateway.simulator, h2c=h2c)
-    process.stop()
+def launch(gateway: Gateway) -> Iterator[Launch]:
+    """Start another gateway of the same kind with extra settings (stopped after the test)."""
+    processes: list[Process] = []
+
+    def run(**settings: str) -> Gateway:
+        template, h2c = SERVERS[gateway.name]
+        port = free_port()
+        command = [part.replace("{port}", str(port)) for part in template]
+        process = start(gateway.name, command, port, gateway_env(gateway.simulator, **settings))
+        processes.append(process)
+        return Gateway(name=gateway.name, process=process, simulator=gateway.simulator, h2c=h2c)
+
+    yield run
+    for process in processes:
+        process.stop()
+
+
+@pytest.fixture
+def fresh_gateway(launch: Launch) -> Gateway:
+    return launch()
+
+
+def test_a_throttled_account_fails_over_to_the_next(launch: Launch, marker: str) -> None:
+    accounts = [
+        {"auth": "Social", "refreshToken": f"aorAAAAAG-sim-throttle-{marker}"},
+        {"auth": "Social", "refreshToken": f"aorAAAAAG-healthy-{marker}"},
+    ]
+    fresh = launch(KIRO_AUTH_TOKEN=json.dumps(accounts), TOKEN_SELECTION_STRATEGY="sequential")
+    seen = {r["id"] for r in fresh.sim_requests()}
+    with client(fresh).messages.stream(model=MODEL, max_tokens=200, messages=ask(f"Say hello {marker}")) as stream:
+        final = stream.get_final_message()
+    assert final.stop_reason == "end_turn"
+    # The throttled call is refused before its body is read, so it is found by account, not by prompt.
+    calls = [r for r in fresh.sim_requests() if r["id"] not in seen and r.get("endpoint") == "generateAssistantResponse"]
+    assert [("sim-throttle" in str(r.get("account")), r.get("status")) for r in calls] == [(True, 429), (False, 200)]
+
+
+def test_disable_stream_sends_the_whole_answer_at_once(launch: Launch, marker: str) -> None:
+    fresh = launch(DISABLE_STREAM="true")
+    payload = json.dumps(
+        {"model": MODEL, "max_tokens": 500, "stream": True, "messages": ask(f"[[sim:long:5]] [[sim:slow:100]] {marker}")}
+    ).encode()
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {fresh.token}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\nconnection: close\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", fresh.port), timeout=20) as sock:
+        sock.sendall(head + payload)
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    head_part, _, chunked = received.partition(b"\r\n\r\n")
+    assert head_part.startswith(b"HTTP/1.1 200") and b"text/event-stream" in head_part.lower()
+    size_line, _, rest = chunked.partition(b"\r\n")
+    first = rest[: int(size_line, 16)]
+    # The whole event stream is the first chunk: nothing was sent while the answer was arriving.
+    assert first.startswith(b"event: message_start") and first.rstrip().endswith(b'{"type":"message_stop"}')
+    assert check_anthropic_stream(first).success
 
 
 def _outcome(api: anthropic.Anthropic, text: str, *, stream: bool) -> tuple[str, int | None, str]:
