@@ -1,6 +1,6 @@
 """What each way of serving costs: kiro2api serve, ASGI under uvicorn and hypercorn, gevent.
 
-Run: ``.venv/bin/python bench/bench_adapters.py [--quick] [--duration S] [--concurrency 1,16,64]``.
+Run: ``.venv/bin/python bench/bench_adapters.py [--quick] [--duration S] [--concurrency 1,16,64] [--http2]``.
 
 One simulator (no pacing) is the upstream. Each way of serving runs in its own process in front
 of it; concurrent HTTP/1.1 clients (keep-alive) each stream the same answer of ``--frames`` text
@@ -33,6 +33,9 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import anyio
+import h2.config
+import h2.connection
+import h2.events
 import h11
 
 from adapters.simulator import DEMO_REFRESH_TOKEN, gateway_environment
@@ -49,6 +52,10 @@ SERVERS: dict[str, list[str]] = {
     "hypercorn": [PYTHON, "-m", "hypercorn", "adapters.asgi:create_app()", "--bind", "127.0.0.1:{port}"],
     "gevent": [PYTHON, "-m", "adapters.wsgi_gevent", "--port", "{port}"],
 }
+
+
+#: The ways of serving that speak HTTP/2 in cleartext (prior knowledge).
+H2C = ("serve", "hypercorn")
 
 
 def free_port() -> int:
@@ -148,7 +155,49 @@ async def _client(port: int, head: bytes, body: bytes, until: float, result: Res
                 conn.start_next_cycle()
 
 
-def load(port: int, path: str, headers: Mapping[str, str], body: bytes, concurrency: int, duration: float) -> Result:
+async def _h2_client(port: int, path: str, headers: Mapping[str, str], body: bytes, until: float, result: Result) -> None:
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
+    conn.initiate_connection()
+    request_headers = [(":method", "POST"), (":path", path), (":scheme", "http"), (":authority", "127.0.0.1")]
+    request_headers += [*headers.items(), ("content-length", str(len(body)))]
+    async with await anyio.connect_tcp("127.0.0.1", port) as stream:
+        while time.monotonic() < until:
+            stream_id = conn.get_next_available_stream_id()
+            t0 = time.monotonic()
+            conn.send_headers(stream_id, request_headers)
+            conn.send_data(stream_id, body, end_stream=True)
+            await stream.send(conn.data_to_send())
+            first: float | None = None
+            status = 0
+            ended = False
+            while not ended:
+                try:
+                    data = await stream.receive(65536)
+                except (anyio.EndOfStream, anyio.BrokenResourceError):
+                    result.errors += 1
+                    return
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.ResponseReceived) and event.stream_id == stream_id:
+                        status = int(next(v for k, v in event.headers if k in (":status", b":status")))
+                    elif isinstance(event, h2.events.DataReceived):
+                        conn.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                        if first is None and event.data:
+                            first = time.monotonic() - t0
+                    elif isinstance(event, (h2.events.StreamEnded, h2.events.StreamReset)) and event.stream_id == stream_id:
+                        ended = True
+                pending = conn.data_to_send()
+                if pending:
+                    await stream.send(pending)
+            if status == 200 and first is not None:
+                result.streams += 1
+                result.ttfb.append(first)
+            else:
+                result.errors += 1
+
+
+def load(
+    port: int, path: str, headers: Mapping[str, str], body: bytes, concurrency: int, duration: float, *, http2: bool = False
+) -> Result:
     lines = [f"POST {path} HTTP/1.1", "host: 127.0.0.1", f"content-length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -159,7 +208,10 @@ def load(port: int, path: str, headers: Mapping[str, str], body: bytes, concurre
         t0 = time.monotonic()
         async with anyio.create_task_group() as tg:
             for _ in range(concurrency):
-                tg.start_soon(_client, port, head, body, until, result)
+                if http2:
+                    tg.start_soon(_h2_client, port, path, headers, body, until, result)
+                else:
+                    tg.start_soon(_client, port, head, body, until, result)
         result.seconds = time.monotonic() - t0
 
     anyio.run(main)
@@ -236,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default 3)")
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated client counts (default 1,16,64)")
     parser.add_argument("--frames", type=int, default=50, help="text frames per streamed answer (default 50)")
+    parser.add_argument("--http2", action="store_true", help="also measure HTTP/2 (h2c) where the server speaks it")
     parser.add_argument("--hold", type=int, default=1000, help="slow streams held open for the memory figure (0: skip)")
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"which to run (default {','.join(SERVERS)})")
     args = parser.parse_args(argv)
@@ -269,6 +322,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 for level in levels:
                     results[name, level] = load(port, "/v1/messages", client_headers, client_body, level, duration)
+                    if args.http2 and name in H2C:
+                        results[f"{name}/h2", level] = load(
+                            port, "/v1/messages", client_headers, client_body, level, duration, http2=True
+                        )
             if not kiro_body:
                 conn = http.client.HTTPConnection("127.0.0.1", sim_port, timeout=10)
                 conn.request("GET", "/_sim/requests")
@@ -292,14 +349,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _post(port, "/v1/messages", client_body, client_headers)
                 memory[name] = hold_streams(port, client_headers, slow_body, hold, pid)
 
-    print(f"{args.frames}-frame streams, {duration:.0f} s per cell, HTTP/1.1 keep-alive clients")
-    print(f"{'server':<10} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8} {'errors':>6}")
+    print(f"{args.frames}-frame streams, {duration:.0f} s per cell, keep-alive clients (HTTP/1.1; name/h2: HTTP/2)")
+    print(f"{'server':<14} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8} {'errors':>6}")
     for (name, level), result in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0] != "simulator", kv[0][0])):
         base = results.get(("simulator", level))
         ratio = result.rate / base.rate if base and base.rate else float("nan")
         added = result.percentile(0.5) - base.percentile(0.5) if base else float("nan")
         print(
-            f"{name:<10} {level:>7} {result.rate:>10.1f} {ratio:>7.2f} {result.percentile(0.5):>8.2f}m"
+            f"{name:<14} {level:>7} {result.rate:>10.1f} {ratio:>7.2f} {result.percentile(0.5):>8.2f}m"
             f" {result.percentile(0.95):>7.2f}m {added:>8.2f} {result.errors:>6}"
         )
     if memory:
