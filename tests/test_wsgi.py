@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -240,3 +241,22 @@ def test_importing_the_package_loads_neither_gevent_nor_the_runtime() -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stderr
+
+
+def test_the_gevent_entry_point_refuses_tls_settings_and_bad_settings(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "VIRTUAL_ENV")}
+    for name in ("cert.pem", "key.pem"):
+        (tmp_path / name).write_text("not used")
+    env.update({"KIRO_CLIENT_TOKEN": TOKEN, "TLS_CERT_FILE": str(tmp_path / "cert.pem"), "TLS_KEY_FILE": str(tmp_path / "key.pem")})
+    command = [sys.executable, "-m", "adapters.wsgi_gevent", "--port", "0"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "no TLS" in done.stderr
+    env.pop("TLS_CERT_FILE")
+    env.pop("TLS_KEY_FILE")
+    env["PORT"] = "not-a-port"
+    done = subprocess.run(command[:3], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2 and "PORT" in done.stderr and "Traceback" not in done.stderr

@@ -32,6 +32,11 @@ log = logging.getLogger("kiro2api.server")
 
 def serve(settings: Settings) -> int:
     """Serve ``settings`` on pywsgi until a signal; the process exit status."""
+    if settings.tls_enabled:
+        # Serving cleartext when the operator asked for TLS would be a silent downgrade.
+        print("kiro2api: TLS_CERT_FILE/TLS_KEY_FILE are set, but the gevent server has no TLS: use "
+              "kiro2api serve, or a TLS proxy in front", file=sys.stderr)
+        return 2
     try:
         listener = socket.create_server((settings.host, settings.port), backlog=1024)
     except OSError as exc:
