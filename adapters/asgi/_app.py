@@ -92,6 +92,8 @@ class KiroASGI:
                 lifecycle=lifecycle,
                 max_concurrent_sessions=settings.max_concurrent_sessions,
             )
+            if settings.tls_enabled:
+                log.warning("TLS_CERT_FILE/TLS_KEY_FILE are for kiro2api serve: configure TLS on the ASGI server itself")
             if settings.client_token_generated:
                 print(
                     "kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token for this run:\n"
