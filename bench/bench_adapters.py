@@ -360,7 +360,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f" {result.percentile(0.95):>7.2f}m {added:>8.2f} {result.errors:>6}"
         )
     if memory:
-        print(f"\nresident memory with {hold} slow streams open (server process only)")
+        print(f"\nresident memory with {hold} slow streams open (server process and children)")
         print(f"{'server':<10} {'open':>6} {'idle MiB':>9} {'held MiB':>9} {'KiB/stream':>11}")
         for name, (started, before, held) in memory.items():
             per = (held - before) * 1024 / started if started else float("nan")
