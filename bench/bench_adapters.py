@@ -240,17 +240,17 @@ def rss_mib(pid: int) -> float:
     return total / 1024 if total else float("nan")
 
 
-def hold_streams(port: int, headers: Mapping[str, str], body: bytes, count: int, pid: int) -> tuple[int, float, float]:
-    """Open ``count`` slow streams at once; (how many started, server RSS before, RSS with all open)."""
+def hold_streams(port: int, headers: Mapping[str, str], body: bytes, count: int, pid: int) -> tuple[int, int, float, float]:
+    """Open ``count`` slow streams at once; (started, failed, server RSS before, RSS with them open)."""
     lines = ["POST /v1/messages HTTP/1.1", "host: 127.0.0.1", f"content-length: {len(body)}"]
     head = ("\r\n".join(lines + [f"{k}: {v}" for k, v in headers.items()]) + "\r\n\r\n").encode()
     before = rss_mib(pid)
-    started = 0
+    started = failed = 0
     everyone = anyio.Event()
 
     async def one() -> None:
-        nonlocal started
-        with contextlib.suppress(OSError, anyio.EndOfStream, anyio.BrokenResourceError):
+        nonlocal started, failed
+        try:
             async with await anyio.connect_tcp("127.0.0.1", port) as stream:
                 await stream.send(head + body)
                 received = b""
@@ -260,6 +260,8 @@ def hold_streams(port: int, headers: Mapping[str, str], body: bytes, count: int,
                 if started == count:
                     everyone.set()
                 await anyio.sleep_forever()
+        except (OSError, anyio.EndOfStream, anyio.BrokenResourceError):
+            failed += 1
 
     async def main() -> float:
         async with anyio.create_task_group() as tg:
@@ -273,7 +275,7 @@ def hold_streams(port: int, headers: Mapping[str, str], body: bytes, count: int,
         return held
 
     held = anyio.run(main)
-    return started, before, held
+    return started, failed, before, held
 
 
 def base_env() -> dict[str, str]:
@@ -306,7 +308,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sim_url = f"http://127.0.0.1:{sim_port}"
         env = base_env() | gateway_environment(sim_url) | {"KIRO_CLIENT_TOKEN": TOKEN, "KIRO_STATE": "memory://", "LOG_LEVEL": "WARNING"}
         results: dict[tuple[str, int], Result] = {}
-        memory: dict[str, tuple[int, float, float]] = {}
+        memory: dict[str, tuple[int, int, float, float]] = {}
         hold = 0 if args.quick else args.hold
         slow_body = json.dumps(
             {"model": "claude-sonnet-4-5", "max_tokens": 4000, "stream": True,
@@ -361,10 +363,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     if memory:
         print(f"\nresident memory with {hold} slow streams open (server process and children)")
-        print(f"{'server':<10} {'open':>6} {'idle MiB':>9} {'held MiB':>9} {'KiB/stream':>11}")
-        for name, (started, before, held) in memory.items():
+        print(f"{'server':<10} {'open':>6} {'failed':>6} {'idle MiB':>9} {'held MiB':>9} {'KiB/stream':>11}")
+        for name, (started, failed, before, held) in memory.items():
             per = (held - before) * 1024 / started if started else float("nan")
-            print(f"{name:<10} {started:>6} {before:>9.1f} {held:>9.1f} {per:>11.1f}")
+            print(f"{name:<10} {started:>6} {failed:>6} {before:>9.1f} {held:>9.1f} {per:>11.1f}")
     return 0
 
 
