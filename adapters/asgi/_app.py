@@ -19,6 +19,7 @@ from adapters.runtime.settings import Settings, load_settings
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
 from kiro_protocol._routing import CORS_HEADERS, Dialect, error_answer
 
+from ._simulator import start_simulator
 from ._types import HTTPScope, Message, Receive, Scope, Send
 
 __all__ = ["KiroASGI", "create_app"]
@@ -82,7 +83,7 @@ class KiroASGI:
             if service is None:
                 details: Callable[[], dict[str, object]] | None = None
                 if settings.auth_token_json is None and settings.simulator_without_accounts:
-                    settings, details = await _start_simulator(settings, stack)
+                    settings, details = await start_simulator(settings, stack)
                 prepared = await anyio.to_thread.run_sync(prepare, settings)
                 service = await stack.enter_async_context(open_service(settings, prepared, health_details=details))
             self.lifecycle = lifecycle
@@ -209,30 +210,6 @@ class _Responder:
     def _check(self, expected: str) -> None:
         if self.state != expected:
             raise RuntimeError(f"response is {self.state}, expected {expected}")
-
-
-async def _start_simulator(
-    settings: Settings, stack: contextlib.AsyncExitStack
-) -> tuple[Settings, Callable[[], dict[str, object]]]:
-    # As ``kiro2api serve``: no account configured, so answer from the built-in simulator, loudly.
-    from adapters.simulator import start_simulator
-
-    tg = await stack.enter_async_context(anyio.create_task_group())
-    sim = await start_simulator(tg)
-    stack.callback(sim.stop)
-    for line in simulator_banner(sim.url):
-        log.warning("%s", line)
-    details = {"upstream": "simulator", "warning": simulator_banner(sim.url)[1]}
-    return sim.gateway_settings(settings), lambda: dict(details)
-
-
-def simulator_banner(url: str) -> tuple[str, str, str]:
-    """What is logged when kiro2api answers from its simulator (the wording of ``kiro2api serve``)."""
-    return (
-        "NO KIRO ACCOUNTS CONFIGURED (KIRO_AUTH_TOKEN is unset).",
-        f"Answers come from the built-in upstream simulator at {url}, not from a model.",
-        "Set KIRO_AUTH_TOKEN to serve real Kiro accounts (or SIMULATOR_WITHOUT_ACCOUNTS=false to refuse).",
-    )
 
 
 async def _refuse_body(send: Send, receive: Receive, message: str) -> None:
