@@ -260,3 +260,16 @@ def test_the_gevent_entry_point_refuses_tls_settings_and_bad_settings(tmp_path: 
     env["PORT"] = "not-a-port"
     done = subprocess.run(command[:3], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 2 and "PORT" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_gevent_entry_point_help_lists_every_setting() -> None:
+    import subprocess
+    import sys
+
+    from adapters.runtime.settings import SETTINGS
+
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.wsgi_gevent", "--help"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0
+    assert all(spec.env in done.stdout for spec in SETTINGS)

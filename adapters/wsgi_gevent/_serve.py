@@ -20,7 +20,7 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from adapters.runtime.logging import configure_logging
-from adapters.runtime.settings import Settings, SettingsError, load_settings
+from adapters.runtime.settings import Settings, SettingsError, load_settings, settings_help
 from kiro_protocol._version import __version__
 
 from ._app import KiroWSGI
@@ -79,7 +79,12 @@ def serve(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m adapters.wsgi_gevent", description="Serve kiro2api on gevent's pywsgi.")
+    parser = argparse.ArgumentParser(
+        prog="python -m adapters.wsgi_gevent",
+        description="Serve kiro2api on gevent's pywsgi (HTTP/1.1; the WSGI app of adapters.wsgi_gevent).",
+        epilog=settings_help() + "\n\nEvery setting is described in docs/configuration.md; this server is in docs/adapters.md.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--host", help="address to bind (overrides HOST; default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to bind (overrides PORT; default 8080)")
     parser.add_argument("--env-file", help="read settings from this file instead of ./.env")
