@@ -12,6 +12,7 @@ import contextlib
 import http.client
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -30,6 +31,14 @@ from adapters.simulator import gateway_environment
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "conformance-client-token-0123456789"
 PYTHON = sys.executable
+_scratch_dirs: list[str] = []
+
+
+def scratch() -> str:
+    """Where logs and working directories of the processes go (removed at the end of the session)."""
+    if not _scratch_dirs:
+        _scratch_dirs.append(tempfile.mkdtemp(prefix="kiro2api-conformance-"))
+    return _scratch_dirs[0]
 
 
 def free_port() -> int:
@@ -89,8 +98,8 @@ def request(
 
 
 def start(name: str, command: Sequence[str], port: int, env: Mapping[str, str], ready_path: str = "/health") -> Process:
-    log = Path(tempfile.mkstemp(prefix=f"kiro2api-{name}-", suffix=".log")[1])
-    workdir = tempfile.mkdtemp(prefix=f"kiro2api-{name}-")
+    log = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log", dir=scratch())[1])
+    workdir = tempfile.mkdtemp(prefix=f"{name}-", dir=scratch())
     with log.open("wb") as sink:
         popen = subprocess.Popen(list(command), cwd=workdir, env=dict(env), stdout=sink, stderr=subprocess.STDOUT)
     process = Process(name=name, port=port, popen=popen, log=log)
@@ -113,6 +122,13 @@ def base_env() -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env["NO_PROXY"] = "127.0.0.1,localhost"
     return env
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _scratch() -> Iterator[None]:
+    yield
+    for path in _scratch_dirs:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
