@@ -273,3 +273,12 @@ def test_the_gevent_entry_point_help_lists_every_setting() -> None:
     )
     assert done.returncode == 0
     assert all(spec.env in done.stdout for spec in SETTINGS)
+
+
+def test_exec_server_hands_over_to_a_fresh_gevent_process() -> None:
+    import subprocess
+    import sys
+
+    code = "from adapters.wsgi_gevent.__main__ import exec_server; exec_server(['--help'])"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0 and done.stdout.startswith("usage: python -m adapters.wsgi_gevent")
