@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="address to bind (overrides HOST; default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="port to bind (overrides PORT; default 8080)")
     serve.add_argument("--env-file", help="read settings from this file instead of ./.env")
+    serve.add_argument(
+        "--adapter",
+        choices=("anyio", "gevent"),
+        default="anyio",
+        help="anyio: the standalone h11/h2 server (default); gevent: the WSGI app on gevent's pywsgi server",
+    )
     simulator = sub.add_parser(
         "simulator",
         help="run the upstream simulator (a stand-in for Kiro)",
@@ -53,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.adapter == "gevent":
+        # A fresh interpreter: gevent must patch the standard library before anything imports it.
+        from adapters.wsgi_gevent.__main__ import exec_server
+
+        flags = (("host", args.host), ("port", args.port), ("env-file", args.env_file))
+        exec_server([f"--{name}={value}" for name, value in flags if value is not None])
     from adapters.runtime.logging import configure_logging
     from adapters.runtime.settings import SettingsError, load_settings
 

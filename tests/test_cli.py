@@ -86,3 +86,43 @@ def test_serve_as_a_process_then_sigterm(tmp_path: Path) -> None:
     assert len(token_lines) == 1  # the generated token, printed once
     assert token_lines[0].strip() not in err.replace(token_lines[0], "")  # and in no log line
     assert "SIGTERM" in err and "NO KIRO ACCOUNTS CONFIGURED" in err
+
+
+@pytest.mark.timeout(60)
+def test_serve_with_the_gevent_adapter(tmp_path: Path) -> None:
+    """``kiro2api serve --adapter gevent`` runs the WSGI app on pywsgi and answers like serve."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIRO_", "PORT", "HOST", "LOG_"))}
+    env.update(KIRO_STATE="memory://", KIRO_CLIENT_TOKEN="cli-test-token", PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from adapters.cli import main; sys.exit(main())",
+         "serve", "--adapter", "gevent", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    assert json.loads(response.read())["status"] == "ok"
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+        body = json.dumps(
+            {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hello"}]}
+        ).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/messages", data=body, headers={"x-api-key": "cli-test-token"}
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            message = json.loads(response.read())
+        assert message["type"] == "message" and message["content"][0]["type"] == "text"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=15) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
