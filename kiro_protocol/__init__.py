@@ -62,8 +62,8 @@ from ._request_model import Request as ChatRequest
 from ._anthropic_request import parse_anthropic_request
 from ._openai_request import parse_openai_request
 from ._conversion import ConversionConfig, KiroRequest, convert_request
-from ._models import ModelInfo, list_models, parse_model_map, resolve_model
-from ._linter import RULES, LintLimits, Violation, lint_kiro_body
+from ._models import KIRO_MODELS, ModelInfo, list_models, parse_model_map, resolve_model
+from ._linter import RULES, THINKING_PREFIX_MARKER, LintLimits, Violation, lint_kiro_body
 from ._token_estimator import count_input_tokens, estimate_text_tokens
 
 # the EventStream wire format and typed upstream events
@@ -146,7 +146,7 @@ from ._credentials import AccountConfig, AuthMethod, ConfigurationError, parse_a
 from ._kiro_identity import ClientVersions, Endpoints, machine_id
 from ._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
 from ._usage_limits import UsageLimits, build_usage_limits_request, parse_usage_limits, remaining_credits
-from ._pool import AccountState, NoAccountAvailableError, PoolSettings, Strategy, parse_strategy
+from ._pool import AccountState, NoAccountAvailableError, PoolSettings, Strategy, parse_strategy, unavailable_reason
 from ._pool_status import pool_status
 from ._pool_checks import AccountCheck, checks_due
 from ._pool_decisions import (
@@ -181,7 +181,7 @@ __all__ = [
     "ThinkingBlock", "RedactedThinkingBlock", "Tool", "ToolKind", "ToolChoice", "ThinkingConfig",
     "OutputFormat", "parse_anthropic_request", "parse_openai_request", "ConversionConfig",
     "KiroRequest", "convert_request", "ModelInfo", "resolve_model", "list_models",
-    "parse_model_map", "lint_kiro_body", "LintLimits", "Violation", "RULES",
+    "parse_model_map", "KIRO_MODELS", "lint_kiro_body", "THINKING_PREFIX_MARKER", "LintLimits", "Violation", "RULES",
     "estimate_text_tokens", "count_input_tokens",
     # wire
     "EventStreamDecoder", "EventStreamMessage", "Header", "HeaderType", "HeaderValue",
@@ -208,7 +208,7 @@ __all__ = [
     "Endpoints", "machine_id", "RefreshedToken", "RefreshFailure", "build_refresh_request",
     "parse_refresh_response", "UsageLimits", "build_usage_limits_request", "parse_usage_limits",
     "remaining_credits", "PoolSettings", "Strategy", "parse_strategy", "AccountState",
-    "NoAccountAvailableError", "pool_status", "AccountCheck", "checks_due", "Exchange",
+    "NoAccountAvailableError", "unavailable_reason", "pool_status", "AccountCheck", "checks_due", "Exchange",
     "ExchangePhase", "Decision", "LoadState", "AcquireLease", "Wait", "Refresh", "CheckUsage",
     "Persist", "Retry", "SendUpstream", "StartStream", "Respond", "Done",
 ]

@@ -47,3 +47,18 @@ def test_one_request_end_to_end_through_the_public_api() -> None:
     )
     assert text == "Hi there"
     assert translator.stop_reason is kp.StopReason.END_TURN
+
+
+def test_adapters_use_only_the_public_api() -> None:
+    """Adapters depend on kiro_protocol's __init__, never on its private modules, so the core can
+    be reorganised without touching them."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent / "adapters"
+    offenders = [
+        f"{path.relative_to(root)}:{number}"
+        for path in sorted(root.rglob("*.py"))
+        for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+        if line.lstrip().startswith(("from kiro_protocol._", "import kiro_protocol._"))
+    ]
+    assert offenders == []

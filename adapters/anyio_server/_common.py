@@ -6,8 +6,7 @@ import http
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._routing import CORS_HEADERS, Dialect, error_answer
+from kiro_protocol import CORS_HEADERS, Dialect, error_answer, ErrorKind, LocalProtocolError
 
 __all__ = ["ConnectionLimits", "reason_phrase", "pump_error", "with_content_length", "READ_SIZE"]
 

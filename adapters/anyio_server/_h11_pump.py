@@ -11,7 +11,7 @@ import anyio.abc
 import anyio.lowlevel
 import h11
 
-from kiro_protocol._errors import ErrorKind
+from kiro_protocol import ErrorKind
 
 from ._common import READ_SIZE, ConnectionLimits, pump_error, reason_phrase, with_content_length
 from ._handler import Handler, Lifecycle, Request

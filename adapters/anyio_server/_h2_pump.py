@@ -17,7 +17,7 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from kiro_protocol._errors import ErrorKind
+from kiro_protocol import ErrorKind
 
 from ._common import READ_SIZE, ConnectionLimits, pump_error, with_content_length
 from ._handler import Handler, Lifecycle, Request

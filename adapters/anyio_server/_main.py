@@ -11,8 +11,7 @@ import anyio.abc
 from adapters.runtime.service import Prepared, open_service, prepare
 from adapters.runtime.settings import Settings
 from adapters.runtime.stores import StoreConfigurationError
-from kiro_protocol._credentials import ConfigurationError
-from kiro_protocol._version import __version__
+from kiro_protocol import __version__, ConfigurationError
 
 from ._common import ConnectionLimits
 from ._handler import ApiService, App, Lifecycle

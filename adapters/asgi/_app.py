@@ -16,8 +16,7 @@ from adapters.runtime.app import ApiService, App, Lifecycle, Request
 from adapters.runtime.logging import configure_logging
 from adapters.runtime.service import open_service, prepare
 from adapters.runtime.settings import Settings, load_settings
-from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._routing import CORS_HEADERS, Dialect, error_answer
+from kiro_protocol import CORS_HEADERS, Dialect, error_answer, ErrorKind, LocalProtocolError
 
 from ._simulator import start_simulator
 from ._types import HTTPScope, Message, Receive, Scope, Send

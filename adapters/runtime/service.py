@@ -23,25 +23,34 @@ from dataclasses import dataclass
 
 import anyio
 
-from kiro_protocol._anthropic_request import parse_anthropic_request
-from kiro_protocol._conversion import ConversionConfig, KiroRequest, convert_request
-from kiro_protocol._credentials import AccountConfig, parse_accounts
-from kiro_protocol._errors import ErrorKind
-from kiro_protocol._errors import LocalProtocolError
-from kiro_protocol._exchange import Exchange
-from kiro_protocol._kiro_identity import Endpoints
-from kiro_protocol._lifecycle_events import ResponseEncoder
-from kiro_protocol._models import list_models
-from kiro_protocol._openai_request import parse_openai_request
-from kiro_protocol._openai_response import openai_encoder
-from kiro_protocol._plan import ResponsePlan
-from kiro_protocol._pool import PoolSettings, parse_strategy
-from kiro_protocol._pool_decisions import Done, Respond, SendUpstream, StartStream
-from kiro_protocol._request_model import Request as ApiRequest
-from kiro_protocol._token_estimator import count_input_tokens
-from kiro_protocol._translator import ResponseTranslator
-from kiro_protocol._upstream_errors import stream_interrupted
-from kiro_protocol._version import __version__
+from kiro_protocol import (
+    __version__,
+    AccountConfig,
+    ChatRequest as ApiRequest,
+    ConversionConfig,
+    convert_request,
+    count_input_tokens,
+    Done,
+    Endpoints,
+    ErrorKind,
+    Exchange,
+    KiroRequest,
+    list_models,
+    LocalProtocolError,
+    openai_encoder,
+    parse_accounts,
+    parse_anthropic_request,
+    parse_openai_request,
+    parse_strategy,
+    PoolSettings,
+    Respond,
+    ResponseEncoder,
+    ResponsePlan,
+    ResponseTranslator,
+    SendUpstream,
+    StartStream,
+    stream_interrupted,
+)
 
 from .app import Request, RequestContext, Responder
 from .basic_service import BasicService, ModelEntry

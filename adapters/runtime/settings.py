@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from kiro_protocol._models import parse_model_map
+from kiro_protocol import parse_model_map
 
 from .dotenv import DotenvError, read_dotenv
 from .logging import mask_secret

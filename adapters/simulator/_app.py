@@ -23,8 +23,7 @@ from urllib.parse import parse_qs
 import anyio
 
 from adapters.anyio_server import Request, Responder
-from kiro_protocol._linter import LintLimits, lint_kiro_body
-from kiro_protocol._models import KIRO_MODELS
+from kiro_protocol import KIRO_MODELS, lint_kiro_body, LintLimits
 
 from ._documents import models_document, usage_document, web_search_text
 from ._markers import HTTP_FAILURES, IMPROPERLY_FORMED, INPUT_TOO_LONG, INVALID_BEARER, INVALID_MODEL, kiro_error_body

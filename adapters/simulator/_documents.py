@@ -10,7 +10,7 @@ import calendar
 import datetime
 import json
 
-from kiro_protocol._models import KIRO_MODELS
+from kiro_protocol import KIRO_MODELS
 
 __all__ = ["usage_document", "models_document", "web_search_text", "CREDIT_LIMIT", "FREE_TRIAL_LIMIT"]
 

@@ -28,22 +28,22 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from kiro_protocol._linter import THINKING_PREFIX_MARKER
-from kiro_protocol._models import KIRO_MODELS
-from kiro_protocol._upstream_events import (
+from kiro_protocol import (
     AssistantResponse,
     ContextUsage,
+    encode_upstream_event,
+    KIRO_MODELS,
     MessageMetadata,
     MessageStop,
     Metering,
     ReasoningContent,
+    THINKING_PREFIX_MARKER,
     TokenUsage,
     ToolUse,
     UpstreamError,
     UpstreamEvent,
     UpstreamException,
 )
-from kiro_protocol._upstream_parse import encode_upstream_event
 
 from ._arguments import example_arguments
 from ._markers import HTTP_FAILURES, HttpFailure, Markers, parse_markers, strip_markers

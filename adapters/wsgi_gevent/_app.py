@@ -16,8 +16,7 @@ from adapters.runtime._sync import _anyio
 from adapters.runtime._sync.app import ApiService, App, Lifecycle, Request
 from adapters.runtime._sync.service import open_service, prepare
 from adapters.runtime.settings import Settings, load_settings
-from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._routing import CORS_HEADERS, Dialect, error_answer
+from kiro_protocol import CORS_HEADERS, Dialect, error_answer, ErrorKind, LocalProtocolError
 
 from ._simulator import simulator_banner, simulator_process
 

@@ -21,7 +21,7 @@ from gevent.pywsgi import WSGIServer
 
 from adapters.runtime.logging import configure_logging
 from adapters.runtime.settings import Settings, SettingsError, load_settings, settings_help
-from kiro_protocol._version import __version__
+from kiro_protocol import __version__
 
 from ._app import KiroWSGI
 

@@ -20,18 +20,20 @@ from typing import Protocol
 from . import _anyio as anyio
 
 from ..logging import access_log, request_context
-from kiro_protocol._errors import ErrorKind, LocalProtocolError, ProtocolError
-from kiro_protocol._routing import (
-    CORS_HEADERS,
-    REQUEST_ID_HEADER,
-    Dialect,
-    Endpoint,
-    Route,
+from kiro_protocol import (
     authenticate,
+    CORS_HEADERS,
+    Dialect,
     dialect_for_path,
+    Endpoint,
     error_answer,
+    ErrorKind,
     format_request_id,
+    LocalProtocolError,
     preflight_headers,
+    ProtocolError,
+    REQUEST_ID_HEADER,
+    Route,
     route_request,
     sane_request_id,
     split_target,

@@ -12,8 +12,7 @@ from datetime import datetime
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._version import __version__
+from kiro_protocol import __version__, ErrorKind, LocalProtocolError
 
 from .app import Request, RequestContext, Responder
 

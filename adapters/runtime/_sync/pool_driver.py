@@ -19,11 +19,24 @@ from typing import Any, Protocol, TypeVar
 
 from . import _anyio as anyio
 
-from kiro_protocol._credentials import AccountConfig
-from kiro_protocol._http import HttpResponse
-from kiro_protocol._pool import AccountState, PoolSettings, unavailable_reason
-from kiro_protocol._pool_checks import AccountCheck, checks_due
-from kiro_protocol._pool_decisions import AcquireLease, CheckUsage, Decision, Done, LoadState, Persist, Refresh, Retry, Wait
+from kiro_protocol import (
+    AccountCheck,
+    AccountConfig,
+    AccountState,
+    AcquireLease,
+    checks_due,
+    CheckUsage,
+    Decision,
+    Done,
+    HttpResponse,
+    LoadState,
+    Persist,
+    PoolSettings,
+    Refresh,
+    Retry,
+    unavailable_reason,
+    Wait,
+)
 
 from ..stores import StateStore, apply_persist
 from ..stores.memory_store import MemoryStore

@@ -20,8 +20,7 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 from . import _anyio as anyio
 import httpcore
 
-from kiro_protocol._http import HttpRequest, HttpResponse
-from kiro_protocol._upstream_errors import UpstreamFailure, connection_failure
+from kiro_protocol import connection_failure, HttpRequest, HttpResponse, UpstreamFailure
 
 __all__ = ["UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "SMALL_CALL_TIMEOUT"]
 

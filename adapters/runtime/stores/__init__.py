@@ -18,8 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
-from kiro_protocol._pool import AccountState
-from kiro_protocol._pool_decisions import Persist
+from kiro_protocol import AccountState, Persist
 
 __all__ = ["StateStore", "StoreConfigurationError", "open_store", "apply_persist", "DEFAULT_STATE_URL"]
 

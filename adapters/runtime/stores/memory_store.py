@@ -6,7 +6,7 @@ import threading
 import time
 from typing import Callable, Iterable, Mapping, Sequence
 
-from kiro_protocol._pool import AccountState
+from kiro_protocol import AccountState
 
 __all__ = ["MemoryStore"]
 

@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import redis
 
-from kiro_protocol._pool import AccountState
+from kiro_protocol import AccountState
 
 __all__ = ["RedisStore"]
 
