@@ -68,7 +68,7 @@ async def serve_settings(
     if service is not None:
         await _serve(settings, service, signals=signals, task_status=task_status)
         return
-    if settings.auth_token_json is None and settings.simulator_without_accounts:
+    if settings.answers_from_simulator:
         if prepared is not None:
             prepared.store.close()
         await _serve_simulated(settings, signals=signals, task_status=task_status)

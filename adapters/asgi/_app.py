@@ -16,7 +16,8 @@ from adapters.runtime.app import ApiService, App, Lifecycle, Request
 from adapters.runtime.logging import configure_logging
 from adapters.runtime.service import open_service, prepare
 from adapters.runtime.settings import Settings, load_settings
-from kiro_protocol import CORS_HEADERS, Dialect, error_answer, ErrorKind, LocalProtocolError
+from adapters.runtime.answers import error_response, with_content_length
+from kiro_protocol import ErrorKind
 
 from ._simulator import start_simulator
 from ._types import HTTPScope, Message, Receive, Scope, Send
@@ -81,7 +82,7 @@ class KiroASGI:
             service = self._service
             if service is None:
                 details: Callable[[], dict[str, object]] | None = None
-                if settings.auth_token_json is None and settings.simulator_without_accounts:
+                if settings.answers_from_simulator:
                     settings, details = await start_simulator(settings, stack)
                 prepared = await anyio.to_thread.run_sync(prepare, settings)
                 service = await stack.enter_async_context(open_service(settings, prepared, health_details=details))
@@ -187,7 +188,7 @@ class _Responder:
     async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         self._check("idle")
         self.state = "done"
-        await self._emit({"type": "http.response.start", "status": status, "headers": _encode(_with_length(headers, body))})
+        await self._emit({"type": "http.response.start", "status": status, "headers": _encode(with_content_length(headers, body))})
         await self._emit({"type": "http.response.body", "body": body, "more_body": False})
 
     async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
@@ -225,16 +226,9 @@ async def _refuse_body(send: Send, receive: Receive, message: str) -> None:
 
 
 async def _send_error(send: Send, status: int, message: str, kind: ErrorKind, *, finish: bool = True) -> None:
-    answer = error_answer(LocalProtocolError(message, kind=kind, status_hint=status), Dialect.ANTHROPIC)
-    headers = _with_length(list(answer.headers) + list(CORS_HEADERS), answer.body)
-    await send({"type": "http.response.start", "status": answer.status, "headers": _encode(headers)})
-    await send({"type": "http.response.body", "body": answer.body, "more_body": not finish})
-
-
-def _with_length(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
-    if not body and any(k.lower() == "content-length" for k, _ in headers):
-        return list(headers)  # a HEAD answer carries the GET length
-    return [(k, v) for k, v in headers if k.lower() != "content-length"] + [("content-length", str(len(body)))]
+    status, headers, body = error_response(status, message, kind)
+    await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": body, "more_body": not finish})
 
 
 def _encode(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:

@@ -328,6 +328,11 @@ class Settings:
         return f"Settings({', '.join(parts)})"
 
     @property
+    def answers_from_simulator(self) -> bool:
+        """No accounts configured, and the built-in simulator stands in for Kiro (every adapter)."""
+        return self.auth_token_json is None and self.simulator_without_accounts
+
+    @property
     def tls_enabled(self) -> bool:
         return self.tls_cert_file is not None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import http
 import logging
 import os
 import queue
@@ -16,7 +15,8 @@ from adapters.runtime._sync import _anyio
 from adapters.runtime._sync.app import ApiService, App, Lifecycle, Request
 from adapters.runtime._sync.service import open_service, prepare
 from adapters.runtime.settings import Settings, load_settings
-from kiro_protocol import CORS_HEADERS, Dialect, error_answer, ErrorKind, LocalProtocolError
+from adapters.runtime.answers import error_response, status_line, with_content_length
+from kiro_protocol import ErrorKind
 
 from ._simulator import simulator_banner, simulator_process
 
@@ -28,7 +28,6 @@ _READ_SIZE = 65536
 # PEP 3333: the server owns these; an application must not set them.
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
                          "transfer-encoding", "upgrade"})
-_PHRASES = {529: "Overloaded", 499: "Client Closed Request"}
 
 Environ = dict[str, Any]
 
@@ -63,7 +62,7 @@ class KiroWSGI:
         self._resources = contextlib.ExitStack()
         if service is None:
             details: Callable[[], dict[str, object]] | None = None
-            if settings.auth_token_json is None and settings.simulator_without_accounts:
+            if settings.answers_from_simulator:
                 from adapters.simulator._serve import gateway_settings
 
                 url = self._resources.enter_context(simulator_process())
@@ -94,13 +93,13 @@ class KiroWSGI:
         first = call.next()
         if first[0] == "response":
             _, status, headers, data = first
-            start_response(_status_line(status), _wsgi_headers(_with_length(headers, data)))
+            start_response(status_line(status), _wsgi_headers(with_content_length(headers, data)))
             call.join()
             return [data]
         if first[0] == "start":
             _, status, headers, _ = first
             kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
-            start_response(_status_line(status), _wsgi_headers(kept))
+            start_response(status_line(status), _wsgi_headers(kept))
             return _Stream(call)
         return _error(start_response, 500, "The request handler returned no response.", ErrorKind.API)
 
@@ -251,24 +250,9 @@ def _read_body(environ: Environ, limit: int) -> bytes:
 
 
 def _error(start_response: StartResponse, status: int, message: str, kind: ErrorKind) -> list[bytes]:
-    answer = error_answer(LocalProtocolError(message, kind=kind, status_hint=status), Dialect.ANTHROPIC)
-    headers = _with_length(list(answer.headers) + list(CORS_HEADERS), answer.body)
-    start_response(_status_line(answer.status), _wsgi_headers(headers))
-    return [answer.body]
-
-
-def _status_line(status: int) -> str:
-    try:
-        phrase = http.HTTPStatus(status).phrase
-    except ValueError:
-        phrase = _PHRASES.get(status, "Unknown")
-    return f"{status} {phrase}"
-
-
-def _with_length(headers: Sequence[tuple[str, str]], body: bytes) -> list[tuple[str, str]]:
-    if not body and any(k.lower() == "content-length" for k, _ in headers):
-        return list(headers)  # a HEAD answer carries the GET length
-    return [(k, v) for k, v in headers if k.lower() != "content-length"] + [("content-length", str(len(body)))]
+    status, headers, body = error_response(status, message, kind)
+    start_response(status_line(status), _wsgi_headers(headers))
+    return [body]
 
 
 def _wsgi_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
