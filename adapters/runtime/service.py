@@ -61,6 +61,9 @@ from .upstream import UpstreamClient, UpstreamConnectionError, UpstreamStream
 
 __all__ = ["KiroService", "Prepared", "prepare", "open_service", "conversion_config"]
 
+# How many upstream chunks the reader may hold ahead of a slow client.
+_READ_AHEAD = 64
+
 log = logging.getLogger("kiro2api.service")
 
 _JSON = (("content-type", "application/json"),)
@@ -254,22 +257,38 @@ class KiroService(BasicService):
         out = _Output(translator, exchange, respond, self._monotonic, buffered=self._settings.disable_stream)
         lock = anyio.Lock()
 
-        async def read(cancel: anyio.CancelScope) -> None:
+        # A reader task runs ahead of the translator, so that when the client is the bottleneck every
+        # frame that has already arrived is translated and written in one go (one write, not one per
+        # frame). It never waits for more: an idle stream still writes each frame as it comes.
+        # b"" marks the end of the upstream body (the chunk iterator never yields empty chunks).
+        ahead, incoming = anyio.create_memory_object_stream[bytes | UpstreamConnectionError](max_buffer_size=_READ_AHEAD)
+
+        async def pull() -> None:
             try:
                 async for chunk in upstream.chunks:
-                    async with lock:
-                        translator.receive_data(chunk, self._monotonic())
-                        await out.push()
-                    if translator.finished:
-                        break
-                else:
-                    async with lock:
-                        translator.receive_data(b"", self._monotonic())
+                    await ahead.send(chunk)
+                await ahead.send(b"")
             except UpstreamConnectionError as exc:
+                await ahead.send(exc)
+
+        async def read(cancel: anyio.CancelScope) -> None:
+            done = False
+            while not done:
+                batch = [await incoming.receive()]
+                with contextlib.suppress(anyio.WouldBlock):
+                    while batch[-1] and not isinstance(batch[-1], UpstreamConnectionError):
+                        batch.append(incoming.receive_nowait())
                 async with lock:
-                    translator.connection_lost(exc.failure.message, self._monotonic())
-            async with lock:
-                await out.push()
+                    for item in batch:
+                        if isinstance(item, UpstreamConnectionError):
+                            translator.connection_lost(item.failure.message, self._monotonic())
+                            done = True
+                            break
+                        translator.receive_data(item, self._monotonic())
+                        if not item or translator.finished:
+                            done = True
+                            break
+                    await out.push()
             cancel.cancel()
 
         async def tick() -> None:
@@ -288,6 +307,7 @@ class KiroService(BasicService):
 
         try:
             async with anyio.create_task_group() as tg:
+                tg.start_soon(pull)
                 tg.start_soon(read, tg.cancel_scope)
                 if translator.streaming:
                     tg.start_soon(tick)

@@ -255,6 +255,10 @@ class EndOfStream(Exception):
     """Every sender closed and nothing is left to receive."""
 
 
+class WouldBlock(Exception):
+    """``receive_nowait`` found nothing to receive."""
+
+
 class _Channel(Generic[T]):
     def __init__(self) -> None:
         self.items: queue.Queue[T] = queue.Queue()
@@ -268,6 +272,10 @@ class MemoryObjectSendStream(Generic[T]):
         self._channel = channel
 
     def send_nowait(self, item: T) -> None:
+        self._channel.items.put(item)
+
+    def send(self, item: T) -> None:
+        # Unbounded here, so sending never waits (anyio's bounded buffer applies under asyncio only).
         self._channel.items.put(item)
 
     def close(self) -> None:
@@ -294,6 +302,14 @@ class MemoryObjectReceiveStream(Generic[T]):
                 if self._channel.closed and self._channel.items.empty():
                     raise EndOfStream from None
                 _check_cancelled()
+
+    def receive_nowait(self) -> T:
+        try:
+            return self._channel.items.get_nowait()
+        except queue.Empty:
+            if self._channel.closed:
+                raise EndOfStream from None
+            raise WouldBlock from None
 
     def __iter__(self) -> Iterator[T]:
         while True:

@@ -62,6 +62,9 @@ from .upstream import UpstreamClient, UpstreamConnectionError, UpstreamStream
 
 __all__ = ["KiroService", "Prepared", "prepare", "open_service", "conversion_config"]
 
+# How many upstream chunks the reader may hold ahead of a slow client.
+_READ_AHEAD = 64
+
 log = logging.getLogger("kiro2api.service")
 
 _JSON = (("content-type", "application/json"),)
@@ -255,22 +258,38 @@ class KiroService(BasicService):
         out = _Output(translator, exchange, respond, self._monotonic, buffered=self._settings.disable_stream)
         lock = anyio.Lock()
 
-        def read(cancel: anyio.CancelScope) -> None:
+        # A reader task runs ahead of the translator, so that when the client is the bottleneck every
+        # frame that has already arrived is translated and written in one go (one write, not one per
+        # frame). It never waits for more: an idle stream still writes each frame as it comes.
+        # b"" marks the end of the upstream body (the chunk iterator never yields empty chunks).
+        ahead, incoming = anyio.create_memory_object_stream[bytes | UpstreamConnectionError](max_buffer_size=_READ_AHEAD)
+
+        def pull() -> None:
             try:
                 for chunk in upstream.chunks:
-                    with lock:
-                        translator.receive_data(chunk, self._monotonic())
-                        out.push()
-                    if translator.finished:
-                        break
-                else:
-                    with lock:
-                        translator.receive_data(b"", self._monotonic())
+                    ahead.send(chunk)
+                ahead.send(b"")
             except UpstreamConnectionError as exc:
+                ahead.send(exc)
+
+        def read(cancel: anyio.CancelScope) -> None:
+            done = False
+            while not done:
+                batch = [incoming.receive()]
+                with contextlib.suppress(anyio.WouldBlock):
+                    while batch[-1] and not isinstance(batch[-1], UpstreamConnectionError):
+                        batch.append(incoming.receive_nowait())
                 with lock:
-                    translator.connection_lost(exc.failure.message, self._monotonic())
-            with lock:
-                out.push()
+                    for item in batch:
+                        if isinstance(item, UpstreamConnectionError):
+                            translator.connection_lost(item.failure.message, self._monotonic())
+                            done = True
+                            break
+                        translator.receive_data(item, self._monotonic())
+                        if not item or translator.finished:
+                            done = True
+                            break
+                    out.push()
             cancel.cancel()
 
         def tick() -> None:
@@ -289,6 +308,7 @@ class KiroService(BasicService):
 
         try:
             with anyio.create_task_group() as tg:
+                tg.start_soon(pull)
                 tg.start_soon(read, tg.cancel_scope)
                 if translator.streaming:
                     tg.start_soon(tick)
