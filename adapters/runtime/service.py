@@ -18,7 +18,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
@@ -48,6 +48,7 @@ from kiro_protocol import (
     ResponsePlan,
     ResponseTranslator,
     SendUpstream,
+    SSE_HEADERS,
     StartStream,
     stream_interrupted,
 )
@@ -392,12 +393,7 @@ class _Output:
     async def _commit(self) -> None:
         self.committed = True
         self._exchange.client_bytes_sent()
-        headers: Sequence[tuple[str, str]] = (
-            ("content-type", self._translator.media_type),
-            ("cache-control", "no-cache"),
-            ("x-accel-buffering", "no"),
-        )
-        await self._respond.start_stream(200, headers)
+        await self._respond.start_stream(200, SSE_HEADERS)
 
     async def push(self) -> None:
         """Take the translator's new bytes; send them if the response is committed (streaming only)."""

@@ -19,7 +19,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterator, Callable, Sequence
+from collections.abc import Iterator, Callable
 from dataclasses import dataclass
 
 from . import _anyio as anyio
@@ -49,6 +49,7 @@ from kiro_protocol import (
     ResponsePlan,
     ResponseTranslator,
     SendUpstream,
+    SSE_HEADERS,
     StartStream,
     stream_interrupted,
 )
@@ -393,12 +394,7 @@ class _Output:
     def _commit(self) -> None:
         self.committed = True
         self._exchange.client_bytes_sent()
-        headers: Sequence[tuple[str, str]] = (
-            ("content-type", self._translator.media_type),
-            ("cache-control", "no-cache"),
-            ("x-accel-buffering", "no"),
-        )
-        self._respond.start_stream(200, headers)
+        self._respond.start_stream(200, SSE_HEADERS)
 
     def push(self) -> None:
         """Take the translator's new bytes; send them if the response is committed (streaming only)."""
