@@ -662,16 +662,18 @@ async def test_the_gateways_upstream_client_talks_to_the_simulator() -> None:
         )
         assert isinstance(refreshed, RefreshedToken)
         request = helper.generate_request(account, refreshed.access_token, kiro_body("Hello through the runtime client"))
-        async with upstream.stream(request, account=account.account_id) as (status, _, chunks):
-            assert status == 200
-            data = b"".join([chunk async for chunk in chunks])
+        async with upstream.stream(request, account=account.account_id) as answer:
+            assert answer.status == 200
+            with answer.deadline():
+                data = b"".join([chunk async for chunk in answer.chunks])
         assert "Hello through the runtime client" in text(events(data))
         dropped = helper.generate_request(account, refreshed.access_token, kiro_body("hello there friend [[sim:drop]]"))
         with pytest.raises(UpstreamConnectionError):
-            async with upstream.stream(dropped, account=account.account_id) as (status, _, chunks):
-                assert status == 200
-                async for _ in chunks:
-                    pass
+            async with upstream.stream(dropped, account=account.account_id) as answer:
+                assert answer.status == 200
+                with answer.deadline():
+                    async for _ in answer.chunks:
+                        pass
 
 
 async def test_http2_prior_knowledge_and_drop_as_a_stream_reset() -> None:

@@ -131,12 +131,13 @@ async def test_error_status_is_an_answer_not_an_exception(upstream: Upstream) ->
 async def test_stream_yields_chunks_as_they_arrive(upstream: Upstream) -> None:
     arrivals: list[float] = []
     async with UpstreamClient() as client:
-        async with client.stream(req(upstream, "/stream"), account="a") as (status, headers, chunks):
-            assert status == 200 and dict(headers)["content-type"] == "application/vnd.amazon.eventstream"
+        async with client.stream(req(upstream, "/stream"), account="a") as answer:
+            assert answer.status == 200 and dict(answer.headers)["content-type"] == "application/vnd.amazon.eventstream"
             body = b""
-            async for chunk in chunks:
-                arrivals.append(time.monotonic())
-                body += chunk
+            with answer.deadline():
+                async for chunk in answer.chunks:
+                    arrivals.append(time.monotonic())
+                    body += chunk
     assert body == b"".join(f"chunk{i};".encode() for i in range(5))
     # Chunks are delivered as they come (the server paces them), not buffered to the end.
     assert len(arrivals) >= 3 and arrivals[-1] - arrivals[0] > 0.04
@@ -159,9 +160,9 @@ async def test_cancellation_closes_the_upstream_connection(upstream: Upstream) -
         # Cancel once the body is flowing (a fixed delay could expire before the connection is
         # made on a loaded machine, and then there is nothing to close).
         with anyio.CancelScope() as scope:
-            async with client.stream(req(upstream, "/forever"), account="a") as (_, _, chunks):
+            async with client.stream(req(upstream, "/forever"), account="a") as answer:
                 received = 0
-                async for _ in chunks:
+                async for _ in answer.chunks:
                     received += 1
                     if received == 3:
                         scope.cancel()
@@ -175,8 +176,8 @@ async def test_cancellation_closes_the_upstream_connection(upstream: Upstream) -
 
 async def test_leaving_early_closes_instead_of_draining(upstream: Upstream) -> None:
     async with UpstreamClient() as client:
-        async with client.stream(req(upstream, "/forever"), account="a") as (_, _, chunks):
-            async for _ in chunks:
+        async with client.stream(req(upstream, "/forever"), account="a") as answer:
+            async for _ in answer.chunks:
                 break
         left_at = time.monotonic()
         with anyio.fail_after(2):
@@ -219,12 +220,30 @@ async def test_deadline_covers_the_body(upstream: Upstream) -> None:
     async with UpstreamClient() as client:
         t0 = time.monotonic()
         with pytest.raises(UpstreamConnectionError) as info:
-            async with client.stream(req(upstream, "/hang"), account="a", timeout=0.3) as (status, _, chunks):
-                assert status == 200
-                async for _ in chunks:
-                    pass
+            async with client.stream(req(upstream, "/hang"), account="a", timeout=0.3) as answer:
+                assert answer.status == 200
+                with answer.deadline():
+                    async for _ in answer.chunks:
+                        pass
     assert 0.25 < time.monotonic() - t0 < 2
     assert "deadline" in info.value.failure.message or "timed out" in info.value.failure.message
+
+
+async def test_deadline_ends_a_body_that_never_stops(upstream: Upstream) -> None:
+    # Every read succeeds well within the read timeout; only the call's deadline ends it.
+    async with UpstreamClient(read_timeout=30) as client:
+        t0 = time.monotonic()
+        received = 0
+        with pytest.raises(UpstreamConnectionError) as info:
+            async with client.stream(req(upstream, "/forever"), account="a", timeout=0.5) as answer:
+                with answer.deadline():
+                    async for _ in answer.chunks:
+                        received += 1
+    assert 0.45 < time.monotonic() - t0 < 2 and received >= 2
+    assert "did not answer within the deadline" in info.value.failure.message
+    with anyio.fail_after(2):  # the connection was closed, not left draining
+        while not upstream.disconnected_at:
+            await anyio.sleep(0.01)
 
 
 def test_proxy_credentials_are_split_from_the_url() -> None:

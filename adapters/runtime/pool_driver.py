@@ -8,6 +8,7 @@ they belong to the service, which owns the client response.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -158,6 +159,10 @@ class PoolDriver:
         request does not wait for the store's write (a SQLite commit sits on no client's path).
         Queued writes are applied in order by one task.
         """
+        if self._inline and self._queued == self._applied:
+            # The memory store never blocks: write now rather than queue behind nothing.
+            apply_persist(self.store, decision)
+            return
         if self._writer_running:
             self._queued += 1
             self._persist_send.send_nowait(decision)
@@ -165,18 +170,28 @@ class PoolDriver:
         with anyio.CancelScope(shield=True):
             await self._store(apply_persist, self.store, decision)
 
+    def _apply_all(self, decisions: Sequence[Persist]) -> None:
+        for decision in decisions:
+            try:
+                apply_persist(self.store, decision)
+            except Exception:
+                log.exception("could not store the state of account %s", decision.account_id)
+
     async def run_persist_writer(self) -> None:
         """Apply queued ``Persist`` decisions in order until ``stop_persist_writer()`` and the queue is empty."""
         self._writer_running = True
         try:
             async with self._persist_receive:
                 async for decision in self._persist_receive:
+                    # Everything queued meanwhile goes in the same store call: under load one
+                    # write per event-loop turn fell behind, and every read waits for the queue.
+                    batch = [decision]
+                    with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+                        while True:
+                            batch.append(self._persist_receive.receive_nowait())
                     with anyio.CancelScope(shield=True):
-                        try:
-                            await self._store(apply_persist, self.store, decision)
-                        except Exception:
-                            log.exception("could not store the state of account %s", decision.account_id)
-                        self._applied += 1
+                        await self._store(self._apply_all, batch)
+                        self._applied += len(batch)
                         changed, self._applied_changed = self._applied_changed, anyio.Event()
                         changed.set()
         finally:

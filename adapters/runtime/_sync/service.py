@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import threading
 import time
 import uuid
 from collections.abc import Iterator, Callable
@@ -62,9 +63,6 @@ from ..stores import StateStore, open_store
 from .upstream import UpstreamClient, UpstreamConnectionError, UpstreamStream
 
 __all__ = ["KiroService", "Prepared", "prepare", "open_service", "conversion_config"]
-
-# How many upstream chunks the reader may hold ahead of a slow client.
-_READ_AHEAD = 64
 
 log = logging.getLogger("kiro2api.service")
 
@@ -226,10 +224,11 @@ class KiroService(BasicService):
             return stack, upstream
         body = bytearray()
         try:
-            for chunk in upstream.chunks:
-                body += chunk
-                if len(body) >= _MAX_ERROR_BODY:
-                    break
+            with upstream.deadline():
+                for chunk in upstream.chunks:
+                    body += chunk
+                    if len(body) >= _MAX_ERROR_BODY:
+                        break
         except UpstreamConnectionError:
             pass
         finally:
@@ -257,63 +256,56 @@ class KiroService(BasicService):
             keep_events=False,
         )
         out = _Output(translator, exchange, respond, self._monotonic, buffered=self._settings.disable_stream)
-        lock = anyio.Lock()
-
-        # A reader task runs ahead of the translator, so that when the client is the bottleneck every
-        # frame that has already arrived is translated and written in one go (one write, not one per
-        # frame). It never waits for more: an idle stream still writes each frame as it comes.
-        # b"" marks the end of the upstream body (the chunk iterator never yields empty chunks).
-        ahead, incoming = anyio.create_memory_object_stream[bytes | UpstreamConnectionError](max_buffer_size=_READ_AHEAD)
+        # The translator is only ever touched under this mutex and never across an await, so the
+        # tasks below need no async lock. Under asyncio or gevent it is never contended; the
+        # threaded twin needs it.
+        mutex = out.mutex
 
         def pull() -> None:
+            # Upstream chunks are translated as they arrive; the writer (the host task) sends
+            # what piled up meanwhile in one write, so a slow client costs fewer, larger writes.
             try:
-                for chunk in upstream.chunks:
-                    ahead.send(chunk)
-                ahead.send(b"")
+                with upstream.deadline():
+                    for chunk in upstream.chunks:
+                        with mutex:
+                            translator.receive_data(chunk, self._monotonic())
+                            first = out.feed()
+                        if translator.finished:
+                            break
+                        if first:
+                            # Chunks already buffered would be translated without a pause: the
+                            # head and first bytes go out before them (time to first byte).
+                            out.first_sent.wait()
+                    else:
+                        with mutex:
+                            translator.receive_data(b"", self._monotonic())
             except UpstreamConnectionError as exc:
-                ahead.send(exc)
-
-        def read(cancel: anyio.CancelScope) -> None:
-            done = False
-            while not done:
-                batch = [incoming.receive()]
-                with contextlib.suppress(anyio.WouldBlock):
-                    while batch[-1] and not isinstance(batch[-1], UpstreamConnectionError):
-                        batch.append(incoming.receive_nowait())
-                with lock:
-                    for item in batch:
-                        if isinstance(item, UpstreamConnectionError):
-                            translator.connection_lost(item.failure.message, self._monotonic())
-                            done = True
-                            break
-                        translator.receive_data(item, self._monotonic())
-                        if not item or translator.finished:
-                            done = True
-                            break
-                    out.push()
-            cancel.cancel()
+                with mutex:
+                    translator.connection_lost(exc.failure.message, self._monotonic())
+            out.close()
 
         def tick() -> None:
             while True:
                 anyio.sleep(_TICK)
-                with lock:
+                with mutex:
                     translator.tick(self._monotonic())
-                    out.push()
+                    out.feed()
 
-        def terminate(cancel: anyio.CancelScope) -> None:
+        def terminate() -> None:
             ctx.lifecycle.terminating.wait()
-            with lock:
+            with mutex:
                 translator.fail(ErrorKind.OVERLOADED, "The server is shutting down; retry the request.", self._monotonic())
-                out.push()
-            cancel.cancel()
+            out.close()
 
         try:
             with anyio.create_task_group() as tg:
                 tg.start_soon(pull)
-                tg.start_soon(read, tg.cancel_scope)
                 if translator.streaming:
                     tg.start_soon(tick)
-                tg.start_soon(terminate, tg.cancel_scope)
+                tg.start_soon(terminate)
+                # Whole writes only: the other tasks stop once the writer has sent everything.
+                out.write_until_closed()
+                tg.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             # The client left (or the server gave up on us): still record what was used.
             with anyio.CancelScope(shield=True):
@@ -363,7 +355,12 @@ class KiroService(BasicService):
 
 
 class _Output:
-    """Client-side output of one translator: held back until committed, then streamed."""
+    """Client-side output of one translator: held back until committed, then streamed.
+
+    Producers call ``feed()`` (under ``mutex``) after each translator call and ``close()`` when
+    they are done; ``write_until_closed()`` is the only writer. Bytes produced while a write is in
+    flight join the next write.
+    """
 
     def __init__(
         self,
@@ -381,7 +378,16 @@ class _Output:
         self._buffered = buffered
         self._started = monotonic()
         self._pending = bytearray()
+        self.mutex = threading.Lock()
+        # A doorbell, not a queue: at most one wake-up is ever waiting.
+        self._ring, self._bell = anyio.create_memory_object_stream[None](max_buffer_size=1)
+        self._rung = False
+        self._closed = False
+        # Decided by feed(), carried out by the writer: start the response before any bytes.
+        self._commit_due = False
         self.committed = False
+        #: Set once the head and the first bytes were written.
+        self.first_sent = anyio.Event()
 
     def _ready(self) -> bool:
         t = self._translator
@@ -391,21 +397,58 @@ class _Output:
             self._monotonic() - self._started >= t.ping_interval
         )
 
+    def _wake(self) -> None:
+        if not self._rung:
+            self._rung = True
+            self._ring.send_nowait(None)
+
+    def feed(self) -> bool:
+        """Take the translator's new bytes (call under ``mutex``); the writer sends them once committed.
+
+        Returns:
+            whether this call decided to start the response (its first bytes are now due).
+        """
+        if not self._translator.streaming:
+            return False
+        self._pending += self._translator.data_to_send()
+        first = False
+        if not self._commit_due and self._ready():
+            self._commit_due = first = True
+        if self._commit_due and (self._pending or not self.committed):
+            self._wake()
+        return first
+
+    def close(self) -> None:
+        """Take the last bytes (call without ``mutex``); the writer sends what is due and returns."""
+        with self.mutex:
+            self.feed()
+            self._closed = True
+            self._wake()
+
+    def write_until_closed(self) -> None:
+        """Send fed bytes as they come, whole writes only, until ``close()``."""
+        while True:
+            self._bell.receive()
+            with self.mutex:
+                self._rung = False
+                commit = self._commit_due and not self.committed
+                data = b""
+                if self._commit_due and self._pending:
+                    data, self._pending = bytes(self._pending), bytearray()
+                closed = self._closed
+            if commit:
+                self._commit()
+            if data:
+                self._respond.send_chunk(data)
+            if commit:
+                self.first_sent.set()
+            if closed and not self._rung:
+                return
+
     def _commit(self) -> None:
         self.committed = True
         self._exchange.client_bytes_sent()
         self._respond.start_stream(200, SSE_HEADERS)
-
-    def push(self) -> None:
-        """Take the translator's new bytes; send them if the response is committed (streaming only)."""
-        if not self._translator.streaming:
-            return
-        self._pending += self._translator.data_to_send()
-        if not self.committed and self._ready():
-            self._commit()
-        if self.committed and self._pending:
-            data, self._pending = bytes(self._pending), bytearray()
-            self._respond.send_chunk(data)
 
     def finish(self) -> None:
         """Send what is left and end the response (both modes)."""

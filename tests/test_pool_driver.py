@@ -1,0 +1,122 @@
+"""The pool driver's store writes: ordered, never waited for by the request, read back in order."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from adapters.runtime.pool_driver import PoolDriver
+from adapters.runtime.stores.memory_store import MemoryStore
+from adapters.runtime.stores.sqlite_store import SQLiteStore
+from adapters.runtime.upstream import UpstreamClient
+from kiro_protocol import AccountState, Endpoints, LoadState, Persist, PoolSettings
+
+pytestmark = pytest.mark.anyio
+
+SETTINGS = PoolSettings(endpoints=Endpoints(api_base="http://127.0.0.1:9", social_refresh="http://127.0.0.1:9/r", idc_refresh="http://127.0.0.1:9/t"))
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class SlowStore(SQLiteStore):
+    """SQLite whose counter writes take a while and are recorded in the order they land."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.landed: list[float] = []
+        self.threads: set[int] = set()
+
+    def add_counters(self, account_id: str, counters: Iterable[tuple[str, float]]) -> None:
+        pairs = tuple(counters)
+        time.sleep(0.01)
+        self.threads.add(threading.get_ident())
+        self.landed.append(pairs[0][1])
+        super().add_counters(account_id, pairs)
+
+
+class Reader:
+    """A machine that only records what a ``LoadState`` read back."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, AccountState] | None = None
+
+    def state_loaded(self, states: dict[str, AccountState], now: float) -> None:
+        self.states = states
+
+    def next_decision(self, now: float) -> object:  # pragma: no cover - not driven here
+        raise AssertionError
+
+    def lease_result(self, acquired: bool, now: float) -> None:  # pragma: no cover
+        raise AssertionError
+
+    def refresh_answered(self, response: object, now: float) -> None:  # pragma: no cover
+        raise AssertionError
+
+    def refresh_failed(self, message: str, now: float) -> None:  # pragma: no cover
+        raise AssertionError
+
+
+def driver_for(store: SQLiteStore | MemoryStore) -> PoolDriver:
+    return PoolDriver(accounts=(), settings=SETTINGS, store=store, upstream=UpstreamClient())
+
+
+async def test_queued_writes_land_in_order_off_the_request_path(tmp_path: Path) -> None:
+    store = SlowStore(str(tmp_path / "state.db"))
+    driver = driver_for(store)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(driver.run_persist_writer)
+        await anyio.sleep(0)
+        t0 = time.monotonic()
+        for i in range(1, 41):
+            await driver.persist(Persist(account_id="a", counters=(("requests", float(i)),)))
+        # 40 writes of 10 ms each: queuing them took no store time at all.
+        assert time.monotonic() - t0 < 0.2
+        # A read issued now sees every write queued before it.
+        await driver.execute(LoadState(account_ids=("a",)), Reader())  # type: ignore[arg-type]
+        assert store.landed == [float(i) for i in range(1, 41)]
+        assert store.counters("a")["requests"] == sum(range(1, 41))
+        assert threading.get_ident() not in store.threads  # SQLite writes run in a worker thread
+        driver.stop_persist_writer()
+    store.close()
+
+
+async def test_a_failing_write_is_logged_and_the_rest_still_land(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Flaky(SlowStore):
+        def add_counters(self, account_id: str, counters: Iterable[tuple[str, float]]) -> None:
+            pairs = tuple(counters)
+            if pairs[0][1] == 2.0:
+                raise OSError("disk full")
+            super().add_counters(account_id, pairs)
+
+    store = Flaky(str(tmp_path / "state.db"))
+    driver = driver_for(store)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(driver.run_persist_writer)
+        await anyio.sleep(0)
+        for i in (1, 2, 3):
+            await driver.persist(Persist(account_id="a", counters=(("requests", float(i)),)))
+        await driver.execute(LoadState(account_ids=("a",)), Reader())  # type: ignore[arg-type]
+        driver.stop_persist_writer()
+    assert store.landed == [1.0, 3.0]
+    assert "could not store the state of account a" in caplog.text
+    store.close()
+
+
+async def test_the_memory_store_is_written_at_once() -> None:
+    store = MemoryStore()
+    driver = driver_for(store)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(driver.run_persist_writer)
+        await anyio.sleep(0)
+        await driver.persist(Persist(account_id="a", counters=(("requests", 1.0),)))
+        # No turn of the event loop in between: nothing was queued.
+        assert store.counters("a")["requests"] == 1.0
+        driver.stop_persist_writer()
