@@ -2,14 +2,20 @@
 
 Run: ``.venv/bin/python bench/bench_adapters.py [--quick] [--duration S] [--concurrency 1,16,64] [--http2]``.
 
-One simulator (no pacing) is the upstream. Each way of serving runs in its own process in front
-of it; concurrent HTTP/1.1 clients (keep-alive) each stream the same answer of ``--frames`` text
-frames again and again for ``--duration`` seconds. The same load against the simulator alone is
-the baseline. For each server and concurrency the script prints streams per second, time to
-first byte (p50/p95) and the ratios to the baseline; then the resident memory of each server holding
-``--hold`` slow streams open at once. Client, servers and simulator share the
-machine's cores, so read the ratios, not the absolute numbers. This script reports; it does not
-assert.
+One simulator is the upstream. Each way of serving runs in its own process in front of it;
+concurrent keep-alive clients each stream the same answer again and again for ``--duration``
+seconds. The same load against the simulator alone is the baseline. Two loads, two questions:
+
+* burst (throughput): ``--frames`` text frames sent with no pause, so the machine saturates;
+  streams per second against the simulator alone is what the gateway costs.
+* paced (latency): ``--paced-frames`` frames ``--pace-ms`` apart, as a model writes, so nothing
+  saturates; the added time to first byte is then the gateway's own delay, not a queue. (Under
+  the burst load the time to first byte is mostly waiting for a busy CPU and is shown too.)
+
+For each server, load and concurrency the script prints streams per second, time to first byte
+(p50/p95) and the ratios to the baseline; then the resident memory of each server holding
+``--hold`` slow streams open at once. Client, servers and simulator share the machine's cores, so
+read the ratios, not the absolute numbers. This script reports; it does not assert.
 """
 
 from __future__ import annotations
@@ -196,8 +202,21 @@ async def _h2_client(port: int, path: str, headers: Mapping[str, str], body: byt
 
 
 def load(
-    port: int, path: str, headers: Mapping[str, str], body: bytes, concurrency: int, duration: float, *, http2: bool = False
+    port: int,
+    path: str,
+    headers: Mapping[str, str],
+    body: bytes,
+    concurrency: int,
+    duration: float,
+    *,
+    http2: bool = False,
+    stagger: float = 0.0,
 ) -> Result:
+    """``concurrency`` clients streaming ``body`` again and again for ``duration`` seconds.
+
+    ``stagger``: the clients start spread over this many seconds, so that answers of equal length
+    do not arrive in waves of ``concurrency`` requests at once (a queue the server did not make).
+    """
     lines = [f"POST {path} HTTP/1.1", "host: 127.0.0.1", f"content-length: {len(body)}"]
     lines += [f"{k}: {v}" for k, v in headers.items()]
     head = ("\r\n".join(lines) + "\r\n\r\n").encode()
@@ -206,16 +225,30 @@ def load(
     async def main() -> None:
         until = time.monotonic() + duration
         t0 = time.monotonic()
+        async def client(delay: float) -> None:
+            await anyio.sleep(delay)
+            if http2:
+                await _h2_client(port, path, headers, body, until, result)
+            else:
+                await _client(port, head, body, until, result)
+
         async with anyio.create_task_group() as tg:
-            for _ in range(concurrency):
-                if http2:
-                    tg.start_soon(_h2_client, port, path, headers, body, until, result)
-                else:
-                    tg.start_soon(_client, port, head, body, until, result)
+            for i in range(concurrency):
+                tg.start_soon(client, stagger * i / concurrency)
         result.seconds = time.monotonic() - t0
 
     anyio.run(main)
     return result
+
+
+def last_kiro_body(sim_port: int) -> bytes:
+    """The body of the newest generateAssistantResponse call the simulator received."""
+    conn = http.client.HTTPConnection("127.0.0.1", sim_port, timeout=10)
+    conn.request("GET", "/_sim/requests")
+    records = json.loads(conn.getresponse().read())["requests"]
+    conn.close()
+    calls = [r for r in records if r.get("endpoint") == "generateAssistantResponse"]
+    return json.dumps(calls[-1]["body"]).encode()
 
 
 def _children(pid: int) -> list[int]:
@@ -290,57 +323,73 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (default 3)")
     parser.add_argument("--concurrency", default="1,16,64", help="comma-separated client counts (default 1,16,64)")
     parser.add_argument("--frames", type=int, default=50, help="text frames per streamed answer (default 50)")
+    parser.add_argument("--paced-frames", type=int, default=20, help="frames per paced answer (default 20)")
+    parser.add_argument("--pace-ms", type=int, default=20, help="pause between paced frames (default 20 ms)")
     parser.add_argument("--http2", action="store_true", help="also measure HTTP/2 (h2c) where the server speaks it")
     parser.add_argument("--hold", type=int, default=1000, help="slow streams held open for the memory figure (0: skip)")
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"which to run (default {','.join(SERVERS)})")
     args = parser.parse_args(argv)
     duration = 1.0 if args.quick else args.duration
     levels = [1, 16] if args.quick else [int(n) for n in args.concurrency.split(",")]
-    prompt = f"[[sim:long:{args.frames}]] benchmark"
-    client_body = json.dumps(
-        {"model": "claude-sonnet-4-5", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": prompt}]}
-    ).encode()
+    prompts = {
+        "burst": f"[[sim:long:{args.frames}]] benchmark burst",
+        "paced": f"[[sim:long:{args.paced_frames}]] [[sim:slow:{args.pace_ms}]] benchmark paced",
+    }
+    client_bodies = {
+        load_name: json.dumps(
+            {"model": "claude-sonnet-4-5", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": prompt}]}
+        ).encode()
+        for load_name, prompt in prompts.items()
+    }
     client_headers = {"x-api-key": TOKEN, "content-type": "application/json"}
+    # A paced answer lasts about this long; its clients start spread over it.
+    stagger = {"burst": 0.0, "paced": args.paced_frames * args.pace_ms / 1000}
 
     sim_port = free_port()
     sim_command = [PYTHON, "-m", "adapters.simulator", "--port", str(sim_port), "--pace-ms", "0", "--log-level", "WARNING"]
     with process("simulator", sim_command, sim_port, base_env()):
         sim_url = f"http://127.0.0.1:{sim_port}"
         env = base_env() | gateway_environment(sim_url) | {"KIRO_CLIENT_TOKEN": TOKEN, "KIRO_STATE": "memory://", "LOG_LEVEL": "WARNING"}
-        results: dict[tuple[str, int], Result] = {}
+        # (load, server, clients) -> result
+        results: dict[tuple[str, str, int], Result] = {}
         memory: dict[str, tuple[int, int, float, float]] = {}
         hold = 0 if args.quick else args.hold
         slow_body = json.dumps(
             {"model": "claude-sonnet-4-5", "max_tokens": 4000, "stream": True,
              "messages": [{"role": "user", "content": "[[sim:long:120]] [[sim:slow:1000]] held open"}]}
         ).encode()
-        kiro_body = b""
+        kiro_bodies: dict[str, bytes] = {}
         for name in args.servers.split(","):
             port = free_port()
             with process(name, [p.replace("{port}", str(port)) for p in SERVERS[name]], port, env) as pid:
-                status, _ = _post(port, "/v1/messages", client_body, client_headers)  # warm-up
+                status, _ = _post(port, "/v1/messages", client_bodies["burst"], client_headers)  # warm-up
                 if status != 200:
                     print(f"{name}: warm-up answered HTTP {status}; skipped")
                     continue
-                for level in levels:
-                    results[name, level] = load(port, "/v1/messages", client_headers, client_body, level, duration)
-                    if args.http2 and name in H2C:
-                        results[f"{name}/h2", level] = load(
-                            port, "/v1/messages", client_headers, client_body, level, duration, http2=True
+                for load_name, client_body in client_bodies.items():
+                    if load_name not in kiro_bodies:
+                        # The body kiro2api sends upstream for this answer, replayed for the baseline.
+                        _post(port, "/v1/messages", client_body, client_headers)
+                        kiro_bodies[load_name] = last_kiro_body(sim_port)
+                    for level in levels:
+                        results[load_name, name, level] = load(
+                            port, "/v1/messages", client_headers, client_body, level, duration, stagger=stagger[load_name]
                         )
-            if not kiro_body:
-                conn = http.client.HTTPConnection("127.0.0.1", sim_port, timeout=10)
-                conn.request("GET", "/_sim/requests")
-                records = json.loads(conn.getresponse().read())["requests"]
-                conn.close()
-                kiro_body = json.dumps(next(r["body"] for r in records if r.get("endpoint") == "generateAssistantResponse")).encode()
+                        if args.http2 and name in H2C:
+                            results[load_name, f"{name}/h2", level] = load(
+                                port, "/v1/messages", client_headers, client_body, level, duration, http2=True,
+                                stagger=stagger[load_name],
+                            )
         # The baseline: the same answers straight from the simulator (a token it issued, the body kiro2api sent).
         _, refreshed = _post(sim_port, "/refreshToken", json.dumps({"refreshToken": DEMO_REFRESH_TOKEN}).encode(),
                              {"content-type": "application/json"})
         access = json.loads(refreshed)["accessToken"]
         sim_headers = {"authorization": f"Bearer {access}", "content-type": "application/x-amz-json-1.0"}
-        for level in levels:
-            results["simulator", level] = load(sim_port, "/generateAssistantResponse", sim_headers, kiro_body, level, duration)
+        for load_name, kiro_body in kiro_bodies.items():
+            for level in levels:
+                results[load_name, "simulator", level] = load(
+                    sim_port, "/generateAssistantResponse", sim_headers, kiro_body, level, duration, stagger=stagger[load_name]
+                )
         # Memory last (held streams keep the simulator busy for a while). Upstream connections are
         # pooled per account (at most 100 each), so enough accounts to carry every held stream.
         accounts: list[dict[str, object]] = [{"auth": "Social", "refreshToken": f"aorAAAAAG-bench-account-{i:03d}"} for i in range(max(1, -(-hold // 100)))]
@@ -348,21 +397,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.servers.split(",") if hold else ():
             port = free_port()
             with process(name, [p.replace("{port}", str(port)) for p in SERVERS[name]], port, hold_env) as pid:
-                _post(port, "/v1/messages", client_body, client_headers)
+                _post(port, "/v1/messages", client_bodies["burst"], client_headers)
                 memory[name] = hold_streams(port, client_headers, slow_body, hold, pid)
 
-    print(f"{args.frames}-frame streams, {duration:.0f} s per cell, keep-alive clients (HTTP/1.1; name/h2: HTTP/2)")
-    print(f"{'server':<14} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8} {'errors':>6}")
-    for (name, level), result in sorted(results.items(), key=lambda kv: (kv[0][1], kv[0][0] != "simulator", kv[0][0])):
-        base = results.get(("simulator", level))
-        ratio = result.rate / base.rate if base and base.rate else float("nan")
-        added = result.percentile(0.5) - base.percentile(0.5) if base else float("nan")
-        print(
-            f"{name:<14} {level:>7} {result.rate:>10.1f} {ratio:>7.2f} {result.percentile(0.5):>8.2f}m"
-            f" {result.percentile(0.95):>7.2f}m {added:>8.2f} {result.errors:>6}"
+    titles = {
+        "burst": f"burst: {args.frames}-frame answers, no pause (throughput)",
+        "paced": f"paced: {args.paced_frames}-frame answers, {args.pace_ms} ms apart (latency)",
+    }
+    for load_name in prompts:
+        print(f"{titles[load_name]}; {duration:.0f} s per cell, keep-alive clients (HTTP/1.1; name/h2: HTTP/2)")
+        print(f"{'server':<14} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8} {'errors':>6}")
+        rows = sorted(
+            ((name, level, result) for (kind, name, level), result in results.items() if kind == load_name),
+            key=lambda row: (row[1], row[0] != "simulator", row[0]),
         )
+        for name, level, result in rows:
+            base = results.get((load_name, "simulator", level))
+            ratio = result.rate / base.rate if base and base.rate else float("nan")
+            added = result.percentile(0.5) - base.percentile(0.5) if base else float("nan")
+            print(
+                f"{name:<14} {level:>7} {result.rate:>10.1f} {ratio:>7.2f} {result.percentile(0.5):>8.2f}m"
+                f" {result.percentile(0.95):>7.2f}m {added:>8.2f} {result.errors:>6}"
+            )
+        print()
     if memory:
-        print(f"\nresident memory with {hold} slow streams open (server process and children)")
+        print(f"resident memory with {hold} slow streams open (server process and children)")
         print(f"{'server':<10} {'open':>6} {'failed':>6} {'idle MiB':>9} {'held MiB':>9} {'KiB/stream':>11}")
         for name, (started, failed, before, held) in memory.items():
             per = (held - before) * 1024 / started if started else float("nan")

@@ -18,6 +18,7 @@ import anyio.abc
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 import h11
 import pytest
 from anyio.streams.tls import TLSAttribute
@@ -203,6 +204,12 @@ class ScriptedService(BasicService):
             return
         if mode == "boom":
             raise RuntimeError("scripted failure")
+        if mode == "first":
+            await respond.start_stream(200, [("content-type", "text/event-stream")], b"event: hello\ndata: 1\n\n")
+            await anyio.sleep(0.3)
+            await respond.send_chunk(b"event: bye\ndata: 2\n\n")
+            await respond.end_stream()
+            return
         await respond.start_stream(200, [("content-type", "text/event-stream")])
         count = 5 if mode == "slow" else 10**9
         try:
@@ -362,6 +369,19 @@ async def test_chunked_streaming_arrives_piece_by_piece() -> None:
     assert response.body == b"".join(f"event: ping\ndata: {i}\n\n".encode() for i in range(5))
     times = [t for t, _ in response.pieces]
     assert len(times) == 5 and times[-1] - times[0] > 0.3  # not buffered until the end
+
+
+async def test_first_bytes_given_with_the_head_are_sent_at_once() -> None:
+    async with running() as srv:
+        async with H11Client.connect(srv.port) as client:
+            via_h11 = await client.request("POST", "/v1/messages", [*AUTH, ("x-mode", "first")], b"{}")
+        async with H2Client.connect(srv.port) as h2_client:
+            via_h2 = await h2_client.request("POST", "/v1/messages", [*AUTH, ("x-mode", "first")], b"{}")
+    for response in (via_h11, via_h2):
+        assert response.status == 200
+        assert [piece for _, piece in response.pieces] == [b"event: hello\ndata: 1\n\n", b"event: bye\ndata: 2\n\n"]
+        # The first piece did not wait for the handler's next write.
+        assert response.pieces[1][0] - response.pieces[0][0] > 0.2
 
 
 async def test_handler_failure_is_a_clean_500() -> None:
@@ -706,6 +726,44 @@ async def test_a_client_that_stops_reading_is_dropped_after_the_write_timeout() 
         stream = await anyio.connect_tcp("127.0.0.1", srv.port)
         async with stream:
             await stream.send(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            t0 = time.monotonic()
+            with anyio.fail_after(5):
+                while not handler.cancelled_at:
+                    await anyio.sleep(0.02)
+        assert handler.cancelled_at[0] - t0 < 3
+
+
+def test_write_watch_fires_between_one_and_one_and_a_quarter_timeouts() -> None:
+    from adapters.anyio_server._common import WriteWatch
+
+    watch = WriteWatch(4.0)  # checked every second
+    assert watch.period == 1.0
+    checks = 0
+    watch.begin()
+    while not watch.check():
+        checks += 1
+    assert checks == 4  # fired at the fifth check: 4 to 5 periods after the write began
+    # Writes that finish, or a new write each period, never fire it.
+    fresh = WriteWatch(4.0)
+    for _ in range(20):
+        fresh.begin()
+        assert not fresh.check()
+        fresh.end()
+        assert not fresh.check()
+
+
+async def test_an_h2_client_that_stops_reading_is_dropped_after_the_write_timeout() -> None:
+    handler = Firehose()
+    async with running(handler=handler, limits=ConnectionLimits(write_timeout=0.3)) as srv:
+        stream = await anyio.connect_tcp("127.0.0.1", srv.port)
+        async with stream:
+            conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+            conn.initiate_connection()
+            # Windows wide open: flow control never stops the server, only the full socket does.
+            conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+            conn.increment_flow_control_window(2**31 - 1 - 65535)
+            conn.send_headers(1, [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "x")], end_stream=True)
+            await stream.send(conn.data_to_send())
             t0 = time.monotonic()
             with anyio.fail_after(5):
                 while not handler.cancelled_at:

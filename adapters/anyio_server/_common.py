@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from adapters.runtime.answers import error_response, reason_phrase, with_content_length
 from kiro_protocol import ErrorKind
 
-__all__ = ["ConnectionLimits", "reason_phrase", "pump_error", "with_content_length", "READ_SIZE"]
+__all__ = ["ConnectionLimits", "reason_phrase", "pump_error", "with_content_length", "READ_SIZE", "WriteWatch"]
 
 #: Bytes asked of the socket per read.
 READ_SIZE = 65536
@@ -27,6 +27,45 @@ class ConnectionLimits:
     write_timeout: float = 300.0
     #: After a 413, how long we keep discarding the client's body so it can read the answer.
     discard_timeout: float = 2.0
+
+
+class WriteWatch:
+    """Notices a write to the client that has been blocked for ``timeout`` seconds.
+
+    A cancel scope around every write cost more than the write itself on a streamed answer, and
+    a write only ever blocks when the client stops reading. So writers mark each write with
+    ``begin()``/``end()``, and a task that runs anyway (the connection's reader) calls ``check()``
+    every ``period`` seconds: one write still in progress for five checks in a row has been
+    blocked for between ``timeout`` and 1.25 × ``timeout``.
+    """
+
+    __slots__ = ("timeout", "period", "_seq", "_active", "_seen", "_strikes")
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.period = timeout / 4
+        self._seq = 0
+        self._active = False
+        self._seen = -1
+        self._strikes = 0
+
+    def begin(self) -> None:
+        self._seq += 1
+        self._active = True
+
+    def end(self) -> None:
+        self._active = False
+
+    def check(self) -> bool:
+        """True once a single write has been blocked for at least ``timeout``."""
+        if not self._active:
+            self._strikes = 0
+            return False
+        if self._seq != self._seen:
+            self._seen, self._strikes = self._seq, 1
+            return False
+        self._strikes += 1
+        return self._strikes >= 5
 
 
 def pump_error(status: int, message: str, kind: ErrorKind) -> tuple[int, list[tuple[str, str]], bytes]:

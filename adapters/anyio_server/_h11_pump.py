@@ -13,7 +13,7 @@ import h11
 
 from kiro_protocol import ErrorKind
 
-from ._common import READ_SIZE, ConnectionLimits, pump_error, reason_phrase, with_content_length
+from ._common import READ_SIZE, ConnectionLimits, pump_error, reason_phrase, with_content_length, WriteWatch
 from ._handler import Handler, Lifecycle, Request
 
 __all__ = ["H11Pump"]
@@ -56,6 +56,8 @@ class H11Pump:
             self._conn.receive_data(initial)
         self._idle_scope: anyio.CancelScope | None = None
         self._handler_scope: anyio.CancelScope | None = None
+        # Writes made while a handler runs are timed by the disconnect watcher (see WriteWatch).
+        self._watch = WriteWatch(limits.write_timeout)
         self._gone = False
         self.busy = False
 
@@ -183,16 +185,25 @@ class H11Pump:
 
     async def _watch_disconnect(self) -> None:
         # The client sends nothing while we answer; EOF (or an error) then means it went away.
+        # Every WriteWatch period it also looks for a write that the client blocks.
+        reading = True
         while True:
-            try:
-                data = await self._stream.receive(READ_SIZE)
-            except _IO_ERRORS:
-                data = b""
-            if not data:
-                self._disconnected()
-                return
-            self._conn.receive_data(data)
-            if len(self._conn.trailing_data[0]) > _MAX_PIPELINED:
+            with anyio.move_on_after(self._watch.period):
+                if not reading:
+                    await anyio.sleep_forever()
+                try:
+                    data = await self._stream.receive(READ_SIZE)
+                except _IO_ERRORS:
+                    data = b""
+                if not data:
+                    self._disconnected()
+                    return
+                self._conn.receive_data(data)
+                # Too much pipelined input: stop reading (the kernel then pushes back).
+                reading = len(self._conn.trailing_data[0]) <= _MAX_PIPELINED
+                continue
+            if self._watch.check():
+                self._disconnected()  # it stopped reading: cancels the handler and its write
                 return
 
     def _disconnected(self) -> None:
@@ -204,8 +215,15 @@ class H11Pump:
         if not data:
             return
         try:
-            with anyio.fail_after(self._limits.write_timeout):
-                await self._stream.send(data)
+            if self._handler_scope is not None:
+                self._watch.begin()
+                try:
+                    await self._stream.send(data)
+                finally:
+                    self._watch.end()
+            else:
+                with anyio.fail_after(self._limits.write_timeout):
+                    await self._stream.send(data)
         except (TimeoutError, *_IO_ERRORS):
             # Inside the handler this cancels it (as a disconnect does); elsewhere it unwinds the pump.
             self._disconnected()
@@ -256,11 +274,15 @@ class _H11Responder:
         self.state = "done"
         await self._pump._write(data)
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
         self._check("idle")
         pairs = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
         self.state = "streaming"
-        await self._pump._write(self._pump._conn.send(self._pump._head(status, pairs)))
+        conn = self._pump._conn
+        data = conn.send(self._pump._head(status, pairs)) or b""
+        if body:
+            data += conn.send(h11.Data(data=body)) or b""
+        await self._pump._write(data)
 
     async def send_chunk(self, data: bytes) -> None:
         self._check("streaming")

@@ -19,7 +19,7 @@ import h2.settings
 
 from kiro_protocol import ErrorKind
 
-from ._common import READ_SIZE, ConnectionLimits, pump_error, with_content_length
+from ._common import READ_SIZE, ConnectionLimits, pump_error, with_content_length, WriteWatch
 from ._handler import Handler, Lifecycle, Request
 
 __all__ = ["H2Pump", "H2_PREFACE"]
@@ -79,6 +79,8 @@ class H2Pump:
         self._streams: dict[int, _Stream] = {}
         self._running = 0
         self._write_lock = anyio.Lock()
+        # Flushes by the streams' tasks are timed by the read loop (see WriteWatch).
+        self._watch = WriteWatch(limits.write_timeout)
         self._recv_scope: anyio.CancelScope | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._dead = False
@@ -118,13 +120,13 @@ class H2Pump:
                 try:
                     events = self._conn.receive_data(data)
                 except h2.exceptions.ProtocolError:
-                    await self._flush()  # h2 queued a GOAWAY saying why
+                    await self._flush(reader=True)  # h2 queued a GOAWAY saying why
                     return
                 for event in events:
                     if not self._on_event(event, tg):
-                        await self._flush()
+                        await self._flush(reader=True)
                         return
-                await self._flush()
+                await self._flush(reader=True)
             if self._dead:
                 return
             if self._lifecycle.shutting_down.is_set():
@@ -135,6 +137,8 @@ class H2Pump:
                 self._recv_scope = scope
                 if not self.busy:
                     scope.deadline = anyio.current_time() + self._limits.header_timeout
+                else:
+                    scope.deadline = anyio.current_time() + self._watch.period
                 try:
                     data = await self._stream.receive(READ_SIZE)
                 except _IO_ERRORS:
@@ -147,6 +151,9 @@ class H2Pump:
                     continue  # loop back: leave (with GOAWAY) once idle
                 if not self.busy:
                     await self._final_goaway()  # idle past the header timeout
+                    return
+                if self._watch.check():
+                    self._connection_lost()  # the client stopped reading
                     return
                 data = b""
                 continue
@@ -306,19 +313,35 @@ class H2Pump:
         with contextlib.suppress(_StreamGone):
             await self._flush()
 
-    async def _flush(self) -> None:
+    async def _flush(self, *, watched: bool = False, reader: bool = False) -> None:
+        """Send what h2 has queued.
+
+        ``watched``: a stream task's write, timed by the read loop (``WriteWatch``); other writes
+        have their own deadline. ``reader``: the read loop's, which never waits for another task's
+        write (it must stay free to notice a stalled one): whoever holds the lock sends everything
+        queued before letting go, the read loop's bytes included.
+        """
+        if reader and self._write_lock.locked():
+            return
+        failed = False
         async with self._write_lock:
-            data = self._conn.data_to_send()
-            if not data or self._dead:
-                return
-            try:
-                with anyio.fail_after(self._limits.write_timeout):
-                    await self._stream.send(data)
-            except (TimeoutError, *_IO_ERRORS):
-                self._connection_lost()
-                failed = True
-            else:
-                failed = False
+            while not self._dead:
+                data = self._conn.data_to_send()
+                if not data:
+                    break
+                try:
+                    if watched:
+                        self._watch.begin()
+                        try:
+                            await self._stream.send(data)
+                        finally:
+                            self._watch.end()
+                    else:
+                        with anyio.fail_after(self._limits.write_timeout):
+                            await self._stream.send(data)
+                except (TimeoutError, *_IO_ERRORS):
+                    self._connection_lost()
+                    failed = True
         if failed:
             # Inside a stream's handler this is a cancellation, as for a disconnect.
             await anyio.lowlevel.checkpoint()
@@ -361,10 +384,14 @@ class _H2Responder:
             await self._send_data(body)
             await self._end()
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
         self._check("idle")
         self.state = "streaming"
-        await self._send_headers(status, [(k, v) for k, v in headers if k.lower() != "content-length"], end_stream=False)
+        kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
+        # With a body, HEADERS and the first DATA leave in the same flush.
+        await self._send_headers(status, kept, end_stream=False, flush=not body)
+        if body:
+            await self._send_data(body)
 
     async def send_chunk(self, data: bytes) -> None:
         self._check("streaming")
@@ -376,14 +403,17 @@ class _H2Responder:
         self.state = "done"
         await self._end()
 
-    async def _send_headers(self, status: int, headers: list[tuple[str, str]], *, end_stream: bool) -> None:
+    async def _send_headers(
+        self, status: int, headers: list[tuple[str, str]], *, end_stream: bool, flush: bool = True
+    ) -> None:
         if self._stream.closed:
             await self._gone()
         try:
             self._pump._conn.send_headers(self._stream.stream_id, self._head(status, headers), end_stream=end_stream)
         except h2.exceptions.StreamClosedError:
             await self._gone()
-        await self._pump._flush()
+        if flush:
+            await self._pump._flush(watched=True)
 
     async def _end(self) -> None:
         if self._stream.closed:
@@ -392,7 +422,7 @@ class _H2Responder:
             self._pump._conn.end_stream(self._stream.stream_id)
         except h2.exceptions.StreamClosedError:
             await self._gone()
-        await self._pump._flush()
+        await self._pump._flush(watched=True)
 
     async def _send_data(self, data: bytes) -> None:
         conn = self._pump._conn
@@ -407,11 +437,12 @@ class _H2Responder:
                 return
             size = min(window, len(view), conn.max_outbound_frame_size)
             if size <= 0:
+                await self._pump._flush(watched=True)  # what is queued (the head) goes out while we wait
                 await self._stream.window.wait()
                 continue
             conn.send_data(self._stream.stream_id, bytes(view[:size]))
             view = view[size:]
-            await self._pump._flush()
+            await self._pump._flush(watched=True)
 
     def _check(self, expected: str) -> None:
         if self.state != expected:

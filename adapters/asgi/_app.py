@@ -191,11 +191,13 @@ class _Responder:
         await self._emit({"type": "http.response.start", "status": status, "headers": _encode(with_content_length(headers, body))})
         await self._emit({"type": "http.response.body", "body": body, "more_body": False})
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
         self._check("idle")
         self.state = "streaming"
         kept = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
         await self._emit({"type": "http.response.start", "status": status, "headers": _encode(kept)})
+        if body:
+            await self._emit({"type": "http.response.body", "body": body, "more_body": True})
 
     async def send_chunk(self, data: bytes) -> None:
         self._check("streaming")

@@ -88,8 +88,12 @@ class Responder(Protocol):
     async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         """Send a complete response (the pump adds content-length)."""
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
-        """Send the head of a streamed response (chunked in HTTP/1.1, DATA frames in HTTP/2)."""
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
+        """Send the head of a streamed response (chunked in HTTP/1.1, DATA frames in HTTP/2).
+
+        ``body``: the first bytes of the stream, sent with the head (one write where the
+        protocol allows: the first event then reaches the client without a second round).
+        """
 
     async def send_chunk(self, data: bytes) -> None:
         """Send one piece of a streamed body; waits for flow control and the socket."""
@@ -192,10 +196,14 @@ class _Tracking:
         await self._inner.send_response(status, all_headers, body)
         self.finished = True
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
         self._begin(status)
         self.streaming = True
-        await self._inner.start_stream(status, self._headers(headers))
+        if self._head:
+            body = b""
+        elif body:
+            self.ttfb = time.monotonic() - self._t0
+        await self._inner.start_stream(status, self._headers(headers), body)
 
     async def send_chunk(self, data: bytes) -> None:
         if not self.streaming:

@@ -436,28 +436,28 @@ class _Output:
                     data, self._pending = bytes(self._pending), bytearray()
                 closed = self._closed
             if commit:
-                await self._commit()
-            if data:
-                await self._respond.send_chunk(data)
-            if commit:
+                await self._commit(data)
                 self.first_sent.set()
+            elif data:
+                await self._respond.send_chunk(data)
             if closed and not self._rung:
                 return
 
-    async def _commit(self) -> None:
+    async def _commit(self, first: bytes = b"") -> None:
         self.committed = True
         self._exchange.client_bytes_sent()
-        await self._respond.start_stream(200, SSE_HEADERS)
+        await self._respond.start_stream(200, SSE_HEADERS, first)
 
     async def finish(self) -> None:
         """Send what is left and end the response (both modes)."""
         translator = self._translator
         if translator.streaming:
             self._pending += translator.data_to_send()
+            data, self._pending = bytes(self._pending), bytearray()
             if not self.committed:
-                await self._commit()
-            if self._pending:
-                await self._respond.send_chunk(bytes(self._pending))
+                await self._commit(data)
+            elif data:
+                await self._respond.send_chunk(data)
             await self._respond.end_stream()
             return
         final = translator.final_response()

@@ -407,9 +407,9 @@ class _StatusTap:
         self.status = status
         await self._inner.send_response(status, headers, body)
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
         self.status = status
-        await self._inner.start_stream(status, headers)
+        await self._inner.start_stream(status, headers, body)
 
     async def send_chunk(self, data: bytes) -> None:
         await self._inner.send_chunk(data)

@@ -97,10 +97,10 @@ class KiroWSGI:
             call.join()
             return [data]
         if first[0] == "start":
-            _, status, headers, _ = first
+            _, status, headers, data = first
             kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
             start_response(status_line(status), _wsgi_headers(kept))
-            return _Stream(call)
+            return _Stream(call, data)
         return _error(start_response, 500, "The request handler returned no response.", ErrorKind.API)
 
 
@@ -164,8 +164,8 @@ class _Responder:
     def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         self._call.put(("response", status, headers, body))
 
-    def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
-        self._call.put(("start", status, headers, b""))
+    def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
+        self._call.put(("start", status, headers, body))
 
     def send_chunk(self, data: bytes) -> None:
         if data:
@@ -178,11 +178,15 @@ class _Responder:
 class _Stream:
     """The body of a streamed response; ``close()`` (the client left) cancels the handler."""
 
-    def __init__(self, call: _Call) -> None:
+    def __init__(self, call: _Call, first: bytes = b"") -> None:
         self._call = call
+        self._first = first
         self._done = False
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._first:
+            first, self._first = self._first, b""
+            yield first
         while True:
             kind, _, _, data = self._call.next()
             if kind == "chunk":

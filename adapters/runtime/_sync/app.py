@@ -89,8 +89,12 @@ class Responder(Protocol):
     def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         """Send a complete response (the pump adds content-length)."""
 
-    def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
-        """Send the head of a streamed response (chunked in HTTP/1.1, DATA frames in HTTP/2)."""
+    def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
+        """Send the head of a streamed response (chunked in HTTP/1.1, DATA frames in HTTP/2).
+
+        ``body``: the first bytes of the stream, sent with the head (one write where the
+        protocol allows: the first event then reaches the client without a second round).
+        """
 
     def send_chunk(self, data: bytes) -> None:
         """Send one piece of a streamed body; waits for flow control and the socket."""
@@ -193,10 +197,14 @@ class _Tracking:
         self._inner.send_response(status, all_headers, body)
         self.finished = True
 
-    def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+    def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
         self._begin(status)
         self.streaming = True
-        self._inner.start_stream(status, self._headers(headers))
+        if self._head:
+            body = b""
+        elif body:
+            self.ttfb = time.monotonic() - self._t0
+        self._inner.start_stream(status, self._headers(headers), body)
 
     def send_chunk(self, data: bytes) -> None:
         if not self.streaming:

@@ -437,28 +437,28 @@ class _Output:
                     data, self._pending = bytes(self._pending), bytearray()
                 closed = self._closed
             if commit:
-                self._commit()
-            if data:
-                self._respond.send_chunk(data)
-            if commit:
+                self._commit(data)
                 self.first_sent.set()
+            elif data:
+                self._respond.send_chunk(data)
             if closed and not self._rung:
                 return
 
-    def _commit(self) -> None:
+    def _commit(self, first: bytes = b"") -> None:
         self.committed = True
         self._exchange.client_bytes_sent()
-        self._respond.start_stream(200, SSE_HEADERS)
+        self._respond.start_stream(200, SSE_HEADERS, first)
 
     def finish(self) -> None:
         """Send what is left and end the response (both modes)."""
         translator = self._translator
         if translator.streaming:
             self._pending += translator.data_to_send()
+            data, self._pending = bytes(self._pending), bytearray()
             if not self.committed:
-                self._commit()
-            if self._pending:
-                self._respond.send_chunk(bytes(self._pending))
+                self._commit(data)
+            elif data:
+                self._respond.send_chunk(data)
             self._respond.end_stream()
             return
         final = translator.final_response()
