@@ -378,9 +378,9 @@ class _Output:
         self._started = monotonic()
         self._pending = bytearray()
         self.mutex = threading.Lock()
-        # A doorbell, not a queue: at most one wake-up is ever waiting.
-        self._ring, self._bell = anyio.create_memory_object_stream[None](max_buffer_size=1)
-        self._rung = False
+        # A doorbell, not a queue: set by feeds, replaced by the writer each time it answers.
+        # (An event, not a memory stream: receiving from one costs an extra turn of the loop.)
+        self._bell = anyio.Event()
         self._closed = False
         # Decided by feed(), carried out by the writer: start the response before any bytes.
         self._commit_due = False
@@ -397,9 +397,7 @@ class _Output:
         )
 
     def _wake(self) -> None:
-        if not self._rung:
-            self._rung = True
-            self._ring.send_nowait(None)
+        self._bell.set()
 
     def feed(self) -> bool:
         """Take the translator's new bytes (call under ``mutex``); the writer sends them once committed.
@@ -427,9 +425,9 @@ class _Output:
     async def write_until_closed(self) -> None:
         """Send fed bytes as they come, whole writes only, until ``close()``."""
         while True:
-            await self._bell.receive()
+            await self._bell.wait()
             with self.mutex:
-                self._rung = False
+                self._bell = anyio.Event()
                 commit = self._commit_due and not self.committed
                 data = b""
                 if self._commit_due and self._pending:
@@ -440,7 +438,7 @@ class _Output:
                 self.first_sent.set()
             elif data:
                 await self._respond.send_chunk(data)
-            if closed and not self._rung:
+            if closed and not self._bell.is_set():
                 return
 
     async def _commit(self, first: bytes = b"") -> None:
