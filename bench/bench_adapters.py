@@ -13,7 +13,8 @@ seconds. The same load against the simulator alone is the baseline. Two loads, t
   the burst load the time to first byte is mostly waiting for a busy CPU and is shown too.)
 
 For each server, load and concurrency the script prints streams per second, time to first byte
-(p50/p95) and the ratios to the baseline; then the resident memory of each server holding
+(p50/p95) and the ratios to the simulator alone measured just before that cell (the simulator's
+row pools those baselines); then the resident memory of each server holding
 ``--hold`` slow streams open at once. Client, servers and simulator share the machine's cores, so
 read the ratios, not the absolute numbers. This script reports; it does not assert.
 """
@@ -359,6 +360,14 @@ def main(argv: Sequence[str] | None = None) -> int:
              "messages": [{"role": "user", "content": "[[sim:long:120]] [[sim:slow:1000]] held open"}]}
         ).encode()
         kiro_bodies: dict[str, bytes] = {}
+        # The baseline: the same answers straight from the simulator (a token it issued, the body
+        # kiro2api sent), measured right before each cell: this machine's speed drifts over minutes.
+        _, refreshed = _post(sim_port, "/refreshToken", json.dumps({"refreshToken": DEMO_REFRESH_TOKEN}).encode(),
+                             {"content-type": "application/json"})
+        access = json.loads(refreshed)["accessToken"]
+        sim_headers = {"authorization": f"Bearer {access}", "content-type": "application/x-amz-json-1.0"}
+        # (load, server, clients) -> the simulator alone, measured just before that cell
+        baselines: dict[tuple[str, str, int], Result] = {}
         for name in args.servers.split(","):
             port = free_port()
             with process(name, [p.replace("{port}", str(port)) for p in SERVERS[name]], port, env) as pid:
@@ -372,24 +381,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                         _post(port, "/v1/messages", client_body, client_headers)
                         kiro_bodies[load_name] = last_kiro_body(sim_port)
                     for level in levels:
-                        results[load_name, name, level] = load(
-                            port, "/v1/messages", client_headers, client_body, level, duration, stagger=stagger[load_name]
-                        )
-                        if args.http2 and name in H2C:
-                            results[load_name, f"{name}/h2", level] = load(
-                                port, "/v1/messages", client_headers, client_body, level, duration, http2=True,
+                        variants = [(name, False)] + ([(f"{name}/h2", True)] if args.http2 and name in H2C else [])
+                        for label, http2 in variants:
+                            baselines[load_name, label, level] = load(
+                                sim_port, "/generateAssistantResponse", sim_headers, kiro_bodies[load_name], level, duration,
                                 stagger=stagger[load_name],
                             )
-        # The baseline: the same answers straight from the simulator (a token it issued, the body kiro2api sent).
-        _, refreshed = _post(sim_port, "/refreshToken", json.dumps({"refreshToken": DEMO_REFRESH_TOKEN}).encode(),
-                             {"content-type": "application/json"})
-        access = json.loads(refreshed)["accessToken"]
-        sim_headers = {"authorization": f"Bearer {access}", "content-type": "application/x-amz-json-1.0"}
-        for load_name, kiro_body in kiro_bodies.items():
-            for level in levels:
-                results[load_name, "simulator", level] = load(
-                    sim_port, "/generateAssistantResponse", sim_headers, kiro_body, level, duration, stagger=stagger[load_name]
-                )
+                            results[load_name, label, level] = load(
+                                port, "/v1/messages", client_headers, client_body, level, duration, http2=http2,
+                                stagger=stagger[load_name],
+                            )
         # Memory last (held streams keep the simulator busy for a while). Upstream connections are
         # pooled per account (at most 100 each), so enough accounts to carry every held stream.
         accounts: list[dict[str, object]] = [{"auth": "Social", "refreshToken": f"aorAAAAAG-bench-account-{i:03d}"} for i in range(max(1, -(-hold // 100)))]
@@ -407,12 +408,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     for load_name in prompts:
         print(f"{titles[load_name]}; {duration:.0f} s per cell, keep-alive clients (HTTP/1.1; name/h2: HTTP/2)")
         print(f"{'server':<14} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8} {'errors':>6}")
+        for level in levels:
+            # The simulator's row: all its measurements at this level pooled.
+            pooled = Result()
+            for (kind, _, at), measured in baselines.items():
+                if kind == load_name and at == level:
+                    pooled.streams += measured.streams
+                    pooled.errors += measured.errors
+                    pooled.ttfb += measured.ttfb
+                    pooled.seconds += measured.seconds
+            if pooled.seconds:
+                results[load_name, "simulator", level] = pooled
+                baselines[load_name, "simulator", level] = pooled
         rows = sorted(
             ((name, level, result) for (kind, name, level), result in results.items() if kind == load_name),
             key=lambda row: (row[1], row[0] != "simulator", row[0]),
         )
         for name, level, result in rows:
-            base = results.get((load_name, "simulator", level))
+            base = baselines.get((load_name, name, level))
             ratio = result.rate / base.rate if base and base.rate else float("nan")
             added = result.percentile(0.5) - base.percentile(0.5) if base else float("nan")
             print(

@@ -8,6 +8,7 @@ enough; U+2028/U+2029 need no escaping because SSE splits lines only at CR and L
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import Any
 
 from ._anthropic_response import block_start_json, dumps, message_start_json, usage_json
@@ -73,13 +74,13 @@ class AnthropicStreamEncoder:
                 {"type": "content_block_start", "index": event.index, "content_block": block_start_json(event.block)}
             )
         if isinstance(event, TextDelta):
-            return _delta(event.index, {"type": "text_delta", "text": event.text})
+            return _delta(event.index, b'"text_delta","text":', event.text)
         if isinstance(event, ThinkingDelta):
-            return _delta(event.index, {"type": "thinking_delta", "thinking": event.thinking})
+            return _delta(event.index, b'"thinking_delta","thinking":', event.thinking)
         if isinstance(event, SignatureDelta):
-            return _delta(event.index, {"type": "signature_delta", "signature": event.signature})
+            return _delta(event.index, b'"signature_delta","signature":', event.signature)
         if isinstance(event, ToolInputDelta):
-            return _delta(event.index, {"type": "input_json_delta", "partial_json": event.partial_json})
+            return _delta(event.index, b'"input_json_delta","partial_json":', event.partial_json)
         if isinstance(event, ContentBlockStopped):
             return _event({"type": "content_block_stop", "index": event.index})
         if isinstance(event, MessageDelta):
@@ -100,5 +101,14 @@ class AnthropicStreamEncoder:
         raise AssertionError(_never)
 
 
-def _delta(index: int, delta: dict[str, Any]) -> bytes:
-    return _event({"type": "content_block_delta", "index": index, "delta": delta})
+_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
+
+
+def _delta(index: int, kind_and_field: bytes, value: str) -> bytes:
+    # Deltas are nearly every event of a stream: assembled around the one JSON string they
+    # carry, byte for byte what ``_event`` makes of the same dict (a property test checks).
+    try:
+        text = encode_basestring(value).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from upstream: ASCII-escaped, as dumps() does
+        text = encode_basestring_ascii(value).encode("ascii")
+    return b"".join((_DELTA_HEAD, str(index).encode("ascii"), b',"delta":{"type":', kind_and_field, text, b"}}\n\n"))

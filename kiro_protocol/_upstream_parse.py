@@ -80,10 +80,14 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not JSON")
 
 
+# One decoder for every frame: json.loads() with any option builds a new one per call.
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
 def _json_object(event_type: str, payload: bytes) -> dict[str, object]:
     try:
         # Decode explicitly: json.loads(bytes) would also guess UTF-16/32; upstream sends UTF-8.
-        obj = json.loads(payload.decode("utf-8"), parse_constant=_reject_constant)
+        obj = _DECODER.decode(payload.decode("utf-8"))
     except UnicodeDecodeError:
         raise UpstreamPayloadError(event_type, "not valid UTF-8") from None
     except ValueError:  # json.JSONDecodeError and the NaN/Infinity rejection

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from kiro_protocol._anthropic_response import AnthropicMessageEncoder, block_start_json, dumps, usage_json
 from kiro_protocol._errors import ErrorKind
@@ -141,3 +143,23 @@ def test_usage_cache_fields_only_when_reported() -> None:
 def test_dumps_is_compact_utf8_and_survives_lone_surrogates() -> None:
     assert dumps({"a": "é\n"}) == '{"a":"é\\n"}'.encode()
     assert dumps({"a": "\ud800"}) == b'{"a":"\\ud800"}'
+
+
+@given(
+    index=st.integers(min_value=0, max_value=10**6),
+    value=st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())),
+)
+@example(index=0, value='a\ud800"\n\u2028b')
+def test_delta_events_are_the_json_of_their_dict(index: int, value: str) -> None:
+    # The delta fast path must be byte for byte what dumps() makes of the event's dict, lone
+    # surrogates (ASCII-escaped) included.
+    encoder = AnthropicStreamEncoder()
+    cases: list[tuple[LifecycleEvent, dict[str, object]]] = [
+        (TextDelta(index=index, text=value), {"type": "text_delta", "text": value}),
+        (ThinkingDelta(index=index, thinking=value), {"type": "thinking_delta", "thinking": value}),
+        (SignatureDelta(index=index, signature=value), {"type": "signature_delta", "signature": value}),
+        (ToolInputDelta(index=index, partial_json=value), {"type": "input_json_delta", "partial_json": value}),
+    ]
+    for event, delta in cases:
+        expected = sse_event("content_block_delta", dumps({"type": "content_block_delta", "index": index, "delta": delta}))
+        assert encoder.send(event) == expected
