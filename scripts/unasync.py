@@ -39,6 +39,7 @@ SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
     (r"\basynccontextmanager\b", "contextmanager"),
     (r"\benter_async_context\b", "enter_context"),
     (r"\bhandle_async_request\b", "handle_request"),
+    (r"\bAnyIOBackend\b", "SyncBackend"),
     (r"\baclose\b", "close"),
     (r"\bAsync(?=[A-Z])", ""),
     (r"\bAwaitable\[(\w+)\]", r"\1"),

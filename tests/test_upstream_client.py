@@ -97,6 +97,10 @@ class Upstream:
         await send(h11.Response(status_code=status, headers=[("content-length", str(len(payload)))]))
         await send(h11.Data(data=payload))
         await send(h11.EndOfMessage())
+        if path == "/small-then-hang-up":
+            # A complete keep-alive answer, then the server drops the idle connection (as
+            # upstream does after about a minute).
+            await stream.aclose()
 
 
 @pytest.fixture
@@ -153,6 +157,15 @@ async def test_one_pool_per_account(upstream: Upstream) -> None:
     assert ports[0] == ports[1] == ports[4]
     assert ports[2] == ports[3]
     assert ports[0] != ports[2]
+
+
+async def test_a_kept_alive_connection_the_server_closed_is_not_reused(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        first = await client.send(req(upstream, "/small-then-hang-up"), account="a")
+        await anyio.sleep(0.1)  # the server's FIN has arrived: the idle connection is readable
+        second = await client.send(req(upstream, "/small"), account="a")
+    assert first.status == second.status == 200
+    assert upstream.seen[0].peer_port != upstream.seen[1].peer_port
 
 
 async def test_cancellation_closes_the_upstream_connection(upstream: Upstream) -> None:

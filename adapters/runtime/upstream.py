@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import select
+import socket
 import ssl
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
-from typing import NamedTuple, cast
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
+from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import anyio
@@ -42,6 +44,71 @@ class _Shard:
     def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:
         self.pool = pool
         self.inflight = 0
+
+
+def _readable(sock: socket.socket | None) -> bool:
+    """Whether a read would not block: on an idle keep-alive connection, the server closed it."""
+    if sock is None or sock.fileno() == -1:
+        return True
+    if hasattr(select, "poll"):  # select() cannot watch descriptors above FD_SETSIZE
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+class _Stream(httpcore.AsyncNetworkStream):
+    """httpcore's stream, with a cheaper "is_readable" (the pool asks it of every idle connection
+    before each request; the stock answer looks up every socket attribute, the peer name included)."""
+
+    def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
+        self._inner = inner
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return await self._inner.read(max_bytes, timeout)
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        await self._inner.write(buffer, timeout)
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
+
+    async def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return _readable(self._socket)
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.AsyncNetworkBackend):
+    """httpcore's own backend, handing out ``_Stream``s."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    async def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.AsyncNetworkStream:
+        return _Stream(await self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
 
 
 class UpstreamConnectionError(Exception):
@@ -164,6 +231,7 @@ class UpstreamClient:
         self._ssl_context = ssl_context
         self._max_connections = max_connections_per_account
         self._pools: dict[tuple[str, bool], list[_Shard]] = {}
+        self._backend = _Backend()
 
     def _acquire(self, account: str, url: str) -> _Shard:
         # HTTPS_PROXY applies to https:// URLs only (curl's rule), so a local http:// simulator
@@ -177,6 +245,7 @@ class UpstreamClient:
         if shard is None and len(shards) * _SHARD_SIZE < self._max_connections:
             shard = _Shard(
                 httpcore.AsyncConnectionPool(
+                    network_backend=self._backend,
                     ssl_context=self._ssl_context,
                     proxy=self._proxy if proxied else None,
                     max_connections=_SHARD_SIZE,

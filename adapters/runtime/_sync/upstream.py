@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import select
+import socket
 import ssl
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple, cast
+from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from . import _anyio as anyio
@@ -43,6 +45,71 @@ class _Shard:
     def __init__(self, pool: httpcore.ConnectionPool) -> None:
         self.pool = pool
         self.inflight = 0
+
+
+def _readable(sock: socket.socket | None) -> bool:
+    """Whether a read would not block: on an idle keep-alive connection, the server closed it."""
+    if sock is None or sock.fileno() == -1:
+        return True
+    if hasattr(select, "poll"):  # select() cannot watch descriptors above FD_SETSIZE
+        poller = select.poll()
+        poller.register(sock, select.POLLIN)
+        return bool(poller.poll(0))
+    readable, _, _ = select.select([sock], [], [], 0)
+    return bool(readable)
+
+
+class _Stream(httpcore.NetworkStream):
+    """httpcore's stream, with a cheaper "is_readable" (the pool asks it of every idle connection
+    before each request; the stock answer looks up every socket attribute, the peer name included)."""
+
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+        self._socket: socket.socket | None = inner.get_extra_info("socket")
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, timeout)
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, timeout)
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(
+        self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            return _readable(self._socket)
+        return self._inner.get_extra_info(info)
+
+
+class _Backend(httpcore.NetworkBackend):
+    """httpcore's own backend, handing out ``_Stream``s."""
+
+    def __init__(self) -> None:
+        self._inner = httpcore.SyncBackend()
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.connect_tcp(host, port, timeout, local_address, socket_options))
+
+    def connect_unix_socket(
+        self, path: str, timeout: float | None = None, socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None
+    ) -> httpcore.NetworkStream:
+        return _Stream(self._inner.connect_unix_socket(path, timeout, socket_options))
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
 
 
 class UpstreamConnectionError(Exception):
@@ -165,6 +232,7 @@ class UpstreamClient:
         self._ssl_context = ssl_context
         self._max_connections = max_connections_per_account
         self._pools: dict[tuple[str, bool], list[_Shard]] = {}
+        self._backend = _Backend()
 
     def _acquire(self, account: str, url: str) -> _Shard:
         # HTTPS_PROXY applies to https:// URLs only (curl's rule), so a local http:// simulator
@@ -178,6 +246,7 @@ class UpstreamClient:
         if shard is None and len(shards) * _SHARD_SIZE < self._max_connections:
             shard = _Shard(
                 httpcore.ConnectionPool(
+                    network_backend=self._backend,
                     ssl_context=self._ssl_context,
                     proxy=self._proxy if proxied else None,
                     max_connections=_SHARD_SIZE,
