@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 import anyio
 import anyio.abc
 import h11
+import httpcore
 import pytest
 
-from adapters.runtime.upstream import UpstreamClient, UpstreamConnectionError, _proxy
+from adapters.runtime.upstream import _proxy, _Stream, UpstreamClient, UpstreamConnectionError
 from kiro_protocol._http import HttpRequest
 from kiro_protocol._upstream_errors import FailureClass
 
@@ -274,3 +275,54 @@ async def test_proxy_is_used_for_https_only(upstream: Upstream) -> None:
         with pytest.raises(UpstreamConnectionError) as info:
             await client.send(HttpRequest(method="GET", url="https://kiro.invalid/x", headers=()), account="a")
     assert "proxy" in info.value.failure.message or "connect" in info.value.failure.message
+
+
+class RecordingStream(httpcore.AsyncNetworkStream):
+    """A network stream that records what reaches the socket."""
+
+    def __init__(self) -> None:
+        self.log: list[tuple[str, bytes]] = []
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        self.log.append(("read", b""))
+        return b"HTTP/1.1 200 OK\r\n\r\n"
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.log.append(("write", buffer))
+
+    async def aclose(self) -> None:
+        self.log.append(("close", b""))
+
+    def get_extra_info(self, info: str) -> object:
+        return None
+
+
+HEAD = b"POST /generateAssistantResponse HTTP/1.1\r\nHost: q\r\nContent-Length: 2\r\n\r\n"
+
+
+async def test_a_request_head_leaves_with_its_body_in_one_write() -> None:
+    inner = RecordingStream()
+    stream = _Stream(inner)
+    await stream.write(HEAD)
+    assert inner.log == []  # held for what httpcore writes next
+    await stream.write(b"{}")
+    await stream.write(b"")  # the end of a content-length body: nothing to send
+    await stream.read(65536)
+    assert inner.log == [("write", HEAD + b"{}"), ("read", b"")]
+
+
+async def test_a_head_alone_is_sent_before_reading_and_big_bodies_are_not_copied() -> None:
+    inner = RecordingStream()
+    stream = _Stream(inner)
+    connect = b"CONNECT q.example:443 HTTP/1.1\r\nHost: q.example:443\r\n\r\n"
+    await stream.write(connect)
+    await stream.read(65536)
+    assert inner.log == [("write", connect), ("read", b"")]
+    inner.log.clear()
+    big = b"x" * (1 << 20)
+    await stream.write(HEAD)
+    await stream.write(big)
+    assert inner.log == [("write", HEAD), ("write", big)]
+    inner.log.clear()
+    await stream.write(b"not a head\r\n\r\n")  # only request heads are held
+    assert inner.log == [("write", b"not a head\r\n\r\n")]
