@@ -269,13 +269,13 @@ class KiroService(BasicService):
                     for chunk in upstream.chunks:
                         with mutex:
                             translator.receive_data(chunk, self._monotonic())
-                            first = out.feed()
+                            first = out.feed(direct=True)
+                        if first:
+                            # The head and first bytes go out from here, at once and before any
+                            # chunk already buffered is translated (time to first byte).
+                            out.start_now()
                         if translator.finished:
                             break
-                        if first:
-                            # Chunks already buffered would be translated without a pause: the
-                            # head and first bytes go out before them (time to first byte).
-                            out.first_sent.wait()
                     else:
                         with mutex:
                             translator.receive_data(b"", self._monotonic())
@@ -400,8 +400,12 @@ class _Output:
     def _wake(self) -> None:
         self._bell.set()
 
-    def feed(self) -> bool:
+    def feed(self, *, direct: bool = False) -> bool:
         """Take the translator's new bytes (call under ``mutex``); the writer sends them once committed.
+
+        Args:
+            direct: the caller starts the response itself (``start_now()``) when this call
+                decides it is due, instead of waking the writer for it.
 
         Returns:
             whether this call decided to start the response (its first bytes are now due).
@@ -412,9 +416,21 @@ class _Output:
         first = False
         if not self._commit_due and self._ready():
             self._commit_due = first = True
+        if first and direct:
+            return True
         if self._commit_due and (self._pending or not self.committed):
             self._wake()
         return first
+
+    def start_now(self) -> None:
+        """Start the response with what is pending, in the caller's task (see ``feed(direct=True)``)."""
+        with self.mutex:
+            if self.committed:
+                return
+            self.committed = True
+            data, self._pending = bytes(self._pending), bytearray()
+        self._start(data)
+        self.first_sent.set()
 
     def close(self) -> None:
         """Take the last bytes (call without ``mutex``); the writer sends what is due and returns."""
@@ -430,20 +446,25 @@ class _Output:
             with self.mutex:
                 self._bell = anyio.Event()
                 commit = self._commit_due and not self.committed
+                if commit:
+                    self.committed = True
                 data = b""
                 if self._commit_due and self._pending:
                     data, self._pending = bytes(self._pending), bytearray()
                 closed = self._closed
             if commit:
-                self._commit(data)
+                self._start(data)
                 self.first_sent.set()
             elif data:
+                if not self.first_sent.is_set():
+                    self.first_sent.wait()  # another task's start_now() is still writing the head
                 self._respond.send_chunk(data)
             if closed and not self._bell.is_set():
+                if self.committed and not self.first_sent.is_set():
+                    self.first_sent.wait()  # never leave (and cancel) a head half-written
                 return
 
-    def _commit(self, first: bytes = b"") -> None:
-        self.committed = True
+    def _start(self, first: bytes) -> None:
         self._exchange.client_bytes_sent()
         self._respond.start_stream(200, SSE_HEADERS, first)
 
@@ -454,7 +475,8 @@ class _Output:
             self._pending += translator.data_to_send()
             data, self._pending = bytes(self._pending), bytearray()
             if not self.committed:
-                self._commit(data)
+                self.committed = True
+                self._start(data)
             elif data:
                 self._respond.send_chunk(data)
             self._respond.end_stream()
