@@ -78,7 +78,9 @@ class H2Pump:
         self._conn = h2.connection.H2Connection(config=config)
         self._streams: dict[int, _Stream] = {}
         self._running = 0
-        self._write_lock = anyio.Lock()
+        # fast_acquire: taking a free lock does not yield to the loop first (a turn of the loop
+        # on every write, the head of each answer included).
+        self._write_lock = anyio.Lock(fast_acquire=True)
         # Flushes by the streams' tasks are timed by the read loop (see WriteWatch).
         self._watch = WriteWatch(limits.write_timeout)
         self._recv_scope: anyio.CancelScope | None = None
