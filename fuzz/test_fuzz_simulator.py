@@ -114,8 +114,10 @@ class _Recorder:
         self.starts.append(status)
         json.loads(body)
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]]) -> None:
+    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
         self.starts.append(status)
+        if body:
+            self.chunks.append(body)
 
     async def send_chunk(self, data: bytes) -> None:
         self.chunks.append(data)
