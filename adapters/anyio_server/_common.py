@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import anyio
+import anyio.abc
+
 from adapters.runtime.answers import error_response, reason_phrase, with_content_length
 from kiro_protocol import ErrorKind
 
@@ -55,6 +58,19 @@ class WriteWatch:
 
     def end(self) -> None:
         self._active = False
+
+    async def send(self, stream: anyio.abc.ByteStream, data: bytes, *, watched: bool) -> None:
+        """Send ``data``; ``watched``: timed by this watch (its checker must be running), else by
+        a deadline of its own (raises ``TimeoutError``)."""
+        if watched:
+            self.begin()
+            try:
+                await stream.send(data)
+            finally:
+                self.end()
+        else:
+            with anyio.fail_after(self.timeout):
+                await stream.send(data)
 
     def check(self) -> bool:
         """True once a single write has been blocked for at least ``timeout``."""

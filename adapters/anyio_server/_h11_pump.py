@@ -215,15 +215,8 @@ class H11Pump:
         if not data:
             return
         try:
-            if self._handler_scope is not None:
-                self._watch.begin()
-                try:
-                    await self._stream.send(data)
-                finally:
-                    self._watch.end()
-            else:
-                with anyio.fail_after(self._limits.write_timeout):
-                    await self._stream.send(data)
+            # While a handler runs, its disconnect watcher checks the watch.
+            await self._watch.send(self._stream, data, watched=self._handler_scope is not None)
         except (TimeoutError, *_IO_ERRORS):
             # Inside the handler this cancels it (as a disconnect does); elsewhere it unwinds the pump.
             self._disconnected()

@@ -332,15 +332,7 @@ class H2Pump:
                 if not data:
                     break
                 try:
-                    if watched:
-                        self._watch.begin()
-                        try:
-                            await self._stream.send(data)
-                        finally:
-                            self._watch.end()
-                    else:
-                        with anyio.fail_after(self._limits.write_timeout):
-                            await self._stream.send(data)
+                    await self._watch.send(self._stream, data, watched=watched)
                 except (TimeoutError, *_IO_ERRORS):
                     self._connection_lost()
                     failed = True
