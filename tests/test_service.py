@@ -437,3 +437,19 @@ async def test_disable_stream_sends_the_whole_answer_at_once(tmp_path: Path) -> 
     assert response.status == 200 and response.headers["content-type"].startswith("text/event-stream")
     assert len(response.pieces) == 1  # one write, after the answer was complete
     assert response.body.rstrip().endswith(b'{"type":"message_stop"}')
+
+
+def test_lifecycle_watchers_are_called_once_at_terminate_and_can_leave() -> None:
+    from adapters.runtime.app import Lifecycle
+
+    lifecycle = Lifecycle()
+    calls: list[str] = []
+    lifecycle.on_terminate(lambda: calls.append("a"))
+    unwatch = lifecycle.on_terminate(lambda: calls.append("b"))
+    unwatch()
+    lifecycle.terminate()
+    lifecycle.terminate()
+    assert calls == ["a"] and lifecycle.terminating.is_set()
+    # Watching after the deadline passed: called at once.
+    lifecycle.on_terminate(lambda: calls.append("late"))
+    assert calls == ["a", "late"]

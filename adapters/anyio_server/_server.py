@@ -112,7 +112,7 @@ class Server:
         if await self._wait_closed(self._shutdown_timeout, until_terminating=True):
             return
         log.warning("shutdown deadline reached: ending %d open connection(s)", self._connections)
-        self.lifecycle.terminating.set()
+        self.lifecycle.terminate()
         await self._wait_closed(self._terminate_grace)
 
     async def _connection(self, stream: anyio.abc.SocketStream) -> None:
@@ -181,7 +181,7 @@ async def handle_signals(server: Server) -> None:
         async for signum in signals:
             if server.lifecycle.shutting_down.is_set():
                 log.warning("%s again: ending running requests now", signal.Signals(signum).name)
-                server.lifecycle.terminating.set()
+                server.lifecycle.terminate()
                 continue
             log.info("%s received", signal.Signals(signum).name)
             server.shutdown()

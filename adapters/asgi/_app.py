@@ -106,7 +106,7 @@ class KiroASGI:
                 yield
             finally:
                 lifecycle.shutting_down.set()
-                lifecycle.terminating.set()
+                lifecycle.terminate()
                 self._app = None
 
     async def _lifespan_protocol(self, receive: Receive, send: Send) -> None:

@@ -290,18 +290,18 @@ class KiroService(BasicService):
                     translator.tick(self._monotonic())
                     out.feed()
 
-        async def terminate() -> None:
-            await ctx.lifecycle.terminating.wait()
+        def terminate() -> None:
+            # Called by Lifecycle.terminate() from the server's shutdown: end with an error event.
             with mutex:
                 translator.fail(ErrorKind.OVERLOADED, "The server is shutting down; retry the request.", self._monotonic())
             out.close()
 
+        unwatch = ctx.lifecycle.on_terminate(terminate)
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(pull)
                 if translator.streaming:
                     tg.start_soon(tick)
-                tg.start_soon(terminate)
                 # Whole writes only: the other tasks stop once the writer has sent everything.
                 await out.write_until_closed()
                 tg.cancel_scope.cancel()
@@ -310,6 +310,8 @@ class KiroService(BasicService):
             with anyio.CancelScope(shield=True):
                 await self._abandon(exchange, translator)
             raise
+        finally:
+            unwatch()
 
         if ctx.lifecycle.terminating.is_set() and not out.committed:
             raise LocalProtocolError("The server is shutting down; retry the request.", kind=ErrorKind.OVERLOADED)

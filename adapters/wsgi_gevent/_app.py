@@ -80,7 +80,7 @@ class KiroWSGI:
     def close(self) -> None:
         """End running streams and close the upstream client and the state store."""
         self.lifecycle.shutting_down.set()
-        self.lifecycle.terminating.set()
+        self.lifecycle.terminate()
         self._resources.close()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:

@@ -50,7 +50,7 @@ def serve(settings: Settings) -> int:
 
     def stop(signum: int) -> None:
         if stopping.is_set():
-            app.lifecycle.terminating.set()
+            app.lifecycle.terminate()
             return
         log.info("%s received", signal.Signals(signum).name)
         stopping.set()
@@ -72,7 +72,7 @@ def serve(settings: Settings) -> int:
     deadline = time.monotonic() + settings.shutdown_timeout
     while len(pool) and time.monotonic() < deadline and not app.lifecycle.terminating.is_set():
         gevent.sleep(0.05)
-    app.lifecycle.terminating.set()
+    app.lifecycle.terminate()
     server.stop(timeout=2.0)
     app.close()
     return 0

@@ -120,6 +120,30 @@ class Lifecycle:
 
     shutting_down: anyio.Event = field(default_factory=anyio.Event)
     terminating: anyio.Event = field(default_factory=anyio.Event)
+    _watchers: dict[int, Callable[[], None]] = field(default_factory=dict, init=False, repr=False)
+    _next_watcher: int = field(default=0, init=False, repr=False)
+
+    def terminate(self) -> None:
+        """The shutdown deadline passed: set ``terminating`` and call every watcher, once."""
+        self.terminating.set()
+        watchers, self._watchers = list(self._watchers.values()), {}
+        for callback in watchers:
+            callback()
+
+    def on_terminate(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Have ``callback`` called by ``terminate()`` (now, if it already ran); returns the way
+        to stop watching. A streaming response watches this way instead of keeping a task
+        waiting on ``terminating``. ``callback`` must not block and may be called twice."""
+        key = self._next_watcher
+        self._next_watcher += 1
+        self._watchers[key] = callback
+        if self.terminating.is_set():  # checked after registering: a terminate() in between still reaches it
+            self._watchers.pop(key, None)
+            callback()
+        return lambda: self._unwatch(key)
+
+    def _unwatch(self, key: int) -> None:
+        self._watchers.pop(key, None)
 
 
 @dataclass(slots=True)

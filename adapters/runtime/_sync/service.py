@@ -292,17 +292,17 @@ class KiroService(BasicService):
                     out.feed()
 
         def terminate() -> None:
-            ctx.lifecycle.terminating.wait()
+            # Called by Lifecycle.terminate() from the server's shutdown: end with an error event.
             with mutex:
                 translator.fail(ErrorKind.OVERLOADED, "The server is shutting down; retry the request.", self._monotonic())
             out.close()
 
+        unwatch = ctx.lifecycle.on_terminate(terminate)
         try:
             with anyio.create_task_group() as tg:
                 tg.start_soon(pull)
                 if translator.streaming:
                     tg.start_soon(tick)
-                tg.start_soon(terminate)
                 # Whole writes only: the other tasks stop once the writer has sent everything.
                 out.write_until_closed()
                 tg.cancel_scope.cancel()
@@ -311,6 +311,8 @@ class KiroService(BasicService):
             with anyio.CancelScope(shield=True):
                 self._abandon(exchange, translator)
             raise
+        finally:
+            unwatch()
 
         if ctx.lifecycle.terminating.is_set() and not out.committed:
             raise LocalProtocolError("The server is shutting down; retry the request.", kind=ErrorKind.OVERLOADED)
