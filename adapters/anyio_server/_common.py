@@ -8,9 +8,8 @@ import anyio
 import anyio.abc
 
 from adapters.runtime.answers import error_response, reason_phrase, with_content_length
-from kiro_protocol import ErrorKind
 
-__all__ = ["ConnectionLimits", "reason_phrase", "pump_error", "with_content_length", "READ_SIZE", "WriteWatch"]
+__all__ = ["ConnectionLimits", "reason_phrase", "error_response", "with_content_length", "READ_SIZE", "WriteWatch"]
 
 #: Bytes asked of the socket per read.
 READ_SIZE = 65536
@@ -82,8 +81,3 @@ class WriteWatch:
             return False
         self._strikes += 1
         return self._strikes >= 5
-
-
-def pump_error(status: int, message: str, kind: ErrorKind) -> tuple[int, list[tuple[str, str]], bytes]:
-    """A complete error answer produced by a pump itself (before any handler ran)."""
-    return error_response(status, message, kind)

@@ -13,7 +13,7 @@ import h11
 
 from kiro_protocol import ErrorKind
 
-from ._common import READ_SIZE, ConnectionLimits, pump_error, reason_phrase, with_content_length, WriteWatch
+from ._common import READ_SIZE, ConnectionLimits, error_response, reason_phrase, with_content_length, WriteWatch
 from ._handler import Handler, Lifecycle, Request
 
 __all__ = ["H11Pump"]
@@ -233,8 +233,8 @@ class H11Pump:
         kind = {408: ErrorKind.INVALID_REQUEST, 413: ErrorKind.REQUEST_TOO_LARGE}.get(status, ErrorKind.API)
         if 400 <= status < 500 and status not in (408, 413):
             kind = ErrorKind.INVALID_REQUEST
-        status, headers, body = pump_error(status, message, kind)
-        headers += [("content-length", str(len(body))), ("connection", "close")]
+        status, headers, body = error_response(status, message, kind)
+        headers.append(("connection", "close"))
         if self._conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
         data = self._conn.send(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))

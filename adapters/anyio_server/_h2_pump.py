@@ -19,7 +19,7 @@ import h2.settings
 
 from kiro_protocol import ErrorKind
 
-from ._common import READ_SIZE, ConnectionLimits, pump_error, with_content_length, WriteWatch
+from ._common import READ_SIZE, ConnectionLimits, error_response, with_content_length, WriteWatch
 from ._handler import Handler, Lifecycle, Request
 
 __all__ = ["H2Pump", "H2_PREFACE"]
@@ -243,7 +243,7 @@ class H2Pump:
 
     async def _send_413(self, stream: _Stream) -> None:
         try:
-            status, headers, body = pump_error(
+            status, headers, body = error_response(
                 413, f"Request body exceeds the limit of {self._limits.max_body} bytes.", ErrorKind.REQUEST_TOO_LARGE
             )
             with contextlib.suppress(_StreamGone):
@@ -283,7 +283,7 @@ class H2Pump:
             stream.scope = None
             if not stream.closed:
                 if responder.state == "idle":
-                    status, hdrs, body = pump_error(500, "The request handler returned no response.", ErrorKind.API)
+                    status, hdrs, body = error_response(500, "The request handler returned no response.", ErrorKind.API)
                     with contextlib.suppress(_StreamGone):
                         await responder.send_response(status, hdrs, body)
                 elif failed or responder.state != "done":

@@ -119,13 +119,12 @@ class Lifecycle:
 
     shutting_down: anyio.Event = field(default_factory=anyio.Event)
     terminating: anyio.Event = field(default_factory=anyio.Event)
-    _watchers: dict[int, Callable[[], None]] = field(default_factory=dict, init=False, repr=False)
-    _next_watcher: int = field(default=0, init=False, repr=False)
+    _watchers: set[Callable[[], None]] = field(default_factory=set, init=False, repr=False)
 
     def terminate(self) -> None:
         """The shutdown deadline passed: set ``terminating`` and call every watcher, once."""
         self.terminating.set()
-        watchers, self._watchers = list(self._watchers.values()), {}
+        watchers, self._watchers = self._watchers, set()
         for callback in watchers:
             callback()
 
@@ -133,16 +132,11 @@ class Lifecycle:
         """Have ``callback`` called by ``terminate()`` (now, if it already ran); returns the way
         to stop watching. A streaming response watches this way instead of keeping a task
         waiting on ``terminating``. ``callback`` must not block and may be called twice."""
-        key = self._next_watcher
-        self._next_watcher += 1
-        self._watchers[key] = callback
+        self._watchers.add(callback)
         if self.terminating.is_set():  # checked after registering: a terminate() in between still reaches it
-            self._watchers.pop(key, None)
+            self._watchers.discard(callback)
             callback()
-        return lambda: self._unwatch(key)
-
-    def _unwatch(self, key: int) -> None:
-        self._watchers.pop(key, None)
+        return lambda: self._watchers.discard(callback)
 
 
 @dataclass(slots=True)

@@ -387,8 +387,8 @@ class _Output:
         # Decided by feed(), carried out by the writer: start the response before any bytes.
         self._commit_due = False
         self.committed = False
-        #: Set once the head and the first bytes were written.
-        self.first_sent = anyio.Event()
+        # Set once the head and the first bytes were written.
+        self._first_sent = anyio.Event()
 
     def _ready(self) -> bool:
         t = self._translator
@@ -397,9 +397,6 @@ class _Output:
         return t.content_started or (t.finished and not t.failed) or (
             self._monotonic() - self._started >= t.ping_interval
         )
-
-    def _wake(self) -> None:
-        self._bell.set()
 
     def feed(self, *, direct: bool = False) -> bool:
         """Take the translator's new bytes (call under ``mutex``); the writer sends them once committed.
@@ -420,25 +417,36 @@ class _Output:
         if first and direct:
             return True
         if self._commit_due and (self._pending or not self.committed):
-            self._wake()
+            self._bell.set()
         return first
+
+    def _claim_start(self) -> bytes | None:
+        """Under ``mutex``: make the caller the one that starts the response; the bytes to start
+        it with (None: it is started already)."""
+        if self.committed:
+            return None
+        self.committed = True
+        first, self._pending = bytes(self._pending), bytearray()
+        return first
+
+    async def _start(self, first: bytes) -> None:
+        self._exchange.client_bytes_sent()
+        await self._respond.start_stream(200, SSE_HEADERS, first)
+        self._first_sent.set()
 
     async def start_now(self) -> None:
         """Start the response with what is pending, in the caller's task (see ``feed(direct=True)``)."""
         with self.mutex:
-            if self.committed:
-                return
-            self.committed = True
-            data, self._pending = bytes(self._pending), bytearray()
-        await self._start(data)
-        self.first_sent.set()
+            first = self._claim_start()
+        if first is not None:
+            await self._start(first)
 
     def close(self) -> None:
         """Take the last bytes (call without ``mutex``); the writer sends what is due and returns."""
         with self.mutex:
             self.feed()
             self._closed = True
-            self._wake()
+            self._bell.set()
 
     async def write_until_closed(self) -> None:
         """Send fed bytes as they come, whole writes only, until ``close()``."""
@@ -446,39 +454,30 @@ class _Output:
             await self._bell.wait()
             with self.mutex:
                 self._bell = anyio.Event()
-                commit = self._commit_due and not self.committed
-                if commit:
-                    self.committed = True
+                first = self._claim_start() if self._commit_due else None
                 data = b""
                 if self._commit_due and self._pending:
                     data, self._pending = bytes(self._pending), bytearray()
                 closed = self._closed
-            if commit:
-                await self._start(data)
-                self.first_sent.set()
+            if first is not None:
+                await self._start(first)
             elif data:
-                if not self.first_sent.is_set():
-                    await self.first_sent.wait()  # another task's start_now() is still writing the head
+                if not self._first_sent.is_set():
+                    await self._first_sent.wait()  # another task's start_now() is still writing the head
                 await self._respond.send_chunk(data)
             if closed and not self._bell.is_set():
-                if self.committed and not self.first_sent.is_set():
-                    await self.first_sent.wait()  # never leave (and cancel) a head half-written
+                if self.committed and not self._first_sent.is_set():
+                    await self._first_sent.wait()  # never leave (and cancel) a head half-written
                 return
-
-    async def _start(self, first: bytes) -> None:
-        self._exchange.client_bytes_sent()
-        await self._respond.start_stream(200, SSE_HEADERS, first)
 
     async def finish(self) -> None:
         """Send what is left and end the response (both modes)."""
         translator = self._translator
         if translator.streaming:
             self._pending += translator.data_to_send()
-            data, self._pending = bytes(self._pending), bytearray()
-            if not self.committed:
-                self.committed = True
-                await self._start(data)
-            elif data:
+            await self.start_now()  # takes everything pending, unless the response is started
+            if self._pending:
+                data, self._pending = bytes(self._pending), bytearray()
                 await self._respond.send_chunk(data)
             await self._respond.end_stream()
             return

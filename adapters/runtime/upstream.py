@@ -172,8 +172,7 @@ class UpstreamStream(NamedTuple):
             with anyio.fail_after(max(self.ends_at - anyio.current_time(), 0.0)):
                 yield
         except TimeoutError:
-            message = f"{_host_of(self.url)} did not answer within the deadline"
-            raise UpstreamConnectionError(connection_failure(message)) from None
+            raise _past_deadline(self.url) from None
 
 
 def _host_of(url: str) -> str:
@@ -200,12 +199,16 @@ _MAPPED: tuple[tuple[type[Exception], str], ...] = (
 )
 
 
+def _past_deadline(url: str) -> UpstreamConnectionError:
+    return UpstreamConnectionError(connection_failure(f"{_host_of(url)} did not answer within the deadline"))
+
+
 @contextlib.contextmanager
 def _map_exceptions(url: str) -> Iterator[None]:
     try:
         yield
     except TimeoutError:
-        raise UpstreamConnectionError(connection_failure(f"{_host_of(url)} did not answer within the deadline")) from None
+        raise _past_deadline(url) from None
     except Exception as exc:
         for cls, template in _MAPPED:
             if isinstance(exc, cls):

@@ -34,6 +34,18 @@ def ask(text: str) -> list[Any]:
     return [{"role": "user", "content": text}]
 
 
+def raw_stream_request(token: str, text: str, *, max_tokens: int = 64000, close: bool = False) -> bytes:
+    """The bytes of a streaming POST /v1/messages asking ``text``, for tests that read the raw socket."""
+    payload = json.dumps({"model": MODEL, "max_tokens": max_tokens, "stream": True, "messages": ask(text)}).encode()
+    head = (
+        f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {token}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n"
+        + ("connection: close\r\n" if close else "")
+        + "\r\n"
+    ).encode()
+    return head + payload
+
+
 def test_text_without_streaming(gateway: Gateway, marker: str) -> None:
     message = client(gateway).messages.create(model=MODEL, max_tokens=200, messages=ask(f"Say hello {marker}"))
     assert message.type == "message" and message.role == "assistant" and message.model == MODEL
@@ -159,15 +171,9 @@ def test_a_25_mb_body_is_413_and_the_server_stays_healthy(gateway: Gateway) -> N
 
 
 def test_client_disconnect_closes_the_upstream_request(gateway: Gateway, marker: str) -> None:
-    payload = json.dumps(
-        {"model": MODEL, "max_tokens": 64000, "stream": True, "messages": ask(f"[[sim:long:400]] [[sim:slow:50]] {marker}")}
-    ).encode()
-    head = (
-        f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {gateway.token}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
-    ).encode()
+    raw = raw_stream_request(gateway.token, f"[[sim:long:400]] [[sim:slow:50]] {marker}")
     with socket.create_connection(("127.0.0.1", gateway.port), timeout=10) as sock:
-        sock.sendall(head + payload)
+        sock.sendall(raw)
         received = b""
         while b"content_block_delta" not in received:
             received += sock.recv(65536)
@@ -230,15 +236,9 @@ def test_a_throttled_account_fails_over_to_the_next(launch: Launch, marker: str)
 
 def test_disable_stream_sends_the_whole_answer_at_once(launch: Launch, marker: str) -> None:
     fresh = launch(DISABLE_STREAM="true")
-    payload = json.dumps(
-        {"model": MODEL, "max_tokens": 500, "stream": True, "messages": ask(f"[[sim:long:5]] [[sim:slow:100]] {marker}")}
-    ).encode()
-    head = (
-        f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {fresh.token}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\nconnection: close\r\n\r\n"
-    ).encode()
+    raw = raw_stream_request(fresh.token, f"[[sim:long:5]] [[sim:slow:100]] {marker}", max_tokens=500, close=True)
     with socket.create_connection(("127.0.0.1", fresh.port), timeout=20) as sock:
-        sock.sendall(head + payload)
+        sock.sendall(raw)
         received = b""
         while chunk := sock.recv(65536):
             received += chunk
@@ -307,15 +307,9 @@ def test_raw_streams_pass_the_strict_checker(gateway: Gateway, marker: str) -> N
 
 
 def test_sigterm_lets_a_running_stream_finish(fresh_gateway: Gateway, marker: str) -> None:
-    payload = json.dumps(
-        {"model": MODEL, "max_tokens": 64000, "stream": True, "messages": ask(f"[[sim:long:30]] [[sim:slow:50]] {marker}")}
-    ).encode()
-    head = (
-        f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {fresh_gateway.token}\r\n"
-        f"content-type: application/json\r\ncontent-length: {len(payload)}\r\nconnection: close\r\n\r\n"
-    ).encode()
+    raw = raw_stream_request(fresh_gateway.token, f"[[sim:long:30]] [[sim:slow:50]] {marker}", close=True)
     with socket.create_connection(("127.0.0.1", fresh_gateway.port), timeout=20) as sock:
-        sock.sendall(head + payload)
+        sock.sendall(raw)
         received = b""
         while b"content_block_delta" not in received:
             received += sock.recv(65536)
@@ -355,15 +349,9 @@ def test_past_the_shutdown_deadline_a_stream_ends_with_an_error_event(gateway: G
     env = gateway_env(gateway.simulator, SHUTDOWN_TIMEOUT_SECONDS="1")
     process = start(gateway.name, [part.replace("{port}", str(port)) for part in template], port, env)
     try:
-        payload = json.dumps(
-            {"model": MODEL, "max_tokens": 64000, "stream": True, "messages": ask(f"[[sim:long:200]] [[sim:slow:50]] {marker}")}
-        ).encode()
-        head = (
-            f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1\r\nx-api-key: {TOKEN}\r\n"
-            f"content-type: application/json\r\ncontent-length: {len(payload)}\r\n\r\n"
-        ).encode()
+        raw = raw_stream_request(TOKEN, f"[[sim:long:200]] [[sim:slow:50]] {marker}")
         with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
-            sock.sendall(head + payload)
+            sock.sendall(raw)
             received = b""
             while b"content_block_delta" not in received:
                 received += sock.recv(65536)

@@ -159,8 +159,8 @@ class PoolDriver:
         request does not wait for the store's write (a SQLite commit sits on no client's path).
         Queued writes are applied in order by one task.
         """
-        if self._inline and self._queued == self._applied:
-            # The memory store never blocks: write now rather than queue behind nothing.
+        if self._inline:
+            # The memory store never blocks (and so never queues): write now.
             apply_persist(self.store, decision)
             return
         if self._writer_running:
