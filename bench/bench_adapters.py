@@ -340,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--http2", action="store_true", help="also measure HTTP/2 (h2c) where the server speaks it")
     parser.add_argument("--hold", type=int, default=1000, help="slow streams held open for the memory figure (0: skip)")
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"which to run (default {','.join(SERVERS)})")
+    parser.add_argument("--loads", default="burst,paced", help="which loads to run (default burst,paced)")
     args = parser.parse_args(argv)
     duration = 1.0 if args.quick else args.duration
     levels = [1, 16] if args.quick else [int(n) for n in args.concurrency.split(",")]
@@ -347,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "burst": f"[[sim:long:{args.frames}]] benchmark burst",
         "paced": f"[[sim:long:{args.paced_frames}]] [[sim:slow:{args.pace_ms}]] benchmark paced",
     }
+    prompts = {name: prompts[name] for name in args.loads.split(",")}
     client_bodies = {
         load_name: json.dumps(
             {"model": "claude-sonnet-4-5", "max_tokens": 4000, "stream": True, "messages": [{"role": "user", "content": prompt}]}
@@ -384,7 +386,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.servers.split(","):
             port = free_port()
             with process(name, [p.replace("{port}", str(port)) for p in SERVERS[name]], port, env) as pid:
-                status, _ = _post(port, "/v1/messages", client_bodies["burst"], client_headers)  # warm-up
+                status, _ = _post(port, "/v1/messages", next(iter(client_bodies.values())), client_headers)  # warm-up
                 if status != 200:
                     print(f"{name}: warm-up answered HTTP {status}; skipped")
                     continue
@@ -411,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for name in args.servers.split(",") if hold else ():
             port = free_port()
             with process(name, [p.replace("{port}", str(port)) for p in SERVERS[name]], port, hold_env) as pid:
-                _post(port, "/v1/messages", client_bodies["burst"], client_headers)
+                _post(port, "/v1/messages", next(iter(client_bodies.values())), client_headers)
                 memory[name] = hold_streams(port, client_headers, slow_body, hold, pid)
 
     titles = {

@@ -40,6 +40,9 @@ SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
     (r"\benter_async_context\b", "enter_context"),
     (r"\bhandle_async_request\b", "handle_request"),
     (r"\bAnyIOBackend\b", "SyncBackend"),
+    # The asyncio socket streams (aio.py) have no synchronous twin: httpcore's own sync backend.
+    (r"\bAioNetworkBackend\(\)", "httpcore.SyncBackend()"),
+    (r"^from \.aio import AioNetworkBackend\n", ""),
     (r"\baclose\b", "close"),
     (r"\bAsync(?=[A-Z])", ""),
     (r"\bAwaitable\[(\w+)\]", r"\1"),

@@ -25,6 +25,8 @@ import httpcore
 
 from kiro_protocol import connection_failure, HttpRequest, HttpResponse, UpstreamFailure
 
+from .aio import AioNetworkBackend
+
 __all__ = ["UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "SMALL_CALL_TIMEOUT"]
 
 #: Refresh and usage calls are small; [PY] gives them 60 s.
@@ -77,7 +79,10 @@ class _Stream(httpcore.AsyncNetworkStream):
 
     def __init__(self, inner: httpcore.AsyncNetworkStream) -> None:
         self._inner = inner
-        self._socket: socket.socket | None = inner.get_extra_info("socket")
+        # Polled for "is_readable" unless the inner stream knows without a system call.
+        self._socket: socket.socket | None = None
+        if not getattr(inner, "cheap_is_readable", False):
+            self._socket = inner.get_extra_info("socket")
         self._held = b""
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
@@ -108,16 +113,16 @@ class _Stream(httpcore.AsyncNetworkStream):
         return _Stream(await self._inner.start_tls(ssl_context, server_hostname, timeout))
 
     def get_extra_info(self, info: str) -> Any:
-        if info == "is_readable":
+        if info == "is_readable" and self._socket is not None:
             return _readable(self._socket)
         return self._inner.get_extra_info(info)
 
 
 class _Backend(httpcore.AsyncNetworkBackend):
-    """httpcore's own backend, handing out ``_Stream``s."""
+    """The network backend (asyncio protocols, see ``aio``), handing out ``_Stream``s."""
 
     def __init__(self) -> None:
-        self._inner = httpcore.AnyIOBackend()
+        self._inner = AioNetworkBackend()
 
     async def connect_tcp(
         self,
