@@ -13,8 +13,8 @@ seconds. The same load against the simulator alone is the baseline. Two loads, t
   the burst load the time to first byte is mostly waiting for a busy CPU and is shown too.)
 
 For each server, load and concurrency the script prints streams per second, time to first byte
-(p50/p95) and the ratios to the simulator alone measured just before that cell (the simulator's
-row pools those baselines); then the resident memory of each server holding
+(p50/p95) and the ratios to the simulator alone measured just before that cell, over the same
+protocol (HTTP/2 rows against the simulator over h2c; the simulator's rows pool those baselines); then the resident memory of each server holding
 ``--hold`` slow streams open at once. Client, servers and simulator share the machine's cores, so
 read the ratios, not the absolute numbers. This script reports; it does not assert.
 """
@@ -376,7 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ).encode()
         kiro_bodies: dict[str, bytes] = {}
         # The baseline: the same answers straight from the simulator (a token it issued, the body
-        # kiro2api sent), measured right before each cell: this machine's speed drifts over minutes.
+        # kiro2api sent), over the same protocol (the client's own HTTP/2 work is then in both),
+        # measured right before each cell: this machine's speed drifts over minutes.
         _, refreshed = _post(sim_port, "/refreshToken", json.dumps({"refreshToken": DEMO_REFRESH_TOKEN}).encode(),
                              {"content-type": "application/json"})
         access = json.loads(refreshed)["accessToken"]
@@ -400,7 +401,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         for label, http2 in variants:
                             baselines[load_name, label, level] = load(
                                 sim_port, "/generateAssistantResponse", sim_headers, kiro_bodies[load_name], level, duration,
-                                stagger=stagger[load_name], min_streams=min_streams[load_name],
+                                http2=http2, stagger=stagger[load_name], min_streams=min_streams[load_name],
                             )
                             results[load_name, label, level] = load(
                                 port, "/v1/messages", client_headers, client_body, level, duration, http2=http2,
@@ -424,20 +425,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{titles[load_name]}; {duration:.0f} s per cell, keep-alive clients (HTTP/1.1; name/h2: HTTP/2)")
         print(f"{'server':<14} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8} {'errors':>6}")
         for level in levels:
-            # The simulator's row: all its measurements at this level pooled.
-            pooled = Result()
-            for (kind, _, at), measured in baselines.items():
-                if kind == load_name and at == level:
-                    pooled.streams += measured.streams
-                    pooled.errors += measured.errors
-                    pooled.ttfb += measured.ttfb
-                    pooled.seconds += measured.seconds
-            if pooled.seconds:
-                results[load_name, "simulator", level] = pooled
-                baselines[load_name, "simulator", level] = pooled
+            # The simulator's rows: all its measurements at this level pooled, per protocol.
+            for protocol in ("", "/h2"):
+                pooled = Result()
+                for (kind, label, at), measured in baselines.items():
+                    if kind == load_name and at == level and label.endswith("/h2") == (protocol == "/h2"):
+                        pooled.streams += measured.streams
+                        pooled.errors += measured.errors
+                        pooled.ttfb += measured.ttfb
+                        pooled.seconds += measured.seconds
+                if pooled.seconds:
+                    results[load_name, f"simulator{protocol}", level] = pooled
+                    baselines[load_name, f"simulator{protocol}", level] = pooled
         rows = sorted(
             ((name, level, result) for (kind, name, level), result in results.items() if kind == load_name),
-            key=lambda row: (row[1], row[0] != "simulator", row[0]),
+            key=lambda row: (row[1], not row[0].startswith("simulator"), row[0]),
         )
         for name, level, result in rows:
             base = baselines.get((load_name, name, level))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import math
 import socket
 import ssl
 from collections.abc import Callable, Iterable, Mapping
@@ -55,6 +56,9 @@ class _Protocol(asyncio.Protocol):
         self.reading_paused = False
         self.writing_paused = False
         self._reader: asyncio.Future[None] | None = None
+        # The read timeout: one timer, moved lazily, rather than a timer for every read.
+        self._read_deadline = math.inf
+        self._read_timer: asyncio.TimerHandle | None = None
         self._drainers: list[asyncio.Future[None]] = []
         # Set by the server: called once the connection is made (starts its task).
         self.on_connect: Callable[[_Protocol], None] | None = None
@@ -81,6 +85,9 @@ class _Protocol(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
         self.exception = exc
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
         self._wake_reader()
         for waiter in self._drainers:
             if not waiter.done():
@@ -109,14 +116,32 @@ class _Protocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._reader = waiter
-        timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+        if timeout is None:
+            self._read_deadline = math.inf
+        else:
+            self._read_deadline = deadline = loop.time() + timeout
+            timer = self._read_timer
+            if timer is None or timer.when() > deadline:
+                if timer is not None:
+                    timer.cancel()
+                self._read_timer = loop.call_at(deadline, self._read_timer_fired)
         try:
             await waiter
         finally:
             self._reader = None
-            if timer is not None:
-                timer.cancel()
         return bool(self.buffer) or self.eof or self.lost
+
+    def _read_timer_fired(self) -> None:
+        # The deadline may have moved on since the timer was set: then set it again.
+        self._read_timer = None
+        waiter = self._reader
+        if waiter is None or waiter.done() or self._read_deadline == math.inf:
+            return
+        loop = waiter.get_loop()
+        if loop.time() >= self._read_deadline:
+            waiter.set_result(None)
+        else:
+            self._read_timer = loop.call_at(self._read_deadline, self._read_timer_fired)
 
     async def drain(self, timeout: float | None) -> bool:
         """Wait until the transport takes writes again; False if ``timeout`` passed first."""

@@ -261,18 +261,16 @@ class KiroService(BasicService):
         mutex = out.mutex
 
         async def pull() -> None:
-            # Upstream chunks are translated as they arrive; the writer (the host task) sends
-            # what piled up meanwhile in one write, so a slow client costs fewer, larger writes.
+            # Upstream chunks are translated as they arrive and written by this task at once
+            # (no hand-over to another task per frame); bytes that pile up while a write is
+            # blocked leave together in the next write.
             try:
                 with upstream.deadline():
                     async for chunk in upstream.chunks:
                         with mutex:
                             translator.receive_data(chunk, self._monotonic())
-                            first = out.feed(direct=True)
-                        if first:
-                            # The head and first bytes go out from here, at once and before any
-                            # chunk already buffered is translated (time to first byte).
-                            await out.start_now()
+                            out.feed()
+                        await out.pump()
                         if translator.finished:
                             break
                     else:
@@ -289,6 +287,7 @@ class KiroService(BasicService):
                 with mutex:
                     translator.tick(self._monotonic())
                     out.feed()
+                await out.pump()
 
         def terminate() -> None:
             # Called by Lifecycle.terminate() from the server's shutdown: end with an error event.
@@ -302,8 +301,8 @@ class KiroService(BasicService):
                 tg.start_soon(pull)
                 if translator.streaming:
                     tg.start_soon(tick)
-                # Whole writes only: the other tasks stop once the writer has sent everything.
-                await out.write_until_closed()
+                # Whole writes only: the other tasks stop once everything due has been sent.
+                await out.wait_until_written()
                 tg.cancel_scope.cancel()
         except anyio.get_cancelled_exc_class():
             # The client left (or the server gave up on us): still record what was used.
@@ -358,9 +357,10 @@ class KiroService(BasicService):
 class _Output:
     """Client-side output of one translator: held back until committed, then streamed.
 
-    Producers call ``feed()`` (under ``mutex``) after each translator call and ``close()`` when
-    they are done; ``write_until_closed()`` is the only writer. Bytes produced while a write is in
-    flight join the next write.
+    Producers call ``feed()`` (under ``mutex``) after each translator call, then ``pump()``, which
+    writes what is due unless another producer's write is in flight (that writer then takes the
+    new bytes too); ``close()`` when they are done. ``wait_until_written()`` returns once closed
+    and everything due has been written; it writes itself what only a callback produced.
     """
 
     def __init__(
@@ -380,15 +380,16 @@ class _Output:
         self._started = monotonic()
         self._pending = bytearray()
         self.mutex = threading.Lock()
-        # A doorbell, not a queue: set by feeds, replaced by the writer each time it answers.
-        # (An event, not a memory stream: receiving from one costs an extra turn of the loop.)
+        # Rung by close() and by the end of a write after close(): wait_until_written() looks again.
         self._bell = anyio.Event()
         self._closed = False
-        # Decided by feed(), carried out by the writer: start the response before any bytes.
+        # Decided by feed(): the response may start (its head goes out with the first bytes).
         self._commit_due = False
         self.committed = False
-        # Set once the head and the first bytes were written.
-        self._first_sent = anyio.Event()
+        # A write is in flight: the one writer at a time (across tasks, or threads in the twin).
+        self._writing = False
+        # Set when wait_until_written() returns: from then on only finish() writes.
+        self._sealed = False
 
     def _ready(self) -> bool:
         t = self._translator
@@ -398,86 +399,73 @@ class _Output:
             self._monotonic() - self._started >= t.ping_interval
         )
 
-    def feed(self, *, direct: bool = False) -> bool:
-        """Take the translator's new bytes (call under ``mutex``); the writer sends them once committed.
-
-        Args:
-            direct: the caller starts the response itself (``start_now()``) when this call
-                decides it is due, instead of waking the writer for it.
-
-        Returns:
-            whether this call decided to start the response (its first bytes are now due).
-        """
+    def feed(self) -> None:
+        """Take the translator's new bytes (call under ``mutex``); ``pump()`` then sends them."""
         if not self._translator.streaming:
-            return False
+            return
         self._pending += self._translator.data_to_send()
-        first = False
         if not self._commit_due and self._ready():
-            self._commit_due = first = True
-        if first and direct:
-            return True
-        if self._commit_due and (self._pending or not self.committed):
-            self._bell.set()
-        return first
+            self._commit_due = True
 
-    def _claim_start(self) -> bytes | None:
-        """Under ``mutex``: make the caller the one that starts the response; the bytes to start
-        it with (None: it is started already)."""
-        if self.committed:
-            return None
-        self.committed = True
-        first, self._pending = bytes(self._pending), bytearray()
-        return first
+    def _due(self) -> bool:
+        """Under ``mutex``: whether bytes (or the response head) wait to be written."""
+        return self._commit_due and (bool(self._pending) or not self.committed)
 
-    async def _start(self, first: bytes) -> None:
-        self._exchange.client_bytes_sent()
-        await self._respond.start_stream(200, SSE_HEADERS, first)
-        self._first_sent.set()
-
-    async def start_now(self) -> None:
-        """Start the response with what is pending, in the caller's task (see ``feed(direct=True)``)."""
-        with self.mutex:
-            first = self._claim_start()
-        if first is not None:
-            await self._start(first)
+    async def pump(self) -> None:
+        """Write what is due, unless a write is in flight already (it takes these bytes next)."""
+        while True:
+            with self.mutex:
+                if self._writing or self._sealed or not self._due():
+                    return
+                self._writing = True
+                start = not self.committed
+                self.committed = True
+                data, self._pending = bytes(self._pending), bytearray()
+            try:
+                if start:
+                    self._exchange.client_bytes_sent()
+                    await self._respond.start_stream(200, SSE_HEADERS, data)
+                else:
+                    await self._respond.send_chunk(data)
+            finally:
+                with self.mutex:
+                    self._writing = False
+                    if self._closed:
+                        self._bell.set()
 
     def close(self) -> None:
-        """Take the last bytes (call without ``mutex``); the writer sends what is due and returns."""
+        """Take the last bytes (call without ``mutex``); ``wait_until_written()`` then returns
+        once they are written."""
         with self.mutex:
             self.feed()
             self._closed = True
             self._bell.set()
 
-    async def write_until_closed(self) -> None:
-        """Send fed bytes as they come, whole writes only, until ``close()``."""
+    async def wait_until_written(self) -> None:
+        """Return once ``close()`` was called and nothing due is left unwritten."""
         while True:
             await self._bell.wait()
             with self.mutex:
                 self._bell = anyio.Event()
-                first = self._claim_start() if self._commit_due else None
-                data = b""
-                if self._commit_due and self._pending:
-                    data, self._pending = bytes(self._pending), bytearray()
-                closed = self._closed
-            if first is not None:
-                await self._start(first)
-            elif data:
-                if not self._first_sent.is_set():
-                    await self._first_sent.wait()  # another task's start_now() is still writing the head
-                await self._respond.send_chunk(data)
-            if closed and not self._bell.is_set():
-                if self.committed and not self._first_sent.is_set():
-                    await self._first_sent.wait()  # never leave (and cancel) a head half-written
-                return
+            await self.pump()  # bytes a callback produced (terminate) have no producer to pump them
+            with self.mutex:
+                if self._closed and not self._writing and not self._due():
+                    self._sealed = True
+                    return
 
     async def finish(self) -> None:
-        """Send what is left and end the response (both modes)."""
+        """Send what is left and end the response (both modes); the producers have stopped."""
         translator = self._translator
         if translator.streaming:
-            self._pending += translator.data_to_send()
-            await self.start_now()  # takes everything pending, unless the response is started
-            if self._pending:
+            with self.mutex:
+                self._sealed = True
+                self._pending += translator.data_to_send()
+                start, self.committed = not self.committed, True
                 data, self._pending = bytes(self._pending), bytearray()
+            if start:
+                self._exchange.client_bytes_sent()
+                await self._respond.start_stream(200, SSE_HEADERS, data)
+            elif data:
                 await self._respond.send_chunk(data)
             await self._respond.end_stream()
             return
