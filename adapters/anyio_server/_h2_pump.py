@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 from collections.abc import Sequence
@@ -55,6 +56,44 @@ class _StreamGone(Exception):
     pass
 
 
+class _WriteLock:
+    """The connection's write lock: free to take when nobody holds it (no turn of the loop, no
+    cancel-scope walk, unlike anyio.Lock), handed over first come first served otherwise."""
+
+    __slots__ = ("_held", "_waiters")
+
+    def __init__(self) -> None:
+        self._held = False
+        self._waiters: collections.deque[anyio.Event] = collections.deque()
+
+    def locked(self) -> bool:
+        return self._held
+
+    async def __aenter__(self) -> None:
+        if not self._held:
+            self._held = True
+            return
+        turn = anyio.Event()
+        self._waiters.append(turn)
+        try:
+            await turn.wait()
+        except BaseException:
+            if turn.is_set():
+                self._release()  # handed the lock while being cancelled: pass it on
+            else:
+                self._waiters.remove(turn)
+            raise
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._release()
+
+    def _release(self) -> None:
+        if self._waiters:
+            self._waiters.popleft().set()  # the lock passes straight to the next writer
+        else:
+            self._held = False
+
+
 class H2Pump:
     """Serve HTTP/2 streams on ``stream``; ``initial`` holds bytes already read (the preface)."""
 
@@ -78,9 +117,7 @@ class H2Pump:
         self._conn = h2.connection.H2Connection(config=config)
         self._streams: dict[int, _Stream] = {}
         self._running = 0
-        # fast_acquire: taking a free lock does not yield to the loop first (a turn of the loop
-        # on every write, the head of each answer included).
-        self._write_lock = anyio.Lock(fast_acquire=True)
+        self._write_lock = _WriteLock()
         # Flushes by the streams' tasks are timed by the read loop (see WriteWatch).
         self._watch = WriteWatch(limits.write_timeout)
         self._recv_scope: anyio.CancelScope | None = None
@@ -250,7 +287,7 @@ class H2Pump:
                 await _H2Responder(self, stream).send_response(status, headers, body)
             self._finish(stream)
         finally:
-            self._stream_done()
+            self._stream_done(flush=True)
 
     async def _run_stream(self, stream: _Stream) -> None:
         pseudo = {k: v for k, v in stream.headers if k.startswith(":")}
@@ -268,6 +305,8 @@ class H2Pump:
         stream.body = bytearray()
         responder = _H2Responder(self, stream)
         failed = False
+        # Whether frames may still be queued when the task ends (a reset): then a flush follows.
+        unflushed = True
         try:
             with anyio.CancelScope() as scope:
                 stream.scope = scope
@@ -288,9 +327,12 @@ class H2Pump:
                         await responder.send_response(status, hdrs, body)
                 elif failed or responder.state != "done":
                     self._reset(stream, h2.errors.ErrorCodes.INTERNAL_ERROR)
+                else:
+                    # A complete answer: its last write flushed everything, END_STREAM included.
+                    unflushed = not stream.ended
             self._finish(stream)
         finally:
-            self._stream_done()
+            self._stream_done(flush=unflushed)
 
     def _finish(self, stream: _Stream) -> None:
         if not stream.closed and not stream.ended:
@@ -304,9 +346,9 @@ class H2Pump:
             self._conn.reset_stream(stream.stream_id, error_code=code)
         stream.closed = True
 
-    def _stream_done(self) -> None:
+    def _stream_done(self, *, flush: bool) -> None:
         self._running -= 1
-        if self._tg is not None:
+        if flush and self._tg is not None:
             self._tg.start_soon(self._flush_quietly)
         if self._running == 0 and self._recv_scope is not None and self._lifecycle.shutting_down.is_set():
             self._recv_scope.cancel()
