@@ -221,10 +221,9 @@ async def test_without_asyncio_the_anyio_streams_serve(monkeypatch: pytest.Monke
         port = await tg.start(server.serve)
         async with UpstreamClient() as client:
             answer = await client.send(HttpRequest(method="GET", url=f"http://127.0.0.1:{port}/", headers=()))
-            for shards in client._pools.values():
-                for shard in shards:
-                    for connection in shard.pool.connections:
-                        kinds.append(type(connection._connection._network_stream._inner).__name__)  # type: ignore[attr-defined]
+            for pool in client._pools.values():
+                for connection in pool._idle:
+                    kinds.append(type(connection._network_stream._inner).__name__)  # type: ignore[attr-defined]
         server.shutdown()
     assert (answer.status, answer.body) == (200, b"plain anyio")
     assert kinds == ["AnyIOStream"]

@@ -160,6 +160,46 @@ async def test_one_pool_per_account(upstream: Upstream) -> None:
     assert ports[0] != ports[2]
 
 
+async def test_calls_beyond_the_connection_limit_wait_for_a_free_connection(upstream: Upstream) -> None:
+    async with UpstreamClient(max_connections_per_account=2, connect_timeout=0.3) as client:
+        async with contextlib.AsyncExitStack() as busy:
+            for _ in range(2):
+                await busy.enter_async_context(client.stream(req(upstream, "/hang"), account="a"))
+            # Both connections are busy: a third call gives up at the pool timeout.
+            with pytest.raises(UpstreamConnectionError) as info:
+                await client.send(req(upstream, "/small"), account="a")
+            assert "timed out waiting for a connection" in info.value.failure.message
+        # Leaving closed the two unfinished answers, which freed their places.
+        assert (await client.send(req(upstream, "/small"), account="a")).status == 200
+
+    async with UpstreamClient(max_connections_per_account=1) as client:
+        answers: list[int] = []
+
+        async def waiting_call() -> None:
+            answers.append((await client.send(req(upstream, "/small"), account="a")).status)
+
+        async with anyio.create_task_group() as tg:
+            async with client.stream(req(upstream, "/hang"), account="a"):
+                tg.start_soon(waiting_call)
+                await anyio.sleep(0.2)
+                assert answers == []  # still waiting for the one connection
+        assert answers == [200]  # it went as soon as the connection was given back
+
+
+async def test_a_closed_account_does_not_keep_a_busy_connection(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        async with client.stream(req(upstream, "/stream"), account="a") as answer:
+            closed_pool = client._pools["a"]
+            await client.close_account("a")
+            with answer.deadline():
+                body = b"".join([chunk async for chunk in answer.chunks])
+        assert body.startswith(b"chunk0;")
+        # Read to the end, yet closed rather than kept: the account's pool is gone.
+        assert closed_pool.connections == 0 and not closed_pool._idle
+        await client.send(req(upstream, "/small"), account="a")
+    assert upstream.seen[0].peer_port != upstream.seen[1].peer_port
+
+
 async def test_a_kept_alive_connection_the_server_closed_is_not_reused(upstream: Upstream) -> None:
     async with UpstreamClient() as client:
         first = await client.send(req(upstream, "/small-then-hang-up"), account="a")

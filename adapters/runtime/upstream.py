@@ -11,11 +11,13 @@ pool's classification (``connection_failure``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
 import select
 import socket
 import ssl
+import threading
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator
 from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -35,18 +37,6 @@ SMALL_CALL_TIMEOUT = 60.0
 _KEEPALIVE_EXPIRY = 30.0
 # The most bytes kept of a small (non-streamed) answer: refresh/usage answers are a few KB.
 _MAX_SMALL_BODY = 4 * 1024 * 1024
-
-
-# Connections per httpcore pool (see UpstreamClient._acquire).
-_SHARD_SIZE = 8
-
-
-class _Shard:
-    __slots__ = ("pool", "inflight")
-
-    def __init__(self, pool: httpcore.AsyncConnectionPool) -> None:
-        self.pool = pool
-        self.inflight = 0
 
 
 # "METHOD target HTTP/1.1" at the start of a write: httpcore is sending a request head.
@@ -143,6 +133,127 @@ class _Backend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class _DirectPool:
+    """One account's direct connections: httpcore's HTTP/1.1 connection, pooled here.
+
+    httpcore's pool keeps a queue of requests, locks, events and a scan of every connection per
+    request: about as much CPU per call as the HTTP exchange itself. Here a call takes the most
+    recently used idle connection (or opens one, up to ``limit``) and gives it back when its
+    answer was read to the end. Proxied calls keep httpcore's pool (CONNECT tunnels, SOCKS).
+    """
+
+    def __init__(self, backend: httpcore.AsyncNetworkBackend, ssl_context: ssl.SSLContext | None, limit: int) -> None:
+        self._backend = backend
+        self._ssl_context = ssl_context
+        self._limit = limit
+        self._idle: list[httpcore.AsyncHTTP11Connection] = []
+        self._open = 0
+        self._closed = False
+        # Guards the lists and counts (the synchronous twin runs in threads).
+        self._mutex = threading.Lock()
+        self._freed = anyio.Event()
+
+    @property
+    def connections(self) -> int:
+        """Open connections, busy or idle."""
+        return self._open
+
+    def _take(self, dead: list[httpcore.AsyncHTTP11Connection]) -> httpcore.AsyncHTTP11Connection | None:
+        # Under the mutex. Newest first: the least likely to have been closed by the server.
+        while self._idle:
+            connection = self._idle.pop()
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            dead.append(connection)
+            self._open -= 1
+        return None
+
+    async def send(self, request: httpcore.Request, pool_timeout: float) -> tuple[httpcore.Response, httpcore.AsyncHTTP11Connection]:
+        """Send ``request`` on an idle or a new connection; the answer once its head arrived."""
+        while True:
+            dead: list[httpcore.AsyncHTTP11Connection] = []
+            with self._mutex:
+                if self._closed:
+                    raise httpcore.ConnectError("the client is closed")
+                connection = self._take(dead)
+                fresh = connection is None and self._open < self._limit
+                if fresh:
+                    self._open += 1
+                freed = self._freed
+            for stale in dead:
+                await _close_quietly(stale)
+            if connection is not None or fresh:
+                break
+            try:
+                with anyio.fail_after(pool_timeout):
+                    await freed.wait()
+            except TimeoutError:
+                raise httpcore.PoolTimeout(f"all {self._limit} connections stayed busy") from None
+        if connection is None:
+            try:
+                connection = httpcore.AsyncHTTP11Connection(
+                    origin=request.url.origin, stream=await self._connect(request), keepalive_expiry=_KEEPALIVE_EXPIRY
+                )
+            except BaseException:
+                self._forget()
+                raise
+        try:
+            response = await connection.handle_async_request(request)
+        except BaseException:
+            await _close_quietly(connection)  # httpcore has closed it already on most errors
+            self._forget()
+            raise
+        return response, connection
+
+    async def _connect(self, request: httpcore.Request) -> httpcore.AsyncNetworkStream:
+        timeout = request.extensions["timeout"]["connect"]
+        origin = request.url.origin
+        host = origin.host.decode("ascii")
+        stream = await self._backend.connect_tcp(host, origin.port, timeout=timeout)
+        if origin.scheme == b"https":
+            context = self._ssl_context or httpcore.default_ssl_context()
+            context.set_alpn_protocols(["http/1.1"])
+            try:
+                stream = await stream.start_tls(context, server_hostname=host, timeout=timeout)
+            except BaseException:
+                await stream.aclose()
+                raise
+        return stream
+
+    async def release(self, connection: httpcore.AsyncHTTP11Connection) -> None:
+        """Take ``connection`` back after its answer was closed: idle again, or closed."""
+        with self._mutex:
+            keep = connection.is_idle() and not self._closed
+            if keep:
+                self._idle.append(connection)
+                freed, self._freed = self._freed, anyio.Event()
+        if keep:
+            freed.set()
+            return
+        await _close_quietly(connection)
+        self._forget()
+
+    def _forget(self) -> None:
+        with self._mutex:
+            self._open -= 1
+            freed, self._freed = self._freed, anyio.Event()
+        freed.set()
+
+    async def aclose(self) -> None:
+        """Close the idle connections now; busy ones close when they are released."""
+        with self._mutex:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._open -= len(idle)
+        for connection in idle:
+            await _close_quietly(connection)
+
+
+async def _close_quietly(connection: httpcore.AsyncHTTP11Connection) -> None:
+    with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
+        await connection.aclose()
+
+
 class UpstreamConnectionError(Exception):
     """No (complete) HTTP answer from upstream. ``failure`` is the pool's classification."""
 
@@ -224,6 +335,17 @@ def _map_exceptions(url: str) -> Iterator[None]:
         raise
 
 
+# The same few URLs are asked again and again: parsing one was a sizeable part of each request.
+@functools.lru_cache(maxsize=256)
+def _parsed_url(url: str) -> httpcore.URL:
+    return httpcore.URL(url)
+
+
+@functools.lru_cache(maxsize=256)
+def _host_header(url: str) -> bytes:
+    return urlsplit(url).netloc.rpartition("@")[2].encode("idna")
+
+
 def _proxy(url: str | None) -> httpcore.Proxy | None:
     if not url:
         return None
@@ -265,41 +387,35 @@ class UpstreamClient:
         self._proxy = _proxy(proxy)
         self._ssl_context = ssl_context
         self._max_connections = max_connections_per_account
-        self._pools: dict[tuple[str, bool], list[_Shard]] = {}
+        self._pools: dict[str, _DirectPool] = {}
+        self._proxied: dict[str, httpcore.AsyncConnectionPool] = {}
         self._backend = _Backend()
 
-    def _acquire(self, account: str, url: str) -> _Shard:
-        # HTTPS_PROXY applies to https:// URLs only (curl's rule), so a local http:// simulator
-        # is reached directly even when a proxy is configured for Kiro.
-        proxied = self._proxy is not None and url.lower().startswith("https://")
-        shards = self._pools.setdefault((account, proxied), [])
-        # An account's connections are spread over small httpcore pools: a pool's bookkeeping
-        # scans all its connections (quadratically) on every request, which dominated the CPU
-        # profile at 64 concurrent streams on one pool. First fit keeps keep-alive reuse high.
-        shard = next((s for s in shards if s.inflight < _SHARD_SIZE), None)
-        if shard is None and len(shards) * _SHARD_SIZE < self._max_connections:
-            shard = _Shard(
-                httpcore.AsyncConnectionPool(
-                    network_backend=self._backend,
-                    ssl_context=self._ssl_context,
-                    proxy=self._proxy if proxied else None,
-                    max_connections=_SHARD_SIZE,
-                    keepalive_expiry=_KEEPALIVE_EXPIRY,
-                    http1=True,
-                    http2=False,
-                    retries=0,
-                )
+    def _proxied_pool(self, account: str) -> httpcore.AsyncConnectionPool:
+        pool = self._proxied.get(account)
+        if pool is None:
+            pool = self._proxied[account] = httpcore.AsyncConnectionPool(
+                network_backend=self._backend,
+                ssl_context=self._ssl_context,
+                proxy=self._proxy,
+                max_connections=self._max_connections,
+                keepalive_expiry=_KEEPALIVE_EXPIRY,
+                http1=True,
+                http2=False,
+                retries=0,
             )
-            shards.append(shard)
-        if shard is None:
-            shard = min(shards, key=lambda s: s.inflight)
-        shard.inflight += 1
-        return shard
+        return pool
+
+    def _direct_pool(self, account: str) -> _DirectPool:
+        pool = self._pools.get(account)
+        if pool is None:
+            pool = self._pools[account] = _DirectPool(self._backend, self._ssl_context, self._max_connections)
+        return pool
 
     @property
     def pool_count(self) -> int:
-        """How many accounts (times proxy use) have connections (for tests and /health)."""
-        return len(self._pools)
+        """How many accounts have connection pools, direct or proxied (for tests and /health)."""
+        return len(self._pools.keys() | self._proxied.keys())
 
     def _request(self, request: HttpRequest, timeout: float) -> httpcore.Request:
         read = min(self._read_timeout, timeout)
@@ -307,12 +423,12 @@ class UpstreamClient:
         # httpcore sends exactly the headers given (httpx adds these two); HTTP/1.1 needs both.
         names = {k.lower() for k, _ in headers}
         if b"host" not in names:
-            headers.insert(0, (b"Host", urlsplit(request.url).netloc.rpartition("@")[2].encode("idna")))
+            headers.insert(0, (b"Host", _host_header(request.url)))
         if b"content-length" not in names and (request.body or request.method not in ("GET", "HEAD")):
             headers.append((b"Content-Length", str(len(request.body)).encode("ascii")))
         return httpcore.Request(
             request.method,
-            request.url,
+            _parsed_url(request.url),
             headers=headers,
             content=request.body,
             extensions={
@@ -364,22 +480,29 @@ class UpstreamClient:
         """
         deadline = anyio.current_time() + timeout
         url = request.url
-        shard = self._acquire(account, url)
+        # HTTPS_PROXY applies to https:// URLs only (curl's rule), so a local http:// simulator
+        # is reached directly even when a proxy is configured for Kiro.
+        proxied = self._proxy is not None and url.lower().startswith("https://")
+        direct = None if proxied else self._direct_pool(account)
+        connection: httpcore.AsyncHTTP11Connection | None = None
+        with _map_exceptions(url):
+            with anyio.fail_after(timeout):
+                outgoing = self._request(request, timeout)
+                if direct is None:
+                    response = await self._proxied_pool(account).handle_async_request(outgoing)
+                else:
+                    response, connection = await direct.send(outgoing, min(self._connect_timeout, timeout))
         try:
-            with _map_exceptions(url):
-                with anyio.fail_after(timeout):
-                    response = await shard.pool.handle_async_request(self._request(request, timeout))
-            try:
-                headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers)
-                yield UpstreamStream(
-                    status=response.status, headers=headers, chunks=self._chunks(response, url), ends_at=deadline, url=url
-                )
-            finally:
-                with anyio.CancelScope(shield=True):
-                    with contextlib.suppress(Exception):
-                        await response.aclose()
+            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers)
+            yield UpstreamStream(
+                status=response.status, headers=headers, chunks=self._chunks(response, url), ends_at=deadline, url=url
+            )
         finally:
-            shard.inflight -= 1
+            with anyio.CancelScope(shield=True):
+                with contextlib.suppress(Exception):
+                    await response.aclose()
+                if direct is not None and connection is not None:
+                    await direct.release(connection)
 
     async def _chunks(self, response: httpcore.Response, url: str) -> AsyncIterator[bytes]:
         # httpcore bounds each read by the read timeout; the caller's deadline() bounds the whole.
@@ -389,17 +512,18 @@ class UpstreamClient:
                     yield chunk
 
     async def close_account(self, account: str) -> None:
-        """Close the pool of ``account`` (removed from the configuration, or its token revoked)."""
-        for key in [k for k in self._pools if k[0] == account]:
-            for shard in self._pools.pop(key):
-                await shard.pool.aclose()
+        """Close the pools of ``account`` (removed from the configuration, or its token revoked)."""
+        direct = self._pools.pop(account, None)
+        if direct is not None:
+            await direct.aclose()
+        proxied = self._proxied.pop(account, None)
+        if proxied is not None:
+            await proxied.aclose()
 
     async def aclose(self) -> None:
         """Close every pool."""
-        pools, self._pools = list(self._pools.values()), {}
-        for shards in pools:
-            for shard in shards:
-                await shard.pool.aclose()
+        for account in list(self._pools.keys() | self._proxied.keys()):
+            await self.close_account(account)
 
     async def __aenter__(self) -> UpstreamClient:
         return self
