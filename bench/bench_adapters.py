@@ -13,8 +13,9 @@ seconds. The same load against the simulator alone is the baseline. Two loads, t
   the burst load the time to first byte is mostly waiting for a busy CPU and is shown too.)
 
 For each server, load and concurrency the script prints streams per second, time to first byte
-(p50/p95) and the ratios to the simulator alone measured just before that cell, over the same
-protocol (HTTP/2 rows against the simulator over h2c; the simulator's rows pool those baselines); then the resident memory of each server holding
+(p50/p95) and the ratios to the simulator alone, measured in turn with that cell (``--rounds``
+alternations of the two, pooled) over the same protocol (HTTP/2 rows against the simulator over
+h2c; the simulator's rows pool those baselines); then the resident memory of each server holding
 ``--hold`` slow streams open at once. Client, servers and simulator share the machine's cores, so
 read the ratios, not the absolute numbers. This script reports; it does not assert.
 """
@@ -114,6 +115,13 @@ class Result:
     errors: int = 0
     ttfb: list[float] = field(default_factory=list)
     seconds: float = 0.0
+
+    def add(self, other: Result) -> None:
+        """Pool ``other``'s measurements into this one."""
+        self.streams += other.streams
+        self.errors += other.errors
+        self.ttfb += other.ttfb
+        self.seconds += other.seconds
 
     @property
     def rate(self) -> float:
@@ -341,8 +349,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hold", type=int, default=1000, help="slow streams held open for the memory figure (0: skip)")
     parser.add_argument("--servers", default=",".join(SERVERS), help=f"which to run (default {','.join(SERVERS)})")
     parser.add_argument("--loads", default="burst,paced", help="which loads to run (default burst,paced)")
+    parser.add_argument("--rounds", type=int, default=2, help="baseline/server alternations per cell (default 2)")
     args = parser.parse_args(argv)
     duration = 1.0 if args.quick else args.duration
+    rounds = 1 if args.quick else max(1, args.rounds)
     levels = [1, 16] if args.quick else [int(n) for n in args.concurrency.split(",")]
     prompts = {
         "burst": f"[[sim:long:{args.frames}]] benchmark burst",
@@ -377,12 +387,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         kiro_bodies: dict[str, bytes] = {}
         # The baseline: the same answers straight from the simulator (a token it issued, the body
         # kiro2api sent), over the same protocol (the client's own HTTP/2 work is then in both),
-        # measured right before each cell: this machine's speed drifts over minutes.
+        # measured in turn with each cell: this machine's speed drifts over minutes.
         _, refreshed = _post(sim_port, "/refreshToken", json.dumps({"refreshToken": DEMO_REFRESH_TOKEN}).encode(),
                              {"content-type": "application/json"})
         access = json.loads(refreshed)["accessToken"]
         sim_headers = {"authorization": f"Bearer {access}", "content-type": "application/x-amz-json-1.0"}
-        # (load, server, clients) -> the simulator alone, measured just before that cell
+        # (load, server, clients) -> the simulator alone, measured in turn with that cell
         baselines: dict[tuple[str, str, int], Result] = {}
         for name in args.servers.split(","):
             port = free_port()
@@ -399,14 +409,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for level in levels:
                         variants = [(name, False)] + ([(f"{name}/h2", True)] if args.http2 and name in H2C else [])
                         for label, http2 in variants:
-                            baselines[load_name, label, level] = load(
-                                sim_port, "/generateAssistantResponse", sim_headers, kiro_bodies[load_name], level, duration,
-                                http2=http2, stagger=stagger[load_name], min_streams=min_streams[load_name],
-                            )
-                            results[load_name, label, level] = load(
-                                port, "/v1/messages", client_headers, client_body, level, duration, http2=http2,
-                                stagger=stagger[load_name], min_streams=min_streams[load_name],
-                            )
+                            # Rounds of baseline and server in turn, pooled: a drift of the
+                            # machine's speed then weighs on both alike.
+                            alone, measured = Result(), Result()
+                            for _ in range(rounds):
+                                alone.add(load(
+                                    sim_port, "/generateAssistantResponse", sim_headers, kiro_bodies[load_name], level,
+                                    duration / rounds, http2=http2, stagger=stagger[load_name],
+                                    min_streams=-(-min_streams[load_name] // rounds),
+                                ))
+                                measured.add(load(
+                                    port, "/v1/messages", client_headers, client_body, level, duration / rounds,
+                                    http2=http2, stagger=stagger[load_name], min_streams=-(-min_streams[load_name] // rounds),
+                                ))
+                            baselines[load_name, label, level] = alone
+                            results[load_name, label, level] = measured
         # Memory last (held streams keep the simulator busy for a while). Upstream connections are
         # pooled per account (at most 100 each), so enough accounts to carry every held stream.
         accounts: list[dict[str, object]] = [{"auth": "Social", "refreshToken": f"aorAAAAAG-bench-account-{i:03d}"} for i in range(max(1, -(-hold // 100)))]
@@ -430,10 +447,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 pooled = Result()
                 for (kind, label, at), measured in baselines.items():
                     if kind == load_name and at == level and label.endswith("/h2") == (protocol == "/h2"):
-                        pooled.streams += measured.streams
-                        pooled.errors += measured.errors
-                        pooled.ttfb += measured.ttfb
-                        pooled.seconds += measured.seconds
+                        pooled.add(measured)
                 if pooled.seconds:
                     results[load_name, f"simulator{protocol}", level] = pooled
                     baselines[load_name, f"simulator{protocol}", level] = pooled

@@ -227,3 +227,41 @@ async def test_without_asyncio_the_anyio_streams_serve(monkeypatch: pytest.Monke
         server.shutdown()
     assert (answer.status, answer.body) == (200, b"plain anyio")
     assert kinds == ["AnyIOStream"]
+
+
+async def test_watching_the_peer_reports_a_close_a_stall_and_stops_when_told() -> None:
+    events: list[str] = []
+    release = anyio.Event()
+
+    async def handler(stream: AioStream) -> None:
+        assert await stream.receive() == b"go"
+        # 1. The peer half-closes while watched: reported once, without reading.
+        left = anyio.Event()
+
+        def gone() -> None:
+            events.append("gone")
+            left.set()
+
+        stop = stream.watch_peer(gone, period=60, stalled=lambda: False)
+        with anyio.fail_after(5):
+            await left.wait()
+        stop()
+        # 2. Watching a stream that is already closed by the peer reports it at once.
+        stream.watch_peer(lambda: events.append("gone again"), period=60, stalled=lambda: False)
+        await anyio.sleep(0.01)
+        # 3. A stall is reported by the periodic check; 4. a stopped watch says nothing.
+        strikes = iter([False, True])
+        stream.watch_peer(lambda: events.append("stalled"), period=0.02, stalled=lambda: next(strikes))
+        quiet = stream.watch_peer(lambda: events.append("never"), period=0.01, stalled=lambda: True)
+        quiet()
+        await anyio.sleep(0.2)
+        release.set()
+
+    async with serving(handler) as listener:
+        async with await anyio.connect_tcp("127.0.0.1", listener.port) as client:
+            await client.send(b"go")
+            await anyio.sleep(0.05)
+            await client.send_eof()
+            with anyio.fail_after(5):
+                await release.wait()
+    assert events == ["gone", "gone again", "stalled"]

@@ -11,6 +11,7 @@ import anyio.abc
 import anyio.lowlevel
 import h11
 
+from adapters.runtime.aio import AioStream
 from kiro_protocol import ErrorKind
 
 from ._common import READ_SIZE, ConnectionLimits, error_response, reason_phrase, with_content_length, WriteWatch
@@ -160,20 +161,19 @@ class H11Pump:
 
     async def _run_handler(self, request: Request) -> bool:
         responder = _H11Responder(self)
-        failed = False
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_disconnect)
-            with anyio.CancelScope() as scope:
-                self._handler_scope = scope
-                try:
-                    await self._handler(request, responder)
-                except _ClientGone:
-                    self._gone = True
-                except Exception:
-                    log.exception("request handler failed")
-                    failed = True
-            self._handler_scope = None
-            tg.cancel_scope.cancel()
+        if isinstance(self._stream, AioStream):
+            # The protocol itself reports the client leaving, and a timer checks for a stalled
+            # write: no watcher task to start and cancel for every request.
+            stop = self._stream.watch_peer(self._disconnected, period=self._watch.period, stalled=self._watch.check)
+            try:
+                failed = await self._call_handler(request, responder)
+            finally:
+                stop()
+        else:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch_disconnect)
+                failed = await self._call_handler(request, responder)
+                tg.cancel_scope.cancel()
         if self._gone:
             return False
         if responder.state == "idle":
@@ -182,6 +182,21 @@ class H11Pump:
         if failed or responder.state != "done":
             return False  # a broken stream: closing tells the client the body is incomplete
         return True
+
+    async def _call_handler(self, request: Request, responder: _H11Responder) -> bool:
+        """Run the handler in a scope the client's departure cancels; whether it failed."""
+        failed = False
+        with anyio.CancelScope() as scope:
+            self._handler_scope = scope
+            try:
+                await self._handler(request, responder)
+            except _ClientGone:
+                self._gone = True
+            except Exception:
+                log.exception("request handler failed")
+                failed = True
+        self._handler_scope = None
+        return failed
 
     async def _watch_disconnect(self) -> None:
         # The client sends nothing while we answer; EOF (or an error) then means it went away.

@@ -62,6 +62,8 @@ class _Protocol(asyncio.Protocol):
         self._drainers: list[asyncio.Future[None]] = []
         # Set by the server: called once the connection is made (starts its task).
         self.on_connect: Callable[[_Protocol], None] | None = None
+        # Set while someone watches for the peer leaving (see AioStream.watch_peer).
+        self.on_gone: Callable[[], None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -80,7 +82,13 @@ class _Protocol(asyncio.Protocol):
     def eof_received(self) -> bool:
         self.eof = True
         self._wake_reader()
+        self._gone()
         return True  # keep the transport open: we may still be writing (a half-close)
+
+    def _gone(self) -> None:
+        callback, self.on_gone = self.on_gone, None
+        if callback is not None:
+            callback()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.lost = True
@@ -89,6 +97,7 @@ class _Protocol(asyncio.Protocol):
             self._read_timer.cancel()
             self._read_timer = None
         self._wake_reader()
+        self._gone()
         for waiter in self._drainers:
             if not waiter.done():
                 waiter.set_result(None)
@@ -244,6 +253,50 @@ class AioStream(anyio.abc.SocketStream):
         await anyio.lowlevel.checkpoint()
         if not self._protocol.lost:
             self._transport.abort()
+
+    def watch_peer(self, on_gone: Callable[[], None], *, period: float, stalled: Callable[[], bool]) -> Callable[[], None]:
+        """Call ``on_gone`` once if the peer closes its side or the connection is lost, or if
+        ``stalled()`` says so (asked every ``period`` seconds); returns the function that stops
+        watching. No task and no read: what the peer sends meanwhile stays buffered (pipelining),
+        up to the high-water mark.
+        """
+        protocol = self._protocol
+        loop = asyncio.get_running_loop()
+        timer: asyncio.TimerHandle | None = None
+        watching = True
+
+        def gone() -> None:
+            nonlocal watching
+            if watching:
+                watching = False
+                if timer is not None:
+                    timer.cancel()
+                on_gone()
+
+        def check() -> None:
+            nonlocal timer
+            if not watching:
+                return
+            if stalled():
+                protocol.on_gone = None
+                gone()
+            else:
+                timer = loop.call_later(period, check)
+
+        def stop() -> None:
+            nonlocal watching
+            watching = False
+            if protocol.on_gone is gone:
+                protocol.on_gone = None
+            if timer is not None:
+                timer.cancel()
+
+        if protocol.eof or protocol.lost:
+            loop.call_soon(gone)  # already gone: said at the handler's first await
+        else:
+            protocol.on_gone = gone
+            timer = loop.call_later(period, check)
+        return stop
 
     def abort(self) -> None:
         """Close at once, discarding unsent data."""
