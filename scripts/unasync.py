@@ -42,7 +42,9 @@ SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
     (r"\bAnyIOBackend\b", "SyncBackend"),
     # The asyncio socket streams (aio.py) have no synchronous twin: httpcore's own sync backend.
     (r"\bAioNetworkBackend\(\)", "httpcore.SyncBackend()"),
-    (r"^from \.aio import AioNetworkBackend\n", ""),
+    (r"^from \.aio import AioNetworkBackend, ", "from .aio import "),
+    # Only a task can be interrupted in a blocking read there (see service.py).
+    (r"^_PULL_IN_PLACE = True$", "_PULL_IN_PLACE = False"),
     (r"\baclose\b", "close"),
     (r"\bAsync(?=[A-Z])", ""),
     (r"\bAwaitable\[(\w+)\]", r"\1"),

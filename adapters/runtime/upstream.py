@@ -27,7 +27,7 @@ import httpcore
 
 from kiro_protocol import connection_failure, HttpRequest, HttpResponse, UpstreamFailure
 
-from .aio import AioNetworkBackend
+from .aio import AioNetworkBackend, running_asyncio
 
 __all__ = ["UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "SMALL_CALL_TIMEOUT"]
 
@@ -197,6 +197,11 @@ class _DirectPool:
             except BaseException:
                 self._forget()
                 raise
+            if running_asyncio():
+                # httpcore's state lock is an anyio lock that yields to the event loop even when
+                # free: a turn of the loop (behind everything else ready) on every call and every
+                # close. One call at a time per connection here, so it is never contended.
+                connection._state_lock = _UncontendedLock()  # type: ignore[assignment]
         try:
             response = await connection.handle_async_request(request)
         except BaseException:
@@ -247,6 +252,23 @@ class _DirectPool:
             self._open -= len(idle)
         for connection in idle:
             await _close_quietly(connection)
+
+
+class _UncontendedLock:
+    """Stands in for httpcore's per-connection state lock (see ``_DirectPool.send``)."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held = False
+
+    async def __aenter__(self) -> None:
+        if self._held:
+            raise RuntimeError("an upstream connection was used by two calls at once")
+        self._held = True
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._held = False
 
 
 async def _close_quietly(connection: httpcore.AsyncHTTP11Connection) -> None:

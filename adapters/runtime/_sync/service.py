@@ -71,6 +71,9 @@ _JSON = (("content-type", "application/json"),)
 _MAX_ERROR_BODY = 64 * 1024
 # How often the keep-alive clock of a streaming translator is advanced.
 _TICK = 1.0
+# Whether the handler's task reads the upstream body itself. The synchronous twin (gevent, threads)
+# reads in a task of its own: there only a task can be interrupted in a blocking read.
+_PULL_IN_PLACE = False
 # Anthropic's list has release dates; these are the dates shown for every model we serve.
 _MODEL_CREATED_AT = "2025-05-22T00:00:00Z"
 
@@ -290,18 +293,28 @@ class KiroService(BasicService):
                     out.feed()
                 out.pump()
 
+        pulling = anyio.CancelScope()
+
         def terminate() -> None:
             # Called by Lifecycle.terminate() from the server's shutdown: end with an error event.
             with mutex:
                 translator.fail(ErrorKind.OVERLOADED, "The server is shutting down; retry the request.", self._monotonic())
             out.close()
+            pulling.cancel()
 
         unwatch = ctx.lifecycle.on_terminate(terminate)
         try:
             with anyio.create_task_group() as tg:
-                tg.start_soon(pull)
                 if translator.streaming:
                     tg.start_soon(tick)
+                if _PULL_IN_PLACE:
+                    # This task reads on at once: a task of its own would start a turn of the
+                    # event loop later, behind everything else that is ready (time to first byte).
+                    with pulling:
+                        pull()
+                    out.close()  # cancelled by terminate() before pull() closed it
+                else:
+                    tg.start_soon(pull)
                 # Whole writes only: the other tasks stop once everything due has been sent.
                 out.wait_until_written()
                 tg.cancel_scope.cancel()

@@ -28,6 +28,7 @@ import httpcore
 
 from kiro_protocol import connection_failure, HttpRequest, HttpResponse, UpstreamFailure
 
+from ..aio import running_asyncio
 
 __all__ = ["UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "SMALL_CALL_TIMEOUT"]
 
@@ -197,6 +198,11 @@ class _DirectPool:
             except BaseException:
                 self._forget()
                 raise
+            if running_asyncio():
+                # httpcore's state lock is an anyio lock that yields to the event loop even when
+                # free: a turn of the loop (behind everything else ready) on every call and every
+                # close. One call at a time per connection here, so it is never contended.
+                connection._state_lock = _UncontendedLock()  # type: ignore[assignment]
         try:
             response = connection.handle_request(request)
         except BaseException:
@@ -247,6 +253,23 @@ class _DirectPool:
             self._open -= len(idle)
         for connection in idle:
             _close_quietly(connection)
+
+
+class _UncontendedLock:
+    """Stands in for httpcore's per-connection state lock (see ``_DirectPool.send``)."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held = False
+
+    def __enter__(self) -> None:
+        if self._held:
+            raise RuntimeError("an upstream connection was used by two calls at once")
+        self._held = True
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._held = False
 
 
 def _close_quietly(connection: httpcore.HTTP11Connection) -> None:
