@@ -264,16 +264,21 @@ class KiroService(BasicService):
         mutex = out.mutex
 
         async def pull() -> None:
-            # Upstream chunks are translated as they arrive and written by this task at once
-            # (no hand-over to another task per frame); bytes that pile up while a write is
-            # blocked leave together in the next write.
+            # Upstream chunks are translated as they arrive and written by this task (no
+            # hand-over to another task per frame): just before the upstream connection waits
+            # for more (its wait hook), so frames that arrived together leave in one write; or
+            # after every chunk where there is no hook.
+            hook = upstream.wait_hook
+            if hook is not None:
+                hook.callback = out.pump
             try:
                 with upstream.deadline():
                     async for chunk in upstream.chunks:
                         with mutex:
                             translator.receive_data(chunk, self._monotonic())
                             out.feed()
-                        await out.pump()
+                        if hook is None:
+                            await out.pump()
                         if translator.finished:
                             break
                     else:
