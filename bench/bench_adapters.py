@@ -425,9 +425,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             baselines[load_name, label, level] = alone
                             results[load_name, label, level] = measured
         # Memory last (held streams keep the simulator busy for a while). Upstream connections are
-        # pooled per account (at most 100 each), so enough accounts to carry every held stream,
-        # with room to spare: round robin over requests that start together is not exact.
-        accounts: list[dict[str, object]] = [{"auth": "Social", "refreshToken": f"aorAAAAAG-bench-account-{i:03d}"} for i in range(max(1, -(-hold // 90)))]
+        # pooled per account (at most 100 each), so enough accounts to carry every held stream.
+        accounts: list[dict[str, object]] = [{"auth": "Social", "refreshToken": f"aorAAAAAG-bench-account-{i:03d}"} for i in range(max(1, -(-hold // 100)))]
         hold_env = env | gateway_environment(sim_url, accounts=accounts) | {"TOKEN_SELECTION_STRATEGY": "round_robin"}
         for name in args.servers.split(",") if hold else ():
             port = free_port()

@@ -233,6 +233,13 @@ class Exchange:
                 return self._next_or(self._out_of_accounts(now))
             self._current = account
             self._wait_started = None
+            if self._settings.strategy is Strategy.ROUND_ROBIN:
+                # Marked as used when chosen, not when sent: requests that arrive while this
+                # account fetches its first token then go round to the others instead of all
+                # queueing for this one.
+                picked = Picked(now=now)
+                self._apply(account, picked)
+                self._queue.append(Persist(account_id=account.account_id, update=picked))
         state = self._state(account)
         status = token_status(state, now, self._settings)
         if self._lease_held:
@@ -261,7 +268,8 @@ class Exchange:
             self._move_on(account, "token refresh gave a token that expires at once", None, (), now)
             return self._queue.popleft()
         self.phase = ExchangePhase.LEASING
-        return AcquireLease(account_id=account.account_id, owner=self._owner, ttl=self._settings.lease_ttl)
+        # A queued Picked goes first: others must see it before this request waits for the lease.
+        return self._next_or(AcquireLease(account_id=account.account_id, owner=self._owner, ttl=self._settings.lease_ttl))
 
     def _release_lease(self, account: AccountConfig) -> None:
         if self._lease_held:
@@ -292,10 +300,6 @@ class Exchange:
         )
         self._sent_token = state.access_token
         self.phase = ExchangePhase.SENDING
-        if self._settings.strategy is Strategy.ROUND_ROBIN:
-            picked = Picked(now=now)
-            self._apply(account, picked)
-            self._queue.append(Persist(account_id=account.account_id, update=picked))
         request = HttpRequest(method="POST", url=url, headers=headers, body=self._body(profile_arn))
         return self._next_or(SendUpstream(account=account, request=request, attempt=self._attempts))
 

@@ -8,6 +8,7 @@ from typing import Callable
 
 import pytest
 
+from adapters.runtime.stores import apply_persist
 from adapters.runtime.stores.memory_store import MemoryStore
 from kiro_protocol._credentials import AccountConfig
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
@@ -434,6 +435,28 @@ def test_round_robin_spreads_concurrent_requests() -> None:
     # All three are in flight at once, none has been answered yet.
     picked = [_drive_to_send(ex, store, clock).account.index for ex in flights]
     assert picked == [0, 1, 2]
+
+
+def test_round_robin_spreads_requests_that_arrive_while_accounts_fetch_their_first_token() -> None:
+    # No account has a token yet. Each request's choice is recorded before it waits for its
+    # account's lease: the next request, arriving meanwhile, goes to another account instead of
+    # queueing behind the first one's refresh.
+    accounts, clock, store, upstream, _ = setup(3)
+    settings = PoolSettings(strategy=Strategy.ROUND_ROBIN)
+    chosen: list[int] = []
+    for _ in range(3):
+        ex = Exchange(accounts=accounts, settings=settings, body=lambda arn: b"{}", new_id=lambda: "x", random=lambda: 0.5)
+        while True:
+            d = ex.next_decision(clock())
+            if isinstance(d, LoadState):
+                ex.state_loaded(store.load_many(d.account_ids), clock())
+            elif isinstance(d, Persist):
+                apply_persist(store, d)
+            else:
+                assert isinstance(d, AcquireLease), d  # it would now wait for the token: leave it there
+                chosen.append(next(a.index for a in accounts if a.account_id == d.account_id))
+                break
+    assert chosen == [0, 1, 2]
 
 
 def test_idc_account_refreshes_at_its_oidc_region() -> None:
