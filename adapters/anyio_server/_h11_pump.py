@@ -97,6 +97,20 @@ class H11Pump:
             data = b""
         self._conn.receive_data(data)
 
+    async def _receive_within(self, timeout: float) -> None:
+        """Like ``_receive``; raises ``TimeoutError`` if nothing came within ``timeout`` seconds."""
+        if isinstance(self._stream, AioStream):
+            try:
+                data = await self._stream.receive_within(READ_SIZE, timeout)
+            except _IO_ERRORS:
+                data = b""
+            if data is None:
+                raise TimeoutError
+            self._conn.receive_data(data)
+            return
+        with anyio.fail_after(timeout):
+            await self._receive()
+
     async def _next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
         while True:
             event = self._conn.next_event()
@@ -124,8 +138,11 @@ class H11Pump:
             await self._write(self._conn.send(h11.InformationalResponse(status_code=100, headers=[])))
         body = bytearray()
         while True:
-            with anyio.fail_after(self._limits.read_timeout):
-                event = await self._next_event()
+            event = self._conn.next_event()
+            if event is h11.NEED_DATA:
+                # Only a read that waits is timed: a body that came with its head needs no timer.
+                await self._receive_within(self._limits.read_timeout)
+                continue
             if isinstance(event, h11.Data):
                 body += event.data
                 if len(body) > self._limits.max_body:
