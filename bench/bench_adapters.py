@@ -425,8 +425,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                             baselines[load_name, label, level] = alone
                             results[load_name, label, level] = measured
         # Memory last (held streams keep the simulator busy for a while). Upstream connections are
-        # pooled per account (at most 100 each), so enough accounts to carry every held stream.
-        accounts: list[dict[str, object]] = [{"auth": "Social", "refreshToken": f"aorAAAAAG-bench-account-{i:03d}"} for i in range(max(1, -(-hold // 100)))]
+        # pooled per account (at most 100 each), so enough accounts to carry every held stream and
+        # one to spare (requests that start in the same instant may not see each other's choice).
+        accounts: list[dict[str, object]] = [{"auth": "Social", "refreshToken": f"aorAAAAAG-bench-account-{i:03d}"} for i in range(-(-hold // 100) + 1)]
         hold_env = env | gateway_environment(sim_url, accounts=accounts) | {"TOKEN_SELECTION_STRATEGY": "round_robin"}
         for name in args.servers.split(",") if hold else ():
             port = free_port()
