@@ -462,6 +462,18 @@ class _H2Responder:
 
     async def _send_data(self, data: bytes) -> None:
         conn = self._pump._conn
+        stream_id = self._stream.stream_id
+        if not self._stream.closed and len(data) <= conn.max_outbound_frame_size:
+            # The usual case, one frame within the window: no slicing, no copy.
+            try:
+                fits = len(data) <= conn.local_flow_control_window(stream_id)
+            except h2.exceptions.StreamClosedError:
+                await self._gone()
+                return
+            if fits:
+                conn.send_data(stream_id, data)
+                await self._pump._flush(watched=True)
+                return
         view = memoryview(data)
         while view:
             if self._stream.closed:
