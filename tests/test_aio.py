@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import shutil
 import ssl
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -171,20 +169,6 @@ async def test_connecting_to_a_closed_port_is_a_connect_error() -> None:
         with pytest.raises(UpstreamConnectionError) as info:
             await client.send(HttpRequest(method="GET", url=f"http://127.0.0.1:{port}/", headers=()))
     assert "cannot connect to 127.0.0.1" in info.value.failure.message
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl command is not installed, so no self-signed certificate can be made")
-    directory = tmp_path_factory.mktemp("aio-tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-         "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
-    )
-    return cert, key
 
 
 async def test_an_upstream_call_over_tls(certificate: tuple[Path, Path]) -> None:

@@ -4,7 +4,7 @@ upstream answers, a store and an injected clock (tests/exchange_runner.py is the
 from __future__ import annotations
 
 import json
-from typing import Callable
+from typing import Callable, TypeVar
 
 import pytest
 
@@ -17,6 +17,7 @@ from kiro_protocol._pool_failures import retry_after_seconds
 from kiro_protocol._pool import AccountState, NoAccountAvailableError, PoolSettings, Strategy
 from kiro_protocol._pool_decisions import (
     AcquireLease,
+    Decision,
     LoadState,
     Persist,
     Refresh,
@@ -27,6 +28,8 @@ from kiro_protocol._pool_decisions import (
 )
 from kiro_protocol._upstream_errors import connection_failure
 from tests.exchange_runner import FakeClock, Upstream, answer, make_accounts, refresh_ok, run_exchange
+
+D = TypeVar("D", bound=Decision)
 
 BEARER_INVALID = {"message": "The bearer token included in the request is invalid."}
 
@@ -411,9 +414,8 @@ def test_refresh_request_goes_through_the_decision_not_the_store() -> None:
     assert "refresh-token" not in repr(refresh)
 
 
-def _drive_to_send(ex: Exchange, store: MemoryStore, clock: FakeClock) -> SendUpstream:
-    from adapters.runtime.stores import apply_persist
-
+def _drive_to(ex: Exchange, store: MemoryStore, clock: FakeClock, kind: type[D]) -> D:
+    """Run ``ex`` (state loads and persists against ``store``) up to its first ``kind`` decision."""
     while True:
         d = ex.next_decision(clock())
         if isinstance(d, LoadState):
@@ -421,8 +423,12 @@ def _drive_to_send(ex: Exchange, store: MemoryStore, clock: FakeClock) -> SendUp
         elif isinstance(d, Persist):
             apply_persist(store, d)
         else:
-            assert isinstance(d, SendUpstream), d
+            assert isinstance(d, kind), d
             return d
+
+
+def _drive_to_send(ex: Exchange, store: MemoryStore, clock: FakeClock) -> SendUpstream:
+    return _drive_to(ex, store, clock, SendUpstream)
 
 
 def test_round_robin_spreads_concurrent_requests() -> None:
@@ -446,16 +452,8 @@ def test_round_robin_spreads_requests_that_arrive_while_accounts_fetch_their_fir
     chosen: list[int] = []
     for _ in range(3):
         ex = Exchange(accounts=accounts, settings=settings, body=lambda arn: b"{}", new_id=lambda: "x", random=lambda: 0.5)
-        while True:
-            d = ex.next_decision(clock())
-            if isinstance(d, LoadState):
-                ex.state_loaded(store.load_many(d.account_ids), clock())
-            elif isinstance(d, Persist):
-                apply_persist(store, d)
-            else:
-                assert isinstance(d, AcquireLease), d  # it would now wait for the token: leave it there
-                chosen.append(next(a.index for a in accounts if a.account_id == d.account_id))
-                break
+        lease = _drive_to(ex, store, clock, AcquireLease)  # it would now wait for the token: leave it there
+        chosen.append(next(a.index for a in accounts if a.account_id == lease.account_id))
     assert chosen == [0, 1, 2]
 
 
