@@ -77,6 +77,15 @@ class Upstream:
         if path == "/close":
             await stream.aclose()
             return
+        if path == "/bursts":  # two bursts of five chunks, each burst in one write
+            head = conn.send(h11.Response(status_code=200, headers=[("transfer-encoding", "chunked")]))
+            await stream.send((head or b""))
+            for burst in range(2):
+                await anyio.sleep(0.05)
+                await stream.send(b"".join(conn.send(h11.Data(data=f"b{burst}c{i};".encode())) or b"" for i in range(5)))
+            await anyio.sleep(0.05)
+            await send(h11.EndOfMessage())
+            return
         if path == "/silent":
             await anyio.sleep(30)
         if path in ("/stream", "/forever", "/hang"):
@@ -146,6 +155,30 @@ async def test_stream_yields_chunks_as_they_arrive(upstream: Upstream) -> None:
     assert body == b"".join(f"chunk{i};".encode() for i in range(5))
     # Chunks are delivered as they come (the server paces them), not buffered to the end.
     assert len(arrivals) >= 3 and arrivals[-1] - arrivals[0] > 0.04
+
+
+async def test_the_wait_hook_runs_before_a_read_that_waits_not_per_chunk(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        flushed_at: list[int] = []
+        received = 0
+
+        async def flush() -> None:
+            flushed_at.append(received)
+
+        async with client.stream(req(upstream, "/bursts"), account="a") as answer:
+            assert answer.wait_hook is not None
+            answer.wait_hook.callback = flush
+            with answer.deadline():
+                async for _ in answer.chunks:
+                    received += 1
+        assert received == 10
+        # Once before each wait: after nothing, after the first burst, after the second; never
+        # in the middle of a burst that arrived in one read.
+        assert 5 in flushed_at and set(flushed_at) <= {0, 5, 10}
+        # The connection goes back to the pool without the hook of the call that used it.
+        async with client.stream(req(upstream, "/stream"), account="a") as again:
+            assert again.wait_hook is not None and again.wait_hook.callback is None
+    assert upstream.seen[0].peer_port == upstream.seen[1].peer_port
 
 
 async def test_one_pool_per_account(upstream: Upstream) -> None:

@@ -168,7 +168,7 @@ class _DirectPool:
         self._limit = limit
         self._idle: list[httpcore.AsyncHTTP11Connection] = []
         # Each connection's own stream (its wait hook); the connection is the key.
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[httpcore.AsyncHTTP11Connection, _Stream] = {}
         self._open = 0
         self._closed = False
         # Guards the lists and counts (the synchronous twin runs in threads).
@@ -187,7 +187,7 @@ class _DirectPool:
             if connection.is_idle() and not connection.has_expired():
                 return connection
             dead.append(connection)
-            self._streams.pop(id(connection), None)
+            self._streams.pop(connection, None)
             self._open -= 1
         return None
 
@@ -222,7 +222,7 @@ class _DirectPool:
                 self._forget()
                 raise
             if isinstance(stream, _Stream):
-                self._streams[id(connection)] = stream
+                self._streams[connection] = stream
             if running_asyncio():
                 # httpcore's state lock is an anyio lock that yields to the event loop even when
                 # free: a turn of the loop (behind everything else ready) on every call and every
@@ -253,7 +253,7 @@ class _DirectPool:
 
     def wait_hook(self, connection: httpcore.AsyncHTTP11Connection) -> WaitHook | None:
         """The wait hook of ``connection``'s stream."""
-        stream = self._streams.get(id(connection))
+        stream = self._streams.get(connection)
         return stream.wait_hook if stream is not None else None
 
     async def release(self, connection: httpcore.AsyncHTTP11Connection) -> None:
@@ -275,7 +275,7 @@ class _DirectPool:
     def _forget(self, connection: httpcore.AsyncHTTP11Connection | None = None) -> None:
         with self._mutex:
             if connection is not None:
-                self._streams.pop(id(connection), None)
+                self._streams.pop(connection, None)
             self._open -= 1
             freed, self._freed = self._freed, anyio.Event()
         freed.set()
@@ -287,7 +287,7 @@ class _DirectPool:
             idle, self._idle = self._idle, []
             self._open -= len(idle)
             for connection in idle:
-                self._streams.pop(id(connection), None)
+                self._streams.pop(connection, None)
         for connection in idle:
             await _close_quietly(connection)
 

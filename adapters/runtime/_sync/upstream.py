@@ -169,7 +169,7 @@ class _DirectPool:
         self._limit = limit
         self._idle: list[httpcore.HTTP11Connection] = []
         # Each connection's own stream (its wait hook); the connection is the key.
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[httpcore.HTTP11Connection, _Stream] = {}
         self._open = 0
         self._closed = False
         # Guards the lists and counts (the synchronous twin runs in threads).
@@ -188,7 +188,7 @@ class _DirectPool:
             if connection.is_idle() and not connection.has_expired():
                 return connection
             dead.append(connection)
-            self._streams.pop(id(connection), None)
+            self._streams.pop(connection, None)
             self._open -= 1
         return None
 
@@ -223,7 +223,7 @@ class _DirectPool:
                 self._forget()
                 raise
             if isinstance(stream, _Stream):
-                self._streams[id(connection)] = stream
+                self._streams[connection] = stream
             if running_asyncio():
                 # httpcore's state lock is an anyio lock that yields to the event loop even when
                 # free: a turn of the loop (behind everything else ready) on every call and every
@@ -254,7 +254,7 @@ class _DirectPool:
 
     def wait_hook(self, connection: httpcore.HTTP11Connection) -> WaitHook | None:
         """The wait hook of ``connection``'s stream."""
-        stream = self._streams.get(id(connection))
+        stream = self._streams.get(connection)
         return stream.wait_hook if stream is not None else None
 
     def release(self, connection: httpcore.HTTP11Connection) -> None:
@@ -276,7 +276,7 @@ class _DirectPool:
     def _forget(self, connection: httpcore.HTTP11Connection | None = None) -> None:
         with self._mutex:
             if connection is not None:
-                self._streams.pop(id(connection), None)
+                self._streams.pop(connection, None)
             self._open -= 1
             freed, self._freed = self._freed, anyio.Event()
         freed.set()
@@ -288,7 +288,7 @@ class _DirectPool:
             idle, self._idle = self._idle, []
             self._open -= len(idle)
             for connection in idle:
-                self._streams.pop(id(connection), None)
+                self._streams.pop(connection, None)
         for connection in idle:
             _close_quietly(connection)
 
