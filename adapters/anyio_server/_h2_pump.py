@@ -116,6 +116,8 @@ class H2Pump:
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         self._conn = h2.connection.H2Connection(config=config)
         self._streams: dict[int, _Stream] = {}
+        # Requests complete in the batch of frames being handled (see _read).
+        self._complete: list[_Stream] = []
         self._running = 0
         self._write_lock = _WriteLock()
         # Flushes by the streams' tasks are timed by the read loop (see WriteWatch).
@@ -145,33 +147,53 @@ class H2Pump:
             self._conn.increment_flow_control_window(_CONNECTION_WINDOW - 65535)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
-                with contextlib.suppress(_StreamGone):
-                    await self._read_loop(tg)
-                tg.cancel_scope.cancel()
+                await self._read(tg, self._initial)
+                await anyio.sleep_forever()  # until the last reader ends the connection
         finally:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await self._stream.aclose()
 
-    async def _read_loop(self, tg: anyio.abc.TaskGroup) -> None:
-        data = self._initial
+    async def _read(self, tg: anyio.abc.TaskGroup, data: bytes) -> None:
+        """Be the connection's reader until the connection ends, or until a request is complete:
+        then a new task takes over the reading and this one answers the request. (A new task
+        starts a turn of the event loop later, behind everything else that is ready; the request
+        should not wait for that, the reading can.)"""
+        stream = None
+        with contextlib.suppress(_StreamGone):
+            stream = await self._read_loop(tg, data)
+        if stream is None:
+            tg.cancel_scope.cancel()  # the connection is over: every stream with it
+            return
+        tg.start_soon(self._read, tg, b"")
+        await self._run_stream(stream)
+
+    async def _read_loop(self, tg: anyio.abc.TaskGroup, data: bytes) -> _Stream | None:
+        """Read and dispatch; the stream to answer in this task, or None when the connection ends."""
         while True:
             if data:
                 try:
                     events = self._conn.receive_data(data)
                 except h2.exceptions.ProtocolError:
                     await self._flush(reader=True)  # h2 queued a GOAWAY saying why
-                    return
+                    return None
                 for event in events:
                     if not self._on_event(event, tg):
                         await self._flush(reader=True)
-                        return
+                        return None
                 await self._flush(reader=True)
+                if self._complete and not self._dead:
+                    # Every stream but the last gets a task; the last is answered here.
+                    *others, last = self._complete
+                    self._complete.clear()
+                    for other in others:
+                        tg.start_soon(self._run_stream, other)
+                    return last
             if self._dead:
-                return
+                return None
             if self._lifecycle.shutting_down.is_set():
                 if not self.busy:
                     await self._final_goaway()
-                    return
+                    return None
             with anyio.CancelScope() as scope:
                 self._recv_scope = scope
                 if not self.busy:
@@ -185,19 +207,19 @@ class H2Pump:
             self._recv_scope = None
             if scope.cancelled_caught:
                 if self._dead:
-                    return
+                    return None
                 if self._lifecycle.shutting_down.is_set():
                     continue  # loop back: leave (with GOAWAY) once idle
                 if not self.busy:
                     await self._final_goaway()  # idle past the header timeout
-                    return
+                    return None
                 if self._watch.check():
                     self._connection_lost()  # the client stopped reading
-                    return
+                    return None
                 data = b""
                 continue
             if not data:
-                return  # EOF: leaving the task group cancels every stream
+                return None  # EOF
 
     async def _final_goaway(self) -> None:
         """GOAWAY naming the last stream processed; sent only once no stream is running.
@@ -271,7 +293,7 @@ class H2Pump:
 
     def _start(self, stream: _Stream, tg: anyio.abc.TaskGroup) -> None:
         self._running += 1
-        tg.start_soon(self._run_stream, stream)
+        self._complete.append(stream)  # started by the reader once the whole batch is handled
 
     def _reject(self, stream: _Stream, tg: anyio.abc.TaskGroup) -> None:
         stream.rejected = True
