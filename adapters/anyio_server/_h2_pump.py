@@ -245,7 +245,7 @@ class H2Pump:
                 self._reject(stream, tg)
             elif event.stream_ended is not None:
                 stream.ended = True
-                self._start(stream, tg)
+                self._start(stream)
         elif isinstance(event, h2.events.DataReceived):
             stream_id = event.stream_id or 0
             self._conn.acknowledge_received_data(event.flow_controlled_length or 0, stream_id)
@@ -258,13 +258,13 @@ class H2Pump:
                 self._reject(receiving, tg)
             elif event.stream_ended is not None:
                 receiving.ended = True
-                self._start(receiving, tg)
+                self._start(receiving)
         elif isinstance(event, h2.events.StreamEnded):
             ending = self._streams.get(event.stream_id or 0)
             if ending is not None and not ending.ended:
                 ending.ended = True
                 if not ending.rejected:
-                    self._start(ending, tg)
+                    self._start(ending)
         elif isinstance(event, h2.events.StreamReset):
             reset = self._streams.get(event.stream_id or 0)
             if reset is not None:
@@ -291,7 +291,7 @@ class H2Pump:
             stream.scope.cancel()
         self._wake(stream)
 
-    def _start(self, stream: _Stream, tg: anyio.abc.TaskGroup) -> None:
+    def _start(self, stream: _Stream) -> None:
         self._running += 1
         self._complete.append(stream)  # started by the reader once the whole batch is handled
 
@@ -485,23 +485,12 @@ class _H2Responder:
     async def _send_data(self, data: bytes) -> None:
         conn = self._pump._conn
         stream_id = self._stream.stream_id
-        if not self._stream.closed and len(data) <= conn.max_outbound_frame_size:
-            # The usual case, one frame within the window: no slicing, no copy.
-            try:
-                fits = len(data) <= conn.local_flow_control_window(stream_id)
-            except h2.exceptions.StreamClosedError:
-                await self._gone()
-                return
-            if fits:
-                conn.send_data(stream_id, data)
-                await self._pump._flush(watched=True)
-                return
         view = memoryview(data)
         while view:
             if self._stream.closed:
                 await self._gone()
             try:
-                window = conn.local_flow_control_window(self._stream.stream_id)
+                window = conn.local_flow_control_window(stream_id)
             except h2.exceptions.StreamClosedError:
                 await self._gone()
                 return
@@ -510,7 +499,8 @@ class _H2Responder:
                 await self._pump._flush(watched=True)  # what is queued (the head) goes out while we wait
                 await self._stream.window.wait()
                 continue
-            conn.send_data(self._stream.stream_id, bytes(view[:size]))
+            # The usual case, the whole chunk in one frame, is sent as it is: no copy.
+            conn.send_data(stream_id, data if size == len(data) else bytes(view[:size]))
             view = view[size:]
             await self._pump._flush(watched=True)
 

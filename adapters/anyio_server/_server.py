@@ -7,6 +7,7 @@ import logging
 import signal
 import socket
 import ssl
+from typing import Any
 
 import anyio
 import anyio.abc
@@ -90,41 +91,26 @@ class Server:
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen and serve until ``shutdown()`` and the drain finish. Reports the bound port."""
+        listener: anyio.abc.Listener[Any]
         if running_asyncio():
-            await self._serve_asyncio(task_status)
-            return
-        listener = await anyio.create_tcp_listener(local_host=self._host, local_port=self.port)
-        sockname = listener.listeners[0].extra(anyio.abc.SocketAttribute.local_address)
-        self.port = int(sockname[1])
+            # asyncio's own server and protocol streams (see adapters.runtime.aio): cheaper reads
+            # and writes than anyio's streams; asyncio also runs the TLS handshake.
+            aio_listener = await open_server(
+                self._host, self.port, ssl_context=self._ssl_context, handshake_timeout=self._limits.header_timeout
+            )
+            listener, self.port = aio_listener, aio_listener.port
+        else:
+            anyio_listener = await anyio.create_tcp_listener(local_host=self._host, local_port=self.port)
+            sockname = anyio_listener.listeners[0].extra(anyio.abc.SocketAttribute.local_address)
+            listener, self.port = anyio_listener, int(sockname[1])
         async with anyio.create_task_group() as connections:
-            async with listener:
+            async with listener:  # leaving it stops accepting; open connections are not touched
                 task_status.started(self.port)
                 with anyio.CancelScope() as scope:
                     self._accept_scope = scope
                     if self.lifecycle.shutting_down.is_set():
                         scope.cancel()
                     await listener.serve(self._connection, task_group=connections)
-            await self._drain()
-            connections.cancel_scope.cancel()
-
-    async def _serve_asyncio(self, task_status: anyio.abc.TaskStatus[int]) -> None:
-        # asyncio's own server and protocol streams (see adapters.runtime.aio): cheaper reads
-        # and writes than anyio's streams; asyncio also runs the TLS handshake.
-        listener = await open_server(
-            self._host, self.port, ssl_context=self._ssl_context, handshake_timeout=self._limits.header_timeout
-        )
-        async with anyio.create_task_group() as connections:
-            try:
-                self.port = listener.port
-                task_status.started(self.port)
-                with anyio.CancelScope() as scope:
-                    self._accept_scope = scope
-                    if self.lifecycle.shutting_down.is_set():
-                        scope.cancel()
-                    while True:
-                        connections.start_soon(self._connection, await listener.accept())
-            finally:
-                listener.close()  # stop accepting; open connections are not touched
             await self._drain()
             connections.cancel_scope.cancel()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import math
 import socket
 import ssl
@@ -98,30 +99,32 @@ class _Protocol(asyncio.Protocol):
             self._read_timer = None
         self._wake_reader()
         self._gone()
-        for waiter in self._drainers:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drainers.clear()
+        self._wake_drainers()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        for waiter in self._drainers:
-            if not waiter.done():
-                waiter.set_result(None)
-        self._drainers.clear()
+        self._wake_drainers()
+
+    def _wake_drainers(self) -> None:
+        drainers, self._drainers = self._drainers, []
+        for waiter in drainers:
+            _settle(waiter)
 
     def _wake_reader(self) -> None:
-        if self._reader is not None and not self._reader.done():
-            self._reader.set_result(None)
+        if self._reader is not None:
+            _settle(self._reader)
+
+    @property
+    def readable(self) -> bool:
+        """Whether a read would not wait: data, end of stream or a lost connection."""
+        return bool(self.buffer) or self.eof or self.lost
 
     async def wait_readable(self, timeout: float | None) -> bool:
-        """Wait for data, EOF or loss; False if ``timeout`` passed first."""
-        if self.reading_paused and self.transport is not None:
-            self.reading_paused = False
-            self.transport.resume_reading()
+        """Wait for data, EOF or loss; False if ``timeout`` passed first. (Only called with an
+        empty buffer, so reading is never paused here: ``AioStream._take`` resumed it.)"""
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._reader = waiter
@@ -138,7 +141,7 @@ class _Protocol(asyncio.Protocol):
             await waiter
         finally:
             self._reader = None
-        return bool(self.buffer) or self.eof or self.lost
+        return self.readable
 
     def _read_timer_fired(self) -> None:
         # The deadline may have moved on since the timer was set: then set it again.
@@ -157,7 +160,7 @@ class _Protocol(asyncio.Protocol):
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._drainers.append(waiter)
-        timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
+        timer = loop.call_later(timeout, _settle, waiter) if timeout is not None else None
         try:
             await waiter
         finally:
@@ -168,7 +171,8 @@ class _Protocol(asyncio.Protocol):
         return not self.writing_paused or self.lost
 
 
-def _expire(waiter: asyncio.Future[None]) -> None:
+def _settle(waiter: asyncio.Future[None]) -> None:
+    """Wake whoever awaits ``waiter`` (once)."""
     if not waiter.done():
         waiter.set_result(None)
 
@@ -265,24 +269,6 @@ class AioStream(anyio.abc.SocketStream):
         timer: asyncio.TimerHandle | None = None
         watching = True
 
-        def gone() -> None:
-            nonlocal watching
-            if watching:
-                watching = False
-                if timer is not None:
-                    timer.cancel()
-                on_gone()
-
-        def check() -> None:
-            nonlocal timer
-            if not watching:
-                return
-            if stalled():
-                protocol.on_gone = None
-                gone()
-            else:
-                timer = loop.call_later(period, check)
-
         def stop() -> None:
             nonlocal watching
             watching = False
@@ -290,6 +276,20 @@ class AioStream(anyio.abc.SocketStream):
                 protocol.on_gone = None
             if timer is not None:
                 timer.cancel()
+
+        def gone() -> None:
+            if watching:
+                stop()
+                on_gone()
+
+        def check() -> None:
+            nonlocal timer
+            if not watching:
+                return
+            if stalled():
+                gone()
+            else:
+                timer = loop.call_later(period, check)
 
         if protocol.eof or protocol.lost:
             loop.call_soon(gone)  # already gone: said at the handler's first await
@@ -390,8 +390,7 @@ class _AioNetworkStream(httpcore.AsyncNetworkStream):
         if info == "socket":
             return transport.get_extra_info("socket")
         if info == "is_readable":
-            protocol = self._stream.protocol
-            return bool(protocol.buffer) or protocol.eof or protocol.lost
+            return self._stream.protocol.readable
         return None
 
 
@@ -435,8 +434,9 @@ class AioNetworkBackend(httpcore.AsyncNetworkBackend):
         await anyio.sleep(seconds)
 
 
-class AioListener:
-    """A listening asyncio server; ``accept()`` hands out its connections one by one."""
+class AioListener(anyio.abc.Listener[AioStream]):
+    """A listening asyncio server, as an anyio listener; ``accept()`` hands out its connections
+    one by one."""
 
     def __init__(self) -> None:
         self.server: asyncio.Server | None = None
@@ -447,8 +447,8 @@ class AioListener:
         # An asyncio callback, not a task: nothing here may need anyio (no current task).
         assert protocol.transport is not None
         self._pending.append(AioStream(protocol.transport, protocol))
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        if self._waiter is not None:
+            _settle(self._waiter)
 
     @property
     def port(self) -> int:
@@ -465,12 +465,25 @@ class AioListener:
                 self._waiter = None
         return self._pending.popleft()
 
+    async def serve(
+        self, handler: Callable[[AioStream], Any], task_group: anyio.abc.TaskGroup | None = None
+    ) -> None:
+        """Run ``handler`` in a task for every connection (in ``task_group`` if given), forever."""
+        async with contextlib.AsyncExitStack() as stack:
+            if task_group is None:
+                task_group = await stack.enter_async_context(anyio.create_task_group())
+            while True:
+                task_group.start_soon(handler, await self.accept())
+
     def close(self) -> None:
         """Stop listening; connections accepted but not yet taken are dropped."""
         if self.server is not None:
             self.server.close()
         while self._pending:
             self._pending.popleft().abort()
+
+    async def aclose(self) -> None:
+        self.close()
 
 
 async def open_server(

@@ -440,16 +440,20 @@ class _Output:
                 self.committed = True
                 data, self._pending = bytes(self._pending), bytearray()
             try:
-                if start:
-                    self._exchange.client_bytes_sent()
-                    await self._respond.start_stream(200, SSE_HEADERS, data)
-                else:
-                    await self._respond.send_chunk(data)
+                await self._write(start, data)
             finally:
                 with self.mutex:
                     self._writing = False
                     if self._closed:
                         self._bell.set()
+
+    async def _write(self, start: bool, data: bytes) -> None:
+        """Start the response with ``data``, or send ``data`` on the started one."""
+        if start:
+            self._exchange.client_bytes_sent()
+            await self._respond.start_stream(200, SSE_HEADERS, data)
+        elif data:
+            await self._respond.send_chunk(data)
 
     def close(self) -> None:
         """Take the last bytes (call without ``mutex``); ``wait_until_written()`` then returns
@@ -480,11 +484,7 @@ class _Output:
                 self._pending += translator.data_to_send()
                 start, self.committed = not self.committed, True
                 data, self._pending = bytes(self._pending), bytearray()
-            if start:
-                self._exchange.client_bytes_sent()
-                await self._respond.start_stream(200, SSE_HEADERS, data)
-            elif data:
-                await self._respond.send_chunk(data)
+            await self._write(start, data)
             await self._respond.end_stream()
             return
         final = translator.final_response()

@@ -153,6 +153,13 @@ class _Backend(httpcore.AsyncNetworkBackend):
         await self._inner.sleep(seconds)
 
 
+class _Lease(NamedTuple):
+    """A pooled connection and the wait hook of its stream (None when its stream is not ours)."""
+
+    connection: httpcore.AsyncHTTP11Connection
+    wait_hook: WaitHook | None
+
+
 class _DirectPool:
     """One account's direct connections: httpcore's HTTP/1.1 connection, pooled here.
 
@@ -166,9 +173,8 @@ class _DirectPool:
         self._backend = backend
         self._ssl_context = ssl_context
         self._limit = limit
-        self._idle: list[httpcore.AsyncHTTP11Connection] = []
-        # Each connection's own stream (its wait hook); the connection is the key.
-        self._streams: dict[httpcore.AsyncHTTP11Connection, _Stream] = {}
+        self._idle: list[_Lease] = []
+        self._tls: ssl.SSLContext | None = None
         self._open = 0
         self._closed = False
         # Guards the lists and counts (the synchronous twin runs in threads).
@@ -180,61 +186,60 @@ class _DirectPool:
         """Open connections, busy or idle."""
         return self._open
 
-    def _take(self, dead: list[httpcore.AsyncHTTP11Connection]) -> httpcore.AsyncHTTP11Connection | None:
+    def _take(self, dead: list[httpcore.AsyncHTTP11Connection]) -> _Lease | None:
         # Under the mutex. Newest first: the least likely to have been closed by the server.
         while self._idle:
-            connection = self._idle.pop()
-            if connection.is_idle() and not connection.has_expired():
-                return connection
-            dead.append(connection)
-            self._streams.pop(connection, None)
+            lease = self._idle.pop()
+            if lease.connection.is_idle() and not lease.connection.has_expired():
+                return lease
+            dead.append(lease.connection)
             self._open -= 1
         return None
 
-    async def send(self, request: httpcore.Request, pool_timeout: float) -> tuple[httpcore.Response, httpcore.AsyncHTTP11Connection]:
-        """Send ``request`` on an idle or a new connection; the answer once its head arrived."""
+    async def send(self, request: httpcore.Request, pool_timeout: float) -> tuple[httpcore.Response, _Lease]:
+        """Send ``request`` on an idle or a new connection; the answer once its head arrived, and
+        the lease to ``release()`` once it is closed."""
         while True:
             dead: list[httpcore.AsyncHTTP11Connection] = []
             with self._mutex:
                 if self._closed:
                     raise httpcore.ConnectError("the client is closed")
-                connection = self._take(dead)
-                fresh = connection is None and self._open < self._limit
+                lease = self._take(dead)
+                fresh = lease is None and self._open < self._limit
                 if fresh:
                     self._open += 1
                 freed = self._freed
             for stale in dead:
                 await _close_quietly(stale)
-            if connection is not None or fresh:
+            if lease is not None or fresh:
                 break
             try:
                 with anyio.fail_after(pool_timeout):
                     await freed.wait()
             except TimeoutError:
                 raise httpcore.PoolTimeout(f"all {self._limit} connections stayed busy") from None
-        if connection is None:
+        if lease is None:
             try:
                 stream = await self._connect(request)
-                connection = httpcore.AsyncHTTP11Connection(
-                    origin=request.url.origin, stream=stream, keepalive_expiry=_KEEPALIVE_EXPIRY
-                )
             except BaseException:
                 self._forget()
                 raise
-            if isinstance(stream, _Stream):
-                self._streams[connection] = stream
+            connection = httpcore.AsyncHTTP11Connection(
+                origin=request.url.origin, stream=stream, keepalive_expiry=_KEEPALIVE_EXPIRY
+            )
+            lease = _Lease(connection, stream.wait_hook if isinstance(stream, _Stream) else None)
             if running_asyncio():
                 # httpcore's state lock is an anyio lock that yields to the event loop even when
                 # free: a turn of the loop (behind everything else ready) on every call and every
                 # close. One call at a time per connection here, so it is never contended.
                 connection._state_lock = _UncontendedLock()  # type: ignore[assignment]
         try:
-            response = await connection.handle_async_request(request)
+            response = await lease.connection.handle_async_request(request)
         except BaseException:
-            await _close_quietly(connection)  # httpcore has closed it already on most errors
-            self._forget(connection)
+            await _close_quietly(lease.connection)  # httpcore has closed it already on most errors
+            self._forget()
             raise
-        return response, connection
+        return response, lease
 
     async def _connect(self, request: httpcore.Request) -> httpcore.AsyncNetworkStream:
         timeout = request.extensions["timeout"]["connect"]
@@ -242,40 +247,33 @@ class _DirectPool:
         host = origin.host.decode("ascii")
         stream = await self._backend.connect_tcp(host, origin.port, timeout=timeout)
         if origin.scheme == b"https":
-            context = self._ssl_context or httpcore.default_ssl_context()
-            context.set_alpn_protocols(["http/1.1"])
+            if self._tls is None:  # made once: loading the system's certificates is slow
+                self._tls = self._ssl_context or httpcore.default_ssl_context()
+                self._tls.set_alpn_protocols(["http/1.1"])
             try:
-                stream = await stream.start_tls(context, server_hostname=host, timeout=timeout)
+                stream = await stream.start_tls(self._tls, server_hostname=host, timeout=timeout)
             except BaseException:
                 await stream.aclose()
                 raise
         return stream
 
-    def wait_hook(self, connection: httpcore.AsyncHTTP11Connection) -> WaitHook | None:
-        """The wait hook of ``connection``'s stream."""
-        stream = self._streams.get(connection)
-        return stream.wait_hook if stream is not None else None
-
-    async def release(self, connection: httpcore.AsyncHTTP11Connection) -> None:
-        """Take ``connection`` back after its answer was closed: idle again, or closed."""
-        hook = self.wait_hook(connection)
-        if hook is not None:
-            hook.callback = None  # the next call on this connection is somebody else's
+    async def release(self, lease: _Lease) -> None:
+        """Take a connection back after its answer was closed: idle again, or closed."""
+        if lease.wait_hook is not None:
+            lease.wait_hook.callback = None  # the next call on this connection is somebody else's
         with self._mutex:
-            keep = connection.is_idle() and not self._closed
+            keep = lease.connection.is_idle() and not self._closed
             if keep:
-                self._idle.append(connection)
+                self._idle.append(lease)
                 freed, self._freed = self._freed, anyio.Event()
         if keep:
             freed.set()
             return
-        await _close_quietly(connection)
-        self._forget(connection)
+        await _close_quietly(lease.connection)
+        self._forget()
 
-    def _forget(self, connection: httpcore.AsyncHTTP11Connection | None = None) -> None:
+    def _forget(self) -> None:
         with self._mutex:
-            if connection is not None:
-                self._streams.pop(connection, None)
             self._open -= 1
             freed, self._freed = self._freed, anyio.Event()
         freed.set()
@@ -286,10 +284,8 @@ class _DirectPool:
             self._closed = True
             idle, self._idle = self._idle, []
             self._open -= len(idle)
-            for connection in idle:
-                self._streams.pop(connection, None)
-        for connection in idle:
-            await _close_quietly(connection)
+        for lease in idle:
+            await _close_quietly(lease.connection)
 
 
 class _UncontendedLock:
@@ -547,31 +543,30 @@ class UpstreamClient:
         # is reached directly even when a proxy is configured for Kiro.
         proxied = self._proxy is not None and url.lower().startswith("https://")
         direct = None if proxied else self._direct_pool(account)
-        connection: httpcore.AsyncHTTP11Connection | None = None
+        lease: _Lease | None = None
         with _map_exceptions(url):
             with anyio.fail_after(timeout):
                 outgoing = self._request(request, timeout)
                 if direct is None:
                     response = await self._proxied_pool(account).handle_async_request(outgoing)
                 else:
-                    response, connection = await direct.send(outgoing, min(self._connect_timeout, timeout))
+                    response, lease = await direct.send(outgoing, min(self._connect_timeout, timeout))
         try:
             headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers)
-            hook = direct.wait_hook(connection) if direct is not None and connection is not None else None
             yield UpstreamStream(
                 status=response.status,
                 headers=headers,
                 chunks=self._chunks(response, url),
                 ends_at=deadline,
                 url=url,
-                wait_hook=hook,
+                wait_hook=lease.wait_hook if lease is not None else None,
             )
         finally:
             with anyio.CancelScope(shield=True):
                 with contextlib.suppress(Exception):
                     await response.aclose()
-                if direct is not None and connection is not None:
-                    await direct.release(connection)
+                if direct is not None and lease is not None:
+                    await direct.release(lease)
 
     async def _chunks(self, response: httpcore.Response, url: str) -> AsyncIterator[bytes]:
         # httpcore bounds each read by the read timeout; the caller's deadline() bounds the whole.
