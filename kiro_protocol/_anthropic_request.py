@@ -46,9 +46,6 @@ from ._request_json import (
 )
 from ._request_tools import parse_tool
 
-# The OpenAI parser reuses the typed getters below; keep the old private alias it imports.
-_type_name = type_name
-
 __all__ = ["parse_anthropic_request", "parse_json_body", "session_id_from_user_id"]
 
 # Blocks produced by provider-side tools (web search, code execution, MCP connector...). They
@@ -71,15 +68,6 @@ _DROPPED_BLOCKS = frozenset(
 
 _HEX = "[0-9a-fA-F]"
 _SESSION_IN_TEXT = re.compile(f"session_({_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}})")
-
-
-# The typed getters, under the short names this module (and the OpenAI parser) uses.
-_obj = as_object
-_list = as_array
-_str = as_string
-_int = as_int
-_number = as_number
-_bool = as_bool
 
 
 def session_id_from_user_id(user_id: str) -> str:
@@ -105,11 +93,11 @@ def session_id_from_user_id(user_id: str) -> str:
 
 
 def _image(block: Mapping[str, object], path: str, verify: bool) -> ImageBlock:
-    source = _obj(block.get("source"), f"{path}.source")
+    source = as_object(block.get("source"), f"{path}.source")
     kind = source.get("type")
     if kind == "base64":
-        media_type = _str(source.get("media_type"), f"{path}.source.media_type")
-        data = _str(source.get("data"), f"{path}.source.data")
+        media_type = as_string(source.get("media_type"), f"{path}.source.media_type")
+        data = as_string(source.get("data"), f"{path}.source.data")
         return check_image(media_type, data, path=path, verify=verify)
     if kind == "url":
         fail(
@@ -122,19 +110,19 @@ def _image(block: Mapping[str, object], path: str, verify: bool) -> ImageBlock:
 def _text_blocks(value: object, path: str) -> str:
     """Join the ``text`` of a list of text blocks (document ``content`` sources, search results)."""
     parts = []
-    for i, item in enumerate(_list(value, path)):
-        obj = _obj(item, f"{path}.{i}")
+    for i, item in enumerate(as_array(value, path)):
+        obj = as_object(item, f"{path}.{i}")
         if obj.get("type") != "text":
             fail(f"{path}.{i}.type", "expected a text block")
-        parts.append(_str(obj.get("text"), f"{path}.{i}.text"))
+        parts.append(as_string(obj.get("text"), f"{path}.{i}.text"))
     return "\n".join(parts)
 
 
 def _document(block: Mapping[str, object], path: str) -> TextBlock:
-    source = _obj(block.get("source"), f"{path}.source")
+    source = as_object(block.get("source"), f"{path}.source")
     kind = source.get("type")
     if kind == "text":
-        text = _str(source.get("data"), f"{path}.source.data")
+        text = as_string(source.get("data"), f"{path}.source.data")
     elif kind == "content":
         content = source.get("content")
         text = content if isinstance(content, str) else _text_blocks(content, f"{path}.source.content")
@@ -164,12 +152,12 @@ def _tool_result_content(value: object, path: str, verify: bool) -> tuple[ToolRe
     if isinstance(value, str):
         return (TextBlock(text=value),)
     items: list[ToolResultContent] = []
-    for i, item in enumerate(_list(value, path)):
+    for i, item in enumerate(as_array(value, path)):
         ipath = f"{path}.{i}"
-        obj = _obj(item, ipath)
+        obj = as_object(item, ipath)
         kind = obj.get("type")
         if kind == "text":
-            items.append(TextBlock(text=_str(obj.get("text"), f"{ipath}.text")))
+            items.append(TextBlock(text=as_string(obj.get("text"), f"{ipath}.text")))
         elif kind == "image":
             items.append(_image(obj, ipath, verify))
         elif kind == "document":
@@ -178,19 +166,19 @@ def _tool_result_content(value: object, path: str, verify: bool) -> tuple[ToolRe
             items.append(_search_result(obj, ipath))
         elif kind == "tool_reference":
             # Tool search results name the tools to load; the model only needs the names.
-            items.append(TextBlock(text=f"Tool loaded: {_str(obj.get('tool_name'), f'{ipath}.tool_name')}"))
+            items.append(TextBlock(text=f"Tool loaded: {as_string(obj.get('tool_name'), f'{ipath}.tool_name')}"))
         else:
             fail(f"{ipath}.type", f"unsupported tool_result content type {kind!r}")
     return tuple(items)
 
 
 def _block(item: object, path: str, role: str, verify: bool) -> ContentBlock | None:
-    block = _obj(item, path)
+    block = as_object(item, path)
     kind = block.get("type")
     if not isinstance(kind, str):
         fail(f"{path}.type", f"expected a string, got {type_name(kind)}")
     if kind == "text":
-        return TextBlock(text=_str(block.get("text"), f"{path}.text"))
+        return TextBlock(text=as_string(block.get("text"), f"{path}.text"))
     if role == "system":
         fail(f"{path}.type", f"a system message may only hold text blocks, got {kind!r}")
     if kind == "image":
@@ -202,37 +190,37 @@ def _block(item: object, path: str, role: str, verify: bool) -> ContentBlock | N
     if kind == "tool_use":
         if role != "assistant":
             fail(f"{path}.type", "tool_use blocks are only allowed in assistant messages")
-        tool_id = _str(block.get("id"), f"{path}.id")
-        name = _str(block.get("name"), f"{path}.name")
+        tool_id = as_string(block.get("id"), f"{path}.id")
+        name = as_string(block.get("name"), f"{path}.name")
         if not tool_id:
             fail(f"{path}.id", "must not be empty")
         if not name:
             fail(f"{path}.name", "must not be empty")
         raw_input = block.get("input", {})
-        tool_input = {} if raw_input is None else dict(_obj(raw_input, f"{path}.input"))
+        tool_input = {} if raw_input is None else dict(as_object(raw_input, f"{path}.input"))
         check_depth(tool_input, f"{path}.input")
         return ToolUseBlock(id=tool_id, name=name, input=tool_input)
     if kind == "tool_result":
         if role != "user":
             fail(f"{path}.type", "tool_result blocks are only allowed in user messages")
-        tool_use_id = _str(block.get("tool_use_id"), f"{path}.tool_use_id")
+        tool_use_id = as_string(block.get("tool_use_id"), f"{path}.tool_use_id")
         if not tool_use_id:
             fail(f"{path}.tool_use_id", "must not be empty")
         return ToolResultBlock(
             tool_use_id=tool_use_id,
             content=_tool_result_content(block.get("content"), f"{path}.content", verify),
-            is_error=_bool(block.get("is_error"), f"{path}.is_error"),
+            is_error=as_bool(block.get("is_error"), f"{path}.is_error"),
         )
     if kind in ("thinking", "redacted_thinking") and role != "assistant":
         fail(f"{path}.type", f"{kind} blocks are only allowed in assistant messages")
     if kind == "thinking":
         signature = block.get("signature")
         return ThinkingBlock(
-            thinking=_str(block.get("thinking"), f"{path}.thinking"),
+            thinking=as_string(block.get("thinking"), f"{path}.thinking"),
             signature=signature if isinstance(signature, str) else "",
         )
     if kind == "redacted_thinking":
-        return RedactedThinkingBlock(data=_str(block.get("data"), f"{path}.data"))
+        return RedactedThinkingBlock(data=as_string(block.get("data"), f"{path}.data"))
     if kind in _DROPPED_BLOCKS:
         return None
     fail(f"{path}.type", f"unsupported content block type {kind!r}")
@@ -252,14 +240,14 @@ def _content(value: object, path: str, role: str, verify: bool) -> tuple[Content
 
 
 def _messages(value: object, verify: bool) -> tuple[Message, ...]:
-    raw = _list(value, "messages")
+    raw = as_array(value, "messages")
     if not raw:
         fail("messages", "must contain at least one message")
     messages = []
     last = len(raw) - 1
     for i, item in enumerate(raw):
         path = f"messages.{i}"
-        obj = _obj(item, path)
+        obj = as_object(item, path)
         role = obj.get("role")
         if role not in ("user", "assistant", "system"):
             fail(f"{path}.role", f"expected \"user\", \"assistant\" or \"system\", got {role!r}")
@@ -281,11 +269,11 @@ def _system(value: object) -> tuple[TextBlock, ...]:
     if isinstance(value, str):
         return (TextBlock(text=value),) if value else ()
     blocks = []
-    for i, item in enumerate(_list(value, "system")):
-        obj = _obj(item, f"system.{i}")
+    for i, item in enumerate(as_array(value, "system")):
+        obj = as_object(item, f"system.{i}")
         if obj.get("type") != "text":
             fail(f"system.{i}.type", f"system blocks must be text blocks, got {obj.get('type')!r}")
-        blocks.append(TextBlock(text=_str(obj.get("text"), f"system.{i}.text")))
+        blocks.append(TextBlock(text=as_string(obj.get("text"), f"system.{i}.text")))
     return tuple(blocks)
 
 
@@ -293,7 +281,7 @@ def _tools(value: object) -> tuple[Tool, ...]:
     if value is None:
         return ()
     tools = tuple(
-        parse_tool(_obj(item, f"tools.{i}"), f"tools.{i}") for i, item in enumerate(_list(value, "tools"))
+        parse_tool(as_object(item, f"tools.{i}"), f"tools.{i}") for i, item in enumerate(as_array(value, "tools"))
     )
     seen: dict[str, int] = {}
     for i, tool in enumerate(tools):
@@ -306,19 +294,19 @@ def _tools(value: object) -> tuple[Tool, ...]:
 def _tool_choice(value: object) -> ToolChoice | None:
     if value is None:
         return None
-    obj = _obj(value, "tool_choice")
+    obj = as_object(value, "tool_choice")
     kind = obj.get("type")
     if kind not in ("auto", "any", "tool", "none"):
         fail("tool_choice.type", f"expected \"auto\", \"any\", \"tool\" or \"none\", got {kind!r}")
     name = ""
     if kind == "tool":
-        name = _str(obj.get("name"), "tool_choice.name")
+        name = as_string(obj.get("name"), "tool_choice.name")
         if not name:
             fail("tool_choice.name", "must not be empty")
     return ToolChoice(
         type=kind,
         name=name,
-        disable_parallel_tool_use=_bool(
+        disable_parallel_tool_use=as_bool(
             obj.get("disable_parallel_tool_use"), "tool_choice.disable_parallel_tool_use"
         ),
     )
@@ -327,11 +315,11 @@ def _tool_choice(value: object) -> ToolChoice | None:
 def _thinking(value: object) -> ThinkingConfig:
     if value is None:
         return ThinkingConfig()
-    obj = _obj(value, "thinking")
+    obj = as_object(value, "thinking")
     kind = obj.get("type")
     if kind == "enabled":
         return ThinkingConfig(
-            type="enabled", budget_tokens=_int(obj.get("budget_tokens"), "thinking.budget_tokens", minimum=1)
+            type="enabled", budget_tokens=as_int(obj.get("budget_tokens"), "thinking.budget_tokens", minimum=1)
         )
     if kind == "adaptive":
         return ThinkingConfig(type="adaptive")
@@ -343,17 +331,17 @@ def _thinking(value: object) -> ThinkingConfig:
 def _output_config(value: object) -> tuple[str, OutputFormat | None]:
     if value is None:
         return "", None
-    obj = _obj(value, "output_config")
+    obj = as_object(value, "output_config")
     effort = obj.get("effort")
     if effort is not None:
-        effort = _str(effort, "output_config.effort").strip().lower()
+        effort = as_string(effort, "output_config.effort").strip().lower()
     fmt = obj.get("format")
     output_format = None
     if fmt is not None:
-        fobj = _obj(fmt, "output_config.format")
+        fobj = as_object(fmt, "output_config.format")
         if fobj.get("type") != "json_schema":
             fail("output_config.format.type", f"expected \"json_schema\", got {fobj.get('type')!r}")
-        schema = _obj(fobj.get("schema"), "output_config.format.schema")
+        schema = as_object(fobj.get("schema"), "output_config.format.schema")
         check_depth(schema, "output_config.format.schema")
         output_format = OutputFormat(schema=schema)
     return effort or "", output_format
@@ -377,7 +365,7 @@ def parse_anthropic_request(
         raise LocalProtocolError(f"request body: expected a JSON object, got {type_name(body)}")
     if "model" not in obj:
         fail("model", "field required")
-    model = _str(obj["model"], "model").strip()
+    model = as_string(obj["model"], "model").strip()
     if not model:
         fail("model", "must not be empty")
     if "messages" not in obj:
@@ -389,21 +377,21 @@ def parse_anthropic_request(
             fail("max_tokens", "field required")
         max_tokens = 4096
     else:
-        max_tokens = _int(raw_max, "max_tokens", minimum=1)
+        max_tokens = as_int(raw_max, "max_tokens", minimum=1)
     stop = obj.get("stop_sequences")
     stop_sequences: tuple[str, ...] = ()
     if stop is not None:
-        items = _list(stop, "stop_sequences")
-        stop_sequences = tuple(_str(s, f"stop_sequences.{i}") for i, s in enumerate(items))
+        items = as_array(stop, "stop_sequences")
+        stop_sequences = tuple(as_string(s, f"stop_sequences.{i}") for i, s in enumerate(items))
     metadata = obj.get("metadata")
     session_id = ""
     if metadata is not None:
-        user_id = _obj(metadata, "metadata").get("user_id")
+        user_id = as_object(metadata, "metadata").get("user_id")
         if user_id is not None:
-            session_id = session_id_from_user_id(_str(user_id, "metadata.user_id"))
+            session_id = session_id_from_user_id(as_string(user_id, "metadata.user_id"))
     context_management = obj.get("context_management")
     if context_management is not None:
-        _obj(context_management, "context_management")  # accepted, nothing to forward
+        as_object(context_management, "context_management")  # accepted, nothing to forward
     temperature = obj.get("temperature")
     top_p = obj.get("top_p")
     top_k = obj.get("top_k")
@@ -413,15 +401,15 @@ def parse_anthropic_request(
         messages=messages,
         system=_system(obj.get("system")),
         max_tokens=max_tokens,
-        stream=_bool(obj.get("stream"), "stream"),
+        stream=as_bool(obj.get("stream"), "stream"),
         tools=_tools(obj.get("tools")),
         tool_choice=_tool_choice(obj.get("tool_choice")),
         thinking=_thinking(obj.get("thinking")),
         effort=effort,
         output_format=output_format,
         stop_sequences=stop_sequences,
-        temperature=None if temperature is None else _number(temperature, "temperature"),
-        top_p=None if top_p is None else _number(top_p, "top_p"),
-        top_k=None if top_k is None else _int(top_k, "top_k", minimum=0),
+        temperature=None if temperature is None else as_number(temperature, "temperature"),
+        top_p=None if top_p is None else as_number(top_p, "top_p"),
+        top_k=None if top_k is None else as_int(top_k, "top_k", minimum=0),
         session_id=session_id,
     )

@@ -12,10 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
-from ._anthropic_request import _list, _obj, _str
 from ._errors import LocalProtocolError
 from ._images import check_image
-from ._request_json import check_depth, fail, type_name
+from ._request_json import as_array, as_object, as_string, check_depth, fail, type_name
 from ._request_model import (
     ContentBlock,
     ImageBlock,
@@ -46,7 +45,7 @@ def shown(value: object) -> str:
 
 def nonempty(value: object, path: str) -> str:
     """A string with something besides whitespace in it, else the 400."""
-    text = _str(value, path)
+    text = as_string(value, path)
     if not text.strip():
         fail(path, "must not be empty")
     return text
@@ -59,12 +58,12 @@ def _image_url(part: Mapping[str, object], path: str) -> ImageBlock:
     """An ``image_url`` part holding a base64 ``data:`` URI (the gateway fetches nothing)."""
     raw = part.get("image_url")
     # The oldest clients send the URL directly as a string.
-    spec = {"url": raw} if isinstance(raw, str) else _obj(raw, f"{path}.image_url")
+    spec = {"url": raw} if isinstance(raw, str) else as_object(raw, f"{path}.image_url")
     url_path = f"{path}.image_url.url"
-    url = _str(spec.get("url"), url_path)
+    url = as_string(spec.get("url"), url_path)
     detail = spec.get("detail")
     if detail is not None:
-        _str(detail, f"{path}.image_url.detail")  # a resolution hint: Kiro has none to give
+        as_string(detail, f"{path}.image_url.detail")  # a resolution hint: Kiro has none to give
     if not url[:5].lower() == "data:":
         scheme = url.split(":", 1)[0][:10] if ":" in url else ""
         what = f"a remote {scheme} URL" if scheme else "not a data: URI"
@@ -95,13 +94,13 @@ def _text_parts(value: object, path: str, *, allow: tuple[str, ...] = ("text",))
     if isinstance(value, str):
         return (TextBlock(text=value),) if value else ()
     blocks = []
-    for i, item in enumerate(_list(value, path)):
-        part = _obj(item, f"{path}.{i}")
+    for i, item in enumerate(as_array(value, path)):
+        part = as_object(item, f"{path}.{i}")
         kind = part.get("type")
         if kind not in allow:
             fail(f"{path}.{i}.type", f"expected {' or '.join(repr(a) for a in allow)} here, got {shown(kind)}")
         key = "refusal" if kind == "refusal" else "text"
-        text = _str(part.get(key), f"{path}.{i}.{key}")
+        text = as_string(part.get(key), f"{path}.{i}.{key}")
         if text:
             blocks.append(TextBlock(text=text))
     return tuple(blocks)
@@ -113,12 +112,12 @@ def _user_content(value: object, path: str) -> tuple[ContentBlock, ...]:
     if isinstance(value, str):
         return (TextBlock(text=value),) if value else ()
     blocks: list[ContentBlock] = []
-    for i, item in enumerate(_list(value, path)):
+    for i, item in enumerate(as_array(value, path)):
         ipath = f"{path}.{i}"
-        part = _obj(item, ipath)
+        part = as_object(item, ipath)
         kind = part.get("type")
         if kind == "text":
-            text = _str(part.get("text"), f"{ipath}.text")
+            text = as_string(part.get("text"), f"{ipath}.text")
             if text:
                 blocks.append(TextBlock(text=text))
         elif kind == "image_url":
@@ -135,7 +134,7 @@ def _arguments(value: object, path: str) -> Mapping[str, object]:
     if isinstance(value, Mapping):  # some clients send the object itself
         check_depth(value, path)
         return dict(value)
-    text = _str(value, path)
+    text = as_string(value, path)
     if not text.strip():
         return {}
     try:
@@ -151,14 +150,14 @@ def _arguments(value: object, path: str) -> Mapping[str, object]:
 
 def _tool_calls(value: object, path: str) -> list[ToolUseBlock]:
     uses = []
-    for i, item in enumerate(_list(value, path)):
+    for i, item in enumerate(as_array(value, path)):
         ipath = f"{path}.{i}"
-        call = _obj(item, ipath)
+        call = as_object(item, ipath)
         kind = call.get("type", "function")
         if kind != "function":
             fail(f"{ipath}.type", f'only "function" tool calls are supported, got {shown(kind)}')
         call_id = nonempty(call.get("id"), f"{ipath}.id")
-        function = _obj(call.get("function"), f"{ipath}.function")
+        function = as_object(call.get("function"), f"{ipath}.function")
         name = nonempty(function.get("name"), f"{ipath}.function.name")
         tool_input = _arguments(function.get("arguments"), f"{ipath}.function.arguments")
         uses.append(ToolUseBlock(id=call_id, name=name, input=tool_input))
@@ -193,13 +192,13 @@ def _assistant(obj: Mapping[str, object], path: str, index: int, legacy: _Legacy
     reasoning = obj.get("reasoning_content")
     if reasoning is not None:
         # What our own responses carried as reasoning_content, sent back by the client.
-        thought = _str(reasoning, f"{path}.reasoning_content")
+        thought = as_string(reasoning, f"{path}.reasoning_content")
         if thought:
             blocks.append(ThinkingBlock(thinking=thought))
     blocks.extend(_text_parts(obj.get("content"), f"{path}.content", allow=("text", "refusal")))
     refusal = obj.get("refusal")
     if refusal is not None:
-        refusal_text = _str(refusal, f"{path}.refusal")
+        refusal_text = as_string(refusal, f"{path}.refusal")
         if refusal_text:
             blocks.append(TextBlock(text=refusal_text))
     calls = obj.get("tool_calls")
@@ -208,7 +207,7 @@ def _assistant(obj: Mapping[str, object], path: str, index: int, legacy: _Legacy
     function_call = obj.get("function_call")
     if function_call is not None:
         fpath = f"{path}.function_call"
-        fc = _obj(function_call, fpath)
+        fc = as_object(function_call, fpath)
         name = nonempty(fc.get("name"), f"{fpath}.name")
         args = _arguments(fc.get("arguments"), f"{fpath}.arguments")
         blocks.append(ToolUseBlock(id=legacy.call(name, index), name=name, input=args))
@@ -217,7 +216,7 @@ def _assistant(obj: Mapping[str, object], path: str, index: int, legacy: _Legacy
 
 def parse_messages(value: object) -> tuple[tuple[TextBlock, ...], tuple[Message, ...]]:
     """The leading system/developer messages (the system prompt) and the conversation."""
-    raw = _list(value, "messages")
+    raw = as_array(value, "messages")
     if not raw:
         fail("messages", "must contain at least one message")
     system: list[TextBlock] = []
@@ -225,11 +224,11 @@ def parse_messages(value: object) -> tuple[tuple[TextBlock, ...], tuple[Message,
     legacy = _LegacyCalls()
     for i, item in enumerate(raw):
         path = f"messages.{i}"
-        obj = _obj(item, path)
+        obj = as_object(item, path)
         role = obj.get("role")
         name = obj.get("name")
         if name is not None and role != "function":
-            _str(name, f"{path}.name")  # a participant name: accepted, not forwarded
+            as_string(name, f"{path}.name")  # a participant name: accepted, not forwarded
         if role in ("system", "developer"):
             if "content" not in obj:
                 fail(f"{path}.content", "field required")

@@ -15,10 +15,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Literal
 
-from ._anthropic_request import _bool, _int, _list, _number, _obj, _str
 from ._errors import LocalProtocolError
 from ._openai_messages import nonempty, one_of, parse_messages, shown
-from ._request_json import check_depth, fail, parse_json_body, type_name
+from ._request_json import (
+    as_array,
+    as_bool,
+    as_int,
+    as_number,
+    as_object,
+    as_string,
+    check_depth,
+    fail,
+    parse_json_body,
+    type_name,
+)
 from ._request_model import OutputFormat, Request, ThinkingConfig, Tool, ToolChoice
 
 __all__ = ["parse_openai_request", "DEFAULT_MAX_TOKENS", "REASONING_EFFORTS"]
@@ -59,17 +69,17 @@ _SAMPLING_RANGES: dict[str, tuple[float, float]] = {
 def _function(fn: Mapping[str, object], path: str) -> Tool:
     name = nonempty(fn.get("name"), f"{path}.name")
     raw_description = fn.get("description")
-    description = "" if raw_description is None else _str(raw_description, f"{path}.description")
+    description = "" if raw_description is None else as_string(raw_description, f"{path}.description")
     strict = fn.get("strict")
     if strict is not None:
-        _bool(strict, f"{path}.strict")  # accepted; arguments are checked by the client
+        as_bool(strict, f"{path}.strict")  # accepted; arguments are checked by the client
     params = fn.get("parameters")
     schema: Mapping[str, object]
     if params is None:
         # OpenAI: "omitting parameters defines a function with an empty parameter list".
         schema = {"type": "object", "properties": {}}
     else:
-        schema = _obj(params, f"{path}.parameters")
+        schema = as_object(params, f"{path}.parameters")
         check_depth(schema, f"{path}.parameters")
     return Tool(name=name, description=description, input_schema=schema)
 
@@ -79,18 +89,18 @@ def _tools(tools: object, functions: object) -> tuple[Tool, ...]:
         fail("functions", "send either tools or the legacy functions, not both")
     parsed: list[tuple[str, Tool]] = []
     if tools is not None:
-        for i, item in enumerate(_list(tools, "tools")):
+        for i, item in enumerate(as_array(tools, "tools")):
             path = f"tools.{i}"
-            obj = _obj(item, path)
+            obj = as_object(item, path)
             kind = obj.get("type")
             if kind != "function":
                 fail(f"{path}.type", f'only "function" tools are supported, got {shown(kind)}')
-            fn = _obj(obj.get("function"), f"{path}.function")
+            fn = as_object(obj.get("function"), f"{path}.function")
             parsed.append((f"{path}.function.name", _function(fn, f"{path}.function")))
     if functions is not None:
-        for i, item in enumerate(_list(functions, "functions")):
+        for i, item in enumerate(as_array(functions, "functions")):
             path = f"functions.{i}"
-            parsed.append((f"{path}.name", _function(_obj(item, path), path)))
+            parsed.append((f"{path}.name", _function(as_object(item, path), path)))
     seen: dict[str, str] = {}
     for name_path, tool in parsed:
         if tool.name in seen:
@@ -113,14 +123,14 @@ def _tool_choice(obj: Mapping[str, object], tools: tuple[Tool, ...]) -> ToolChoi
         if isinstance(value, str):
             choice = ToolChoice(type=_CHOICE_TYPES[one_of(value, "tool_choice", tuple(_CHOICE_TYPES))])
         else:
-            spec = _obj(value, "tool_choice")
+            spec = as_object(value, "tool_choice")
             kind = spec.get("type")
             if kind == "function":
-                fn = _obj(spec.get("function"), "tool_choice.function")
+                fn = as_object(spec.get("function"), "tool_choice.function")
                 name_path = "tool_choice.function.name"
                 choice = _named_choice(nonempty(fn.get("name"), name_path), name_path, tools)
             elif kind == "allowed_tools":
-                allowed = _obj(spec.get("allowed_tools"), "tool_choice.allowed_tools")
+                allowed = as_object(spec.get("allowed_tools"), "tool_choice.allowed_tools")
                 mode = one_of(allowed.get("mode"), "tool_choice.allowed_tools.mode", ("auto", "required"))
                 choice = ToolChoice(type="any" if mode == "required" else "auto")
             else:
@@ -130,12 +140,12 @@ def _tool_choice(obj: Mapping[str, object], tools: tuple[Tool, ...]) -> ToolChoi
             kind = one_of(legacy, "function_call", ("none", "auto"))
             choice = ToolChoice(type="none" if kind == "none" else "auto")
         else:
-            spec = _obj(legacy, "function_call")
+            spec = as_object(legacy, "function_call")
             choice = _named_choice(nonempty(spec.get("name"), "function_call.name"), "function_call.name", tools)
     if choice is not None and choice.type != "none" and not tools:
         fail("tool_choice" if value is not None else "function_call", "requires tools")
     parallel = obj.get("parallel_tool_calls")
-    if parallel is not None and not _bool(parallel, "parallel_tool_calls"):
+    if parallel is not None and not as_bool(parallel, "parallel_tool_calls"):
         base = choice if choice is not None else ToolChoice()
         choice = ToolChoice(type=base.type, name=base.name, disable_parallel_tool_use=True)
     return choice
@@ -147,10 +157,10 @@ def _tool_choice(obj: Mapping[str, object], tools: tuple[Tool, ...]) -> ToolChoi
 def _max_tokens(obj: Mapping[str, object]) -> int:
     completion = obj.get("max_completion_tokens")
     if completion is not None:
-        return _int(completion, "max_completion_tokens", minimum=1)
+        return as_int(completion, "max_completion_tokens", minimum=1)
     legacy = obj.get("max_tokens")
     if legacy is not None:
-        return _int(legacy, "max_tokens", minimum=1)
+        return as_int(legacy, "max_tokens", minimum=1)
     return DEFAULT_MAX_TOKENS
 
 
@@ -159,13 +169,13 @@ def _stop(value: object) -> tuple[str, ...]:
         return ()
     if isinstance(value, str):
         return (value,) if value else ()
-    items = _list(value, "stop")
+    items = as_array(value, "stop")
     if len(items) > MAX_STOP_SEQUENCES:
         fail("stop", f"at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(items)}")
     out = []
     for i, item in enumerate(items):
         # Whitespace is a real stop sequence ("\n" is a common one); only "" is meaningless.
-        if not _str(item, f"stop.{i}"):
+        if not as_string(item, f"stop.{i}"):
             fail(f"stop.{i}", "must not be empty")
         out.append(str(item))
     return tuple(out)
@@ -174,7 +184,7 @@ def _stop(value: object) -> tuple[str, ...]:
 def _thinking(value: object) -> tuple[ThinkingConfig, str]:
     if value is None:
         return ThinkingConfig(), ""
-    key = _str(value, "reasoning_effort").strip().lower()
+    key = as_string(value, "reasoning_effort").strip().lower()
     if key not in REASONING_EFFORTS:
         one_of(value, "reasoning_effort", tuple(REASONING_EFFORTS))
     effort = REASONING_EFFORTS[key]
@@ -186,16 +196,16 @@ def _thinking(value: object) -> tuple[ThinkingConfig, str]:
 def _response_format(value: object) -> OutputFormat | None:
     if value is None:
         return None
-    spec = _obj(value, "response_format")
+    spec = as_object(value, "response_format")
     kind = one_of(spec.get("type"), "response_format.type", ("text", "json_object", "json_schema"))
     if kind == "text":
         return None
     if kind == "json_object":
         return OutputFormat(schema={"type": "object"})
-    wrapper = _obj(spec.get("json_schema"), "response_format.json_schema")
+    wrapper = as_object(spec.get("json_schema"), "response_format.json_schema")
     nonempty(wrapper.get("name"), "response_format.json_schema.name")
     raw = wrapper.get("schema")
-    schema = {} if raw is None else _obj(raw, "response_format.json_schema.schema")
+    schema = {} if raw is None else as_object(raw, "response_format.json_schema.schema")
     check_depth(schema, "response_format.json_schema.schema")
     return OutputFormat(schema=schema)
 
@@ -207,7 +217,7 @@ def _sampling(obj: Mapping[str, object]) -> dict[str, float | None]:
         if raw is None:
             out[key] = None
             continue
-        number = _number(raw, key)
+        number = as_number(raw, key)
         if not low <= number <= high:
             fail(key, f"must be between {low:g} and {high:g}, got {number:g}")
         out[key] = number
@@ -217,30 +227,30 @@ def _sampling(obj: Mapping[str, object]) -> dict[str, float | None]:
 def _unsupported(obj: Mapping[str, object]) -> None:
     """Refuse what cannot be honoured, rather than answer something else than was asked."""
     n = obj.get("n")
-    if n is not None and _int(n, "n", minimum=1) > 1:
+    if n is not None and as_int(n, "n", minimum=1) > 1:
         fail("n", f"only one choice per request is supported, got n={n}")
     modalities = obj.get("modalities")
     if modalities is not None:
-        for i, m in enumerate(_list(modalities, "modalities")):
+        for i, m in enumerate(as_array(modalities, "modalities")):
             if m != "text":
                 fail(f"modalities.{i}", f'only "text" output is supported, got {shown(m)}')
     if obj.get("audio") is not None:
         fail("audio", "audio output is not supported")
     for key in ("logprobs",):
         if obj.get(key) is not None:
-            _bool(obj[key], key)  # accepted; answered with logprobs: null
+            as_bool(obj[key], key)  # accepted; answered with logprobs: null
     top_logprobs = obj.get("top_logprobs")
     if top_logprobs is not None:
-        _int(top_logprobs, "top_logprobs", minimum=0)
+        as_int(top_logprobs, "top_logprobs", minimum=0)
     seed = obj.get("seed")
     if seed is not None:
-        _int(seed, "seed")
+        as_int(seed, "seed")
     for key in ("user", "safety_identifier", "prompt_cache_key", "service_tier"):
         if obj.get(key) is not None:
-            _str(obj[key], key)
+            as_string(obj[key], key)
     for key in ("metadata", "logit_bias"):
         if obj.get(key) is not None:
-            _obj(obj[key], key)
+            as_object(obj[key], key)
 
 
 def parse_openai_request(body: bytes | str | Mapping[str, object]) -> Request:
@@ -264,12 +274,12 @@ def parse_openai_request(body: bytes | str | Mapping[str, object]) -> Request:
         fail("messages", "field required")
     system, messages = parse_messages(obj["messages"])
     _unsupported(obj)
-    stream = _bool(obj.get("stream"), "stream")
+    stream = as_bool(obj.get("stream"), "stream")
     include_usage = False
     options = obj.get("stream_options")
     if options is not None:
         # OpenAI refuses stream_options without stream; ignoring it is kinder and harmless.
-        include_usage = _bool(_obj(options, "stream_options").get("include_usage"), "stream_options.include_usage")
+        include_usage = as_bool(as_object(options, "stream_options").get("include_usage"), "stream_options.include_usage")
     tools = _tools(obj.get("tools"), obj.get("functions"))
     thinking, effort = _thinking(obj.get("reasoning_effort"))
     sampling = _sampling(obj)
