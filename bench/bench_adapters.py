@@ -13,7 +13,8 @@ seconds. The same load against the simulator alone is the baseline. Two loads, t
   the burst load the time to first byte is mostly waiting for a busy CPU and is shown too.)
 
 For each server, load and concurrency the script prints streams per second, time to first byte
-(p50/p95) and the ratios to the simulator alone, measured in turn with that cell (``--rounds``
+(p50/p95), the CPU milliseconds the server process (and its children) spent per answer, as the
+kernel counts them, and the ratios to the simulator alone, measured in turn with that cell (``--rounds``
 alternations of the two, pooled) over the same protocol (HTTP/2 rows against the simulator over
 h2c; the simulator's rows pool those baselines); then the resident memory of each server holding
 ``--hold`` slow streams open at once. Client, servers and simulator share the machine's cores, so
@@ -115,6 +116,8 @@ class Result:
     errors: int = 0
     ttfb: list[float] = field(default_factory=list)
     seconds: float = 0.0
+    #: CPU seconds (user + system) the serving process tree spent during the measurement.
+    cpu: float = 0.0
 
     def add(self, other: Result) -> None:
         """Pool ``other``'s measurements into this one."""
@@ -122,6 +125,12 @@ class Result:
         self.errors += other.errors
         self.ttfb += other.ttfb
         self.seconds += other.seconds
+        self.cpu += other.cpu
+
+    @property
+    def cpu_ms(self) -> float:
+        """CPU milliseconds of the serving process tree per answer."""
+        return self.cpu * 1000 / self.streams if self.streams else float("nan")
 
     @property
     def rate(self) -> float:
@@ -284,6 +293,41 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its descendants, as the kernel counts them (Linux).
+
+    Each process contributes its own time and that of the children it has reaped (cutime, cstime),
+    so a worker that exited during the measurement is counted once and a live one (hypercorn's) is
+    found by walking the tree. NaN where there is no /proc.
+    """
+    total = 0
+    seen = False
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        pending += _children(current)
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            stat = Path(f"/proc/{current}/stat").read_text()
+            # The command name (field 2) is in parentheses and may hold spaces: count from the last one.
+            fields = stat[stat.rindex(")") + 2:].split()
+            total += sum(int(v) for v in fields[11:15])  # utime, stime, cutime, cstime (fields 14-17)
+            seen = True
+    return total / _CLOCK_TICKS if seen else float("nan")
+
+
+@contextlib.contextmanager
+def cpu_counted(pid: int, result: Result) -> Iterator[None]:
+    """Add the CPU time process ``pid`` (and descendants) spends inside the block to ``result.cpu``."""
+    before = cpu_seconds(pid)
+    try:
+        yield
+    finally:
+        result.cpu += cpu_seconds(pid) - before
+
+
 def rss_mib(pid: int) -> float:
     """Resident memory of process ``pid`` and its descendants (hypercorn's worker) in MiB (Linux)."""
     total = 0
@@ -378,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sim_port = free_port()
     sim_command = [PYTHON, "-m", "adapters.simulator", "--port", str(sim_port), "--pace-ms", "0", "--log-level", "WARNING"]
-    with process("simulator", sim_command, sim_port, base_env()):
+    with process("simulator", sim_command, sim_port, base_env()) as sim_pid:
         sim_url = f"http://127.0.0.1:{sim_port}"
         env = base_env() | gateway_environment(sim_url) | {"KIRO_CLIENT_TOKEN": TOKEN, "KIRO_STATE": "memory://", "LOG_LEVEL": "WARNING"}
         # (load, server, clients) -> result
@@ -418,15 +462,24 @@ def main(argv: Sequence[str] | None = None) -> int:
                             # machine's speed then weighs on both alike.
                             alone, measured = Result(), Result()
                             for _ in range(rounds):
-                                alone.add(load(
-                                    sim_port, "/generateAssistantResponse", sim_headers, kiro_bodies[load_name], level,
-                                    duration / rounds, http2=http2, stagger=stagger[load_name],
-                                    min_streams=-(-min_streams[load_name] // rounds),
-                                ))
-                                measured.add(load(
-                                    port, "/v1/messages", client_headers, client_body, level, duration / rounds,
-                                    http2=http2, stagger=stagger[load_name], min_streams=-(-min_streams[load_name] // rounds),
-                                ))
+                                round_alone, round_measured = Result(), Result()
+                                # The simulator's own CPU per answer, beside the gateway's: both
+                                # are counted by the kernel and hold still on a busy machine,
+                                # where the rates drift.
+                                with cpu_counted(sim_pid, round_alone):
+                                    round_alone.add(load(
+                                        sim_port, "/generateAssistantResponse", sim_headers, kiro_bodies[load_name],
+                                        level, duration / rounds, http2=http2, stagger=stagger[load_name],
+                                        min_streams=-(-min_streams[load_name] // rounds),
+                                    ))
+                                with cpu_counted(pid, round_measured):
+                                    round_measured.add(load(
+                                        port, "/v1/messages", client_headers, client_body, level, duration / rounds,
+                                        http2=http2, stagger=stagger[load_name],
+                                        min_streams=-(-min_streams[load_name] // rounds),
+                                    ))
+                                alone.add(round_alone)
+                                measured.add(round_measured)
                             baselines[load_name, label, level] = alone
                             results[load_name, label, level] = measured
         # Memory last (held streams keep the simulator busy for a while). Upstream connections are
@@ -446,7 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     for load_name in prompts:
         print(f"{titles[load_name]}; {duration:.0f} s per cell, keep-alive clients (HTTP/1.1; name/h2: HTTP/2)")
-        print(f"{'server':<14} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8} {'errors':>6}")
+        print(
+            f"{'server':<14} {'clients':>7} {'streams/s':>10} {'vs sim':>7} {'ttfb p50':>9} {'p95':>8} {'+p50 ms':>8}"
+            f" {'cpu ms':>7} {'errors':>6}"
+        )
         for level in levels:
             # The simulator's rows: all its measurements at this level pooled, per protocol.
             for protocol in ("", "/h2"):
@@ -467,7 +523,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             added = result.percentile(0.5) - base.percentile(0.5) if base else float("nan")
             print(
                 f"{name:<14} {level:>7} {result.rate:>10.1f} {ratio:>7.2f} {result.percentile(0.5):>8.2f}m"
-                f" {result.percentile(0.95):>7.2f}m {added:>8.2f} {result.errors:>6}"
+                f" {result.percentile(0.95):>7.2f}m {added:>8.2f} {result.cpu_ms:>7.3f} {result.errors:>6}"
             )
         print()
     if memory:
