@@ -27,9 +27,9 @@ if __package__ in (None, ""):  # run as a script: make the project importable
 
 from botocore.eventstream import EventStreamBuffer
 
-from kiro_protocol._eventstream import EventStreamDecoder, encode_message
-from kiro_protocol._upstream_events import AssistantResponse, ContextUsage, Metering, ToolUse
-from kiro_protocol._upstream_parse import encode_upstream_event
+from kiro_protocol.wire._eventstream import EventStreamDecoder, encode_message
+from kiro_protocol.responses._upstream_events import AssistantResponse, ContextUsage, Metering, ToolUse
+from kiro_protocol.responses._upstream_parse import encode_upstream_event
 from kiro_protocol._util import NEED_DATA
 
 _WORDS = ["the ", "weather ", "card ", "will ", "show ", "a ", "forecast", ", ", "and ", "`code`", "\n", "我", "将为", "您创建"]

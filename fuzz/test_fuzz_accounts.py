@@ -14,11 +14,11 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiro_protocol._credentials import AccountConfig, ConfigurationError, parse_accounts
-from kiro_protocol._http import HttpResponse
-from kiro_protocol._pool import AccountState
-from kiro_protocol._refresh import RefreshedToken, RefreshFailure, parse_refresh_response
-from kiro_protocol._usage_limits import UsageLimits, UsageLimitsError, parse_usage_limits
+from kiro_protocol.pool._credentials import AccountConfig, ConfigurationError, parse_accounts
+from kiro_protocol.http._messages import HttpResponse
+from kiro_protocol.pool._accounts import AccountState
+from kiro_protocol.pool._refresh import RefreshedToken, RefreshFailure, parse_refresh_response
+from kiro_protocol.pool._usage_limits import UsageLimits, UsageLimitsError, parse_usage_limits
 
 FIXTURES = Path(__file__).parent.parent / "tests" / "fixtures" / "accounts"
 CONFIG_SEED = json.loads((FIXTURES / "kiro_auth_token.json").read_text())

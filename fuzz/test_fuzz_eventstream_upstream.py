@@ -11,9 +11,9 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiro_protocol._eventstream import Header, HeaderType, Message, decode_all
-from kiro_protocol._upstream_events import UnknownUpstreamEvent
-from kiro_protocol._upstream_parse import (
+from kiro_protocol.wire._eventstream import Header, HeaderType, Message, decode_all
+from kiro_protocol.responses._upstream_events import UnknownUpstreamEvent
+from kiro_protocol.responses._upstream_parse import (
     IGNORED_EVENT_TYPES,
     UpstreamPayloadError,
     encode_upstream_event,

@@ -13,11 +13,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fuzz.test_fuzz_translator import ANY_EVENT, MESSAGE_ID, PLANS, mutated_seed
-from kiro_protocol._openai_response import DONE, openai_encoder
-from kiro_protocol._plan import ResponsePlan
-from kiro_protocol._translator import ResponseTranslator
-from kiro_protocol._upstream_events import UpstreamEvent
-from kiro_protocol._upstream_parse import encode_upstream_event
+from kiro_protocol.responses._openai import DONE, openai_encoder
+from kiro_protocol.requests._plan import ResponsePlan
+from kiro_protocol.responses._translator import ResponseTranslator
+from kiro_protocol.responses._upstream_events import UpstreamEvent
+from kiro_protocol.responses._upstream_parse import encode_upstream_event
 from tests.openai_checker import check_openai_completion, check_openai_error, check_openai_stream
 
 COMPLETION_ID = "chatcmpl-" + "F" * 24

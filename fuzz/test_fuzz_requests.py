@@ -13,11 +13,11 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiro_protocol._anthropic_request import parse_anthropic_request
-from kiro_protocol._conversion import ConversionConfig, convert_request
+from kiro_protocol.requests._anthropic import parse_anthropic_request
+from kiro_protocol.requests._conversion import ConversionConfig, convert_request
 from kiro_protocol._errors import LocalProtocolError
-from kiro_protocol._linter import lint_kiro_body
-from kiro_protocol._request_model import Request
+from kiro_protocol.requests._linter import lint_kiro_body
+from kiro_protocol.requests._model import Request
 
 FIXTURES = Path(__file__).parent.parent / "tests" / "fixtures"
 SEEDS: list[dict[str, Any]] = [

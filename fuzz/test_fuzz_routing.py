@@ -11,7 +11,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._routing import (
+from kiro_protocol.http._routing import (
     Dialect,
     Endpoint,
     authenticate,
@@ -100,7 +100,7 @@ def test_compare_digest_is_what_makes_auth_constant_time() -> None:
     # authenticate() delegates to hmac.compare_digest; guard against a refactor to ``==``.
     import inspect
 
-    import kiro_protocol._routing as routing
+    import kiro_protocol.http._routing as routing
 
     assert "compare_digest" in inspect.getsource(routing._same)
     assert hmac.compare_digest(b"a", b"a")

@@ -20,7 +20,7 @@ from adapters.simulator._app import SimulatorApp
 from adapters.simulator._arguments import example_arguments
 from adapters.simulator._script import Ending, ErrorReply, StreamReply, answer
 from adapters.simulator._state import SimulatorConfig, SimulatorState
-from kiro_protocol._upstream_parse import encode_upstream_event, parse_all
+from kiro_protocol.responses._upstream_parse import encode_upstream_event, parse_all
 
 json_scalars = st.none() | st.booleans() | st.integers(-(2**40), 2**40) | st.floats(allow_nan=False) | st.text(max_size=30)
 json_values = st.recursive(

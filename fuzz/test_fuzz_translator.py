@@ -12,9 +12,9 @@ from types import MappingProxyType
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiro_protocol._plan import ResponsePlan
-from kiro_protocol._translator import ResponseTranslator
-from kiro_protocol._upstream_events import (
+from kiro_protocol.requests._plan import ResponsePlan
+from kiro_protocol.responses._translator import ResponseTranslator
+from kiro_protocol.responses._upstream_events import (
     AssistantResponse,
     ContextUsage,
     InvalidState,
@@ -28,7 +28,7 @@ from kiro_protocol._upstream_events import (
     UpstreamEvent,
     UpstreamException,
 )
-from kiro_protocol._upstream_parse import encode_upstream_event
+from kiro_protocol.responses._upstream_parse import encode_upstream_event
 from tests.sse_checker import check_anthropic_message, check_anthropic_stream
 
 SEEDS = [p.read_bytes() for p in sorted((Path(__file__).parents[1] / "tests" / "fixtures" / "responses" / "upstream").glob("*.bin"))]

@@ -14,12 +14,12 @@ import time
 from typing import Callable, Mapping, Protocol, Sequence
 
 from adapters.runtime.stores import StateStore, apply_persist
-from kiro_protocol._credentials import AccountConfig, parse_accounts
-from kiro_protocol._exchange import Exchange
-from kiro_protocol._http import HttpRequest, HttpResponse
-from kiro_protocol._pool import PoolSettings
-from kiro_protocol._pool_checks import AccountCheck
-from kiro_protocol._pool_decisions import (
+from kiro_protocol.pool._credentials import AccountConfig, parse_accounts
+from kiro_protocol.pool._exchange import Exchange
+from kiro_protocol.http._messages import HttpRequest, HttpResponse
+from kiro_protocol.pool._accounts import PoolSettings
+from kiro_protocol.pool._checks import AccountCheck
+from kiro_protocol.pool._decisions import (
     AcquireLease,
     CheckUsage,
     Decision,
@@ -204,7 +204,7 @@ def run_exchange(
                 ex.client_bytes_sent()
                 ex.finished(clock(), input_tokens=10, output_tokens=5)
             else:
-                from kiro_protocol._upstream_errors import connection_failure
+                from kiro_protocol.pool._upstream_errors import connection_failure
 
                 ex.stream_failed(connection_failure("stream broke"), clock())
         elif isinstance(d, (Respond, Done)):

@@ -12,7 +12,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from kiro_protocol._eventstream import (
+from kiro_protocol.wire._eventstream import (
     END_OF_STREAM,
     EventStreamDecoder,
     Header,

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from kiro_protocol._anthropic_request import parse_anthropic_request, session_id_from_user_id
+from kiro_protocol.requests._anthropic import parse_anthropic_request, session_id_from_user_id
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._request_model import (
+from kiro_protocol.requests._model import (
     ImageBlock,
     RedactedThinkingBlock,
     TextBlock,

@@ -8,9 +8,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from kiro_protocol._anthropic_response import AnthropicMessageEncoder, block_start_json, dumps, usage_json
+from kiro_protocol.responses._anthropic import AnthropicMessageEncoder, block_start_json, dumps, usage_json
 from kiro_protocol._errors import ErrorKind
-from kiro_protocol._lifecycle_events import (
+from kiro_protocol.responses._lifecycle_events import (
     ContentBlockStarted,
     ContentBlockStopped,
     LifecycleEvent,
@@ -30,7 +30,8 @@ from kiro_protocol._lifecycle_events import (
     ToolUseBlock,
     Usage,
 )
-from kiro_protocol._sse import SSE_MEDIA_TYPE, AnthropicStreamEncoder, sse_event
+from kiro_protocol.responses._anthropic import AnthropicStreamEncoder
+from kiro_protocol.wire._sse import SSE_MEDIA_TYPE, sse_event
 from tests.sse_checker import check_anthropic_message, check_anthropic_stream, parse_sse
 
 START = MessageStarted(message_id="msg_" + "x" * 24, model="claude-opus-4-5", usage=Usage(input_tokens=5, output_tokens=0))

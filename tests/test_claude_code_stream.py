@@ -22,10 +22,10 @@ from typing import Any
 
 import pytest
 
-from kiro_protocol._plan import ResponsePlan
-from kiro_protocol._translator import ResponseTranslator
-from kiro_protocol._upstream_events import AssistantResponse, ContextUsage, ToolUse, UpstreamEvent
-from kiro_protocol._upstream_parse import encode_upstream_event
+from kiro_protocol.requests._plan import ResponsePlan
+from kiro_protocol.responses._translator import ResponseTranslator
+from kiro_protocol.responses._upstream_events import AssistantResponse, ContextUsage, ToolUse, UpstreamEvent
+from kiro_protocol.responses._upstream_parse import encode_upstream_event
 
 pytestmark = pytest.mark.slow
 

@@ -11,17 +11,17 @@ from typing import Any
 
 import pytest
 
-from kiro_protocol._anthropic_request import parse_anthropic_request
-from kiro_protocol._conversion import (
+from kiro_protocol.requests._anthropic import parse_anthropic_request
+from kiro_protocol.requests._conversion import (
     CONTINUE_PROMPT,
     SYSTEM_ACK,
     ConversionConfig,
     KiroRequest,
     convert_request,
 )
-from kiro_protocol._convert_tools import PLACEHOLDER_DESCRIPTION
+from kiro_protocol.requests._convert_tools import PLACEHOLDER_DESCRIPTION
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._linter import lint_kiro_body
+from kiro_protocol.requests._linter import lint_kiro_body
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CONV = FIXTURES / "conversion"

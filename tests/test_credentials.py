@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from kiro_protocol._credentials import (
+from kiro_protocol.pool._credentials import (
     AccountConfig,
     AuthMethod,
     ConfigurationError,

@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiro_protocol._errors import LocalProtocolError, RemoteProtocolError
-from kiro_protocol._eventstream import (
+from kiro_protocol.wire._eventstream import (
     DEFAULT_MAX_MESSAGE_LENGTH,
     END_OF_STREAM,
     ChecksumMismatch,

@@ -10,12 +10,12 @@ import pytest
 
 from adapters.runtime.stores import apply_persist
 from adapters.runtime.stores.memory_store import MemoryStore
-from kiro_protocol._credentials import AccountConfig
+from kiro_protocol.pool._credentials import AccountConfig
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._exchange import Exchange, ExchangePhase
-from kiro_protocol._pool_failures import retry_after_seconds
-from kiro_protocol._pool import AccountState, NoAccountAvailableError, PoolSettings, Strategy
-from kiro_protocol._pool_decisions import (
+from kiro_protocol.pool._exchange import Exchange, ExchangePhase
+from kiro_protocol.pool._failures import retry_after_seconds
+from kiro_protocol.pool._accounts import AccountState, NoAccountAvailableError, PoolSettings, Strategy
+from kiro_protocol.pool._decisions import (
     AcquireLease,
     Decision,
     LoadState,
@@ -26,7 +26,7 @@ from kiro_protocol._pool_decisions import (
     StartStream,
     Wait,
 )
-from kiro_protocol._upstream_errors import connection_failure
+from kiro_protocol.pool._upstream_errors import connection_failure
 from tests.exchange_runner import FakeClock, Upstream, answer, make_accounts, refresh_ok, run_exchange
 
 D = TypeVar("D", bound=Decision)

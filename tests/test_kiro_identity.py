@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kiro_protocol._credentials import parse_accounts
-from kiro_protocol._kiro_identity import (
+from kiro_protocol.pool._credentials import parse_accounts
+from kiro_protocol.pool._kiro_identity import (
     ClientVersions,
     Endpoints,
     api_region,
@@ -111,7 +111,7 @@ def test_endpoints_are_templates() -> None:
 
 
 def test_default_region_applies_to_accounts_without_one() -> None:
-    from kiro_protocol._refresh import build_refresh_request
+    from kiro_protocol.pool._refresh import build_refresh_request
 
     plain = _account("t" * 30)
     endpoints = Endpoints(default_region="eu-central-1")

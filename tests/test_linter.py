@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from kiro_protocol._linter import RULES, Action, LintLimits, lint_kiro_body
+from kiro_protocol.requests._linter import RULES, Action, LintLimits, lint_kiro_body
 
 CONV = Path(__file__).parent / "fixtures" / "conversion"
 DOCS = Path(__file__).parent.parent / "docs" / "conversion.md"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._models import PUBLIC_MODELS, list_models, resolve_model
+from kiro_protocol.requests._models import PUBLIC_MODELS, list_models, resolve_model
 
 
 @pytest.mark.parametrize(
@@ -85,7 +85,7 @@ def test_list_models_covers_the_table() -> None:
 
 
 def test_parse_model_map() -> None:
-    from kiro_protocol._models import parse_model_map
+    from kiro_protocol.requests._models import parse_model_map
 
     assert parse_model_map("") == {}
     assert parse_model_map(' {"a": " claude-opus-4.6 "} ') == {"a": "claude-opus-4.6"}

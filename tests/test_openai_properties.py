@@ -17,11 +17,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiro_protocol._conversion import ConversionConfig, convert_request
-from kiro_protocol._error_bodies import error_body_for
+from kiro_protocol.requests._conversion import ConversionConfig, convert_request
+from kiro_protocol.http._error_bodies import error_body_for
 from kiro_protocol._errors import LocalProtocolError
-from kiro_protocol._linter import lint_kiro_body
-from kiro_protocol._openai_request import parse_openai_request
+from kiro_protocol.requests._linter import lint_kiro_body
+from kiro_protocol.requests._openai import parse_openai_request
 from tests.openai_checker import check_openai_error
 
 PNG = base64.b64encode(

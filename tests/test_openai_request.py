@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from kiro_protocol._anthropic_request import parse_anthropic_request
-from kiro_protocol._conversion import ConversionConfig, convert_request
-from kiro_protocol._error_bodies import error_body_for
+from kiro_protocol.requests._anthropic import parse_anthropic_request
+from kiro_protocol.requests._conversion import ConversionConfig, convert_request
+from kiro_protocol.http._error_bodies import error_body_for
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._openai_request import DEFAULT_MAX_TOKENS, parse_openai_request
-from kiro_protocol._request_model import (
+from kiro_protocol.requests._openai import DEFAULT_MAX_TOKENS, parse_openai_request
+from kiro_protocol.requests._model import (
     ImageBlock,
     Message,
     OutputFormat,

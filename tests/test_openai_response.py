@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._lifecycle_events import (
+from kiro_protocol.responses._lifecycle_events import (
     ContentBlockStarted,
     ContentBlockStopped,
     MessageDelta,
@@ -37,7 +37,7 @@ from kiro_protocol._lifecycle_events import (
     ToolUseBlock,
     Usage,
 )
-from kiro_protocol._openai_response import (
+from kiro_protocol.responses._openai import (
     DONE,
     FINISH_REASONS,
     OpenAIChunkEncoder,
@@ -45,8 +45,8 @@ from kiro_protocol._openai_response import (
     openai_encoder,
     openai_usage_json,
 )
-from kiro_protocol._translator import ResponseTranslator
-from kiro_protocol._upstream_events import AssistantResponse, ContextUsage, ToolUse, UpstreamException
+from kiro_protocol.responses._translator import ResponseTranslator
+from kiro_protocol.responses._upstream_events import AssistantResponse, ContextUsage, ToolUse, UpstreamException
 from tests.openai_checker import check_openai_completion, check_openai_error, check_openai_stream
 from tests.sse_checker import SSEViolation
 from tests.test_translator import CASES, MESSAGE_ID, MODEL, UPSTREAM, Expect, frames, make_plan

@@ -20,13 +20,13 @@ import openai
 import pytest
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
-from kiro_protocol._conversion import ConversionConfig, convert_request
-from kiro_protocol._error_bodies import error_body_for
+from kiro_protocol.requests._conversion import ConversionConfig, convert_request
+from kiro_protocol.http._error_bodies import error_body_for
 from kiro_protocol._errors import LocalProtocolError
-from kiro_protocol._openai_request import parse_openai_request
-from kiro_protocol._openai_response import openai_encoder
-from kiro_protocol._translator import ResponseTranslator
-from kiro_protocol._upstream_events import (
+from kiro_protocol.requests._openai import parse_openai_request
+from kiro_protocol.responses._openai import openai_encoder
+from kiro_protocol.responses._translator import ResponseTranslator
+from kiro_protocol.responses._upstream_events import (
     AssistantResponse,
     ContextUsage,
     Metering,
@@ -34,7 +34,7 @@ from kiro_protocol._upstream_events import (
     UpstreamEvent,
     UpstreamException,
 )
-from kiro_protocol._upstream_parse import encode_upstream_event
+from kiro_protocol.responses._upstream_parse import encode_upstream_event
 from tests.loopback_http import LoopbackRequest, LoopbackResponse, LoopbackServer
 from tests.openai_checker import check_openai_stream
 

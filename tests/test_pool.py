@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiro_protocol._credentials import ConfigurationError
+from kiro_protocol.pool._credentials import ConfigurationError
 from kiro_protocol._errors import ErrorKind
-from kiro_protocol._pool import (
+from kiro_protocol.pool._accounts import (
     AccountState,
     PoolSettings,
     Strategy,
@@ -23,7 +23,7 @@ from kiro_protocol._pool import (
     token_status,
     unavailable_reason,
 )
-from kiro_protocol._pool_updates import QuotaExhausted, Served, Throttled, TokenRejected
+from kiro_protocol.pool._updates import QuotaExhausted, Served, Throttled, TokenRejected
 from tests.exchange_runner import make_accounts
 
 
@@ -138,7 +138,7 @@ def test_updates_compose_as_documented() -> None:
 
 
 def test_status_view_shows_why_and_never_a_secret() -> None:
-    from kiro_protocol._pool_status import pool_status
+    from kiro_protocol.pool._status import pool_status
 
     accounts = make_accounts(3, auth="IdC")
     now = 1_750_000_000.0
@@ -167,7 +167,7 @@ def test_status_view_shows_why_and_never_a_secret() -> None:
     st.floats(-1e300, 1e300), st.floats(-1e300, 1e300), st.floats(-1e300, 1e300),
     st.none() | st.floats(-1e300, 1e300)))
 def test_any_stored_state_gives_a_reason_and_a_status_without_crashing(text: str) -> None:
-    from kiro_protocol._pool_status import account_status
+    from kiro_protocol.pool._status import account_status
 
     (a,) = make_accounts(1)
     state = AccountState.from_json(text)

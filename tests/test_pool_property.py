@@ -23,11 +23,11 @@ from hypothesis import strategies as st
 
 from adapters.runtime.stores import apply_persist
 from adapters.runtime.stores.memory_store import MemoryStore
-from kiro_protocol._exchange import Exchange
-from kiro_protocol._pool_checks import AccountCheck, checks_due
-from kiro_protocol._http import HttpResponse
-from kiro_protocol._pool import AccountState, NoAccountAvailableError, PoolSettings, Strategy
-from kiro_protocol._pool_decisions import (
+from kiro_protocol.pool._exchange import Exchange
+from kiro_protocol.pool._checks import AccountCheck, checks_due
+from kiro_protocol.http._messages import HttpResponse
+from kiro_protocol.pool._accounts import AccountState, NoAccountAvailableError, PoolSettings, Strategy
+from kiro_protocol.pool._decisions import (
     AcquireLease,
     CheckUsage,
     Decision,

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from kiro_protocol._credentials import parse_accounts
-from kiro_protocol._http import HttpResponse
-from kiro_protocol._kiro_identity import ClientVersions, Endpoints
-from kiro_protocol._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
+from kiro_protocol.pool._credentials import parse_accounts
+from kiro_protocol.http._messages import HttpResponse
+from kiro_protocol.pool._kiro_identity import ClientVersions, Endpoints
+from kiro_protocol.pool._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
 
 TOKEN = "aorAAAAAGexample-refresh-token"
 MID = "69c92434269208a50ac2c3007e3c8124a1f749fb2675bb728b30b1bea4075d77"

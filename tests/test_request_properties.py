@@ -13,10 +13,10 @@ from typing import Any
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from kiro_protocol._anthropic_request import parse_anthropic_request
-from kiro_protocol._conversion import ConversionConfig, convert_request
+from kiro_protocol.requests._anthropic import parse_anthropic_request
+from kiro_protocol.requests._conversion import ConversionConfig, convert_request
 from kiro_protocol._errors import LocalProtocolError
-from kiro_protocol._linter import LintLimits, lint_kiro_body
+from kiro_protocol.requests._linter import LintLimits, lint_kiro_body
 
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 IDS = ["t1", "t2", "t3", "toolu_01ABC"]
@@ -156,7 +156,7 @@ def test_conversion_is_deterministic(raw: dict[str, Any]) -> None:
 
 @given(st.lists(st.text(min_size=1, max_size=150), unique=True, max_size=20))
 def test_tool_name_shortening_is_stable_and_reversible(names: list[str]) -> None:
-    from kiro_protocol._convert_tools import ToolNames
+    from kiro_protocol.requests._convert_tools import ToolNames
 
     first, second = ToolNames(), ToolNames()
     upstream = [first.upstream(n) for n in names]
@@ -181,7 +181,7 @@ json_schemas = st.recursive(
 
 @given(st.dictionaries(st.sampled_from(["type", "properties", "required", "additionalProperties", "x"]), json_schemas))
 def test_normalised_schemas_pass_the_linter_and_are_idempotent(schema: dict[str, Any]) -> None:
-    from kiro_protocol._convert_tools import normalise_schema
+    from kiro_protocol.requests._convert_tools import normalise_schema
 
     once = normalise_schema(schema)
     assert normalise_schema(once) == once

@@ -1,4 +1,4 @@
-"""Routing, client auth, CORS and request ids (kiro_protocol._routing)."""
+"""Routing, client auth, CORS and request ids (kiro_protocol.http._routing)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._routing import (
+from kiro_protocol.http._routing import (
     CORS_HEADERS,
     Dialect,
     Endpoint,

@@ -23,8 +23,8 @@ import pytest
 
 from adapters.anyio_server import Server, serve_settings
 from adapters.runtime.settings import load_settings
-from kiro_protocol._upstream_events import AssistantResponse, ContextUsage, Metering, UpstreamEvent, UpstreamException
-from kiro_protocol._upstream_parse import encode_upstream_event
+from kiro_protocol.responses._upstream_events import AssistantResponse, ContextUsage, Metering, UpstreamEvent, UpstreamException
+from kiro_protocol.responses._upstream_parse import encode_upstream_event
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 

@@ -29,16 +29,16 @@ from adapters.simulator import (
     gateway_environment,
     start_simulator,
 )
-from kiro_protocol._credentials import AccountConfig, parse_accounts
-from kiro_protocol._eventstream import EventStreamDecoder
-from kiro_protocol._eventstream_errors import EventStreamError
-from kiro_protocol._http import HttpRequest, HttpResponse
-from kiro_protocol._kiro_identity import ClientVersions, Endpoints, generate_headers
-from kiro_protocol._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
-from kiro_protocol._upstream_errors import FailureClass, classify_upstream_failure
-from kiro_protocol._upstream_events import AssistantResponse, ContextUsage, ToolUse, UpstreamEvent, UpstreamException
-from kiro_protocol._upstream_parse import parse_all, parse_message
-from kiro_protocol._usage_limits import build_usage_limits_request, parse_usage_limits
+from kiro_protocol.pool._credentials import AccountConfig, parse_accounts
+from kiro_protocol.wire._eventstream import EventStreamDecoder
+from kiro_protocol.wire._eventstream_errors import EventStreamError
+from kiro_protocol.http._messages import HttpRequest, HttpResponse
+from kiro_protocol.pool._kiro_identity import ClientVersions, Endpoints, generate_headers
+from kiro_protocol.pool._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
+from kiro_protocol.pool._upstream_errors import FailureClass, classify_upstream_failure
+from kiro_protocol.responses._upstream_events import AssistantResponse, ContextUsage, ToolUse, UpstreamEvent, UpstreamException
+from kiro_protocol.responses._upstream_parse import parse_all, parse_message
+from kiro_protocol.pool._usage_limits import build_usage_limits_request, parse_usage_limits
 from tests.test_simulator_script import BASH, kiro_body
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(60)]

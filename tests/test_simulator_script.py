@@ -25,13 +25,13 @@ from adapters.simulator._script import (
     tool_use_id,
 )
 from adapters.simulator._text import UNICODE_FRAMES, UNICODE_TEXT, has_cjk, split_text
-from kiro_protocol._anthropic_request import parse_anthropic_request
-from kiro_protocol._conversion import ConversionConfig, convert_request
-from kiro_protocol._eventstream import EventStreamDecoder, decode_all
-from kiro_protocol._eventstream_errors import EventStreamError
-from kiro_protocol._linter import lint_kiro_body
-from kiro_protocol._upstream_errors import FailureClass, classify_stream_failure, classify_upstream_failure
-from kiro_protocol._upstream_events import (
+from kiro_protocol.requests._anthropic import parse_anthropic_request
+from kiro_protocol.requests._conversion import ConversionConfig, convert_request
+from kiro_protocol.wire._eventstream import EventStreamDecoder, decode_all
+from kiro_protocol.wire._eventstream_errors import EventStreamError
+from kiro_protocol.requests._linter import lint_kiro_body
+from kiro_protocol.pool._upstream_errors import FailureClass, classify_stream_failure, classify_upstream_failure
+from kiro_protocol.responses._upstream_events import (
     AssistantResponse,
     ContextUsage,
     MessageMetadata,
@@ -43,7 +43,7 @@ from kiro_protocol._upstream_events import (
     UpstreamEvent,
     UpstreamException,
 )
-from kiro_protocol._upstream_parse import parse_all, parse_message
+from kiro_protocol.responses._upstream_parse import parse_all, parse_message
 
 FIXTURES = Path(__file__).parent / "fixtures"
 TOOL_ID = re.compile(r"^tooluse_[A-Za-z0-9_-]{22}$")

@@ -16,11 +16,11 @@ from adapters.runtime.stores import StateStore, StoreConfigurationError, apply_p
 from adapters.runtime.stores.memory_store import MemoryStore
 from adapters.runtime.stores.redis_store import RedisStore
 from adapters.runtime.stores.sqlite_store import SQLiteStore
-from kiro_protocol._credentials import AccountConfig
-from kiro_protocol._http import HttpRequest
-from kiro_protocol._pool import AccountState, PoolSettings
-from kiro_protocol._pool_decisions import Persist
-from kiro_protocol._pool_updates import Throttled
+from kiro_protocol.pool._credentials import AccountConfig
+from kiro_protocol.http._messages import HttpRequest
+from kiro_protocol.pool._accounts import AccountState, PoolSettings
+from kiro_protocol.pool._decisions import Persist
+from kiro_protocol.pool._updates import Throttled
 from tests.exchange_runner import Answer, RealClock, Upstream, make_accounts, refresh_ok, run_exchange
 from tests.redis_server import fresh_redis, redis_url  # noqa: F401  (fixtures)
 
@@ -210,8 +210,8 @@ def test_sqlite_updates_from_two_processes_all_count(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from adapters.runtime.stores.sqlite_store import SQLiteStore\n"
-        "from kiro_protocol._pool import PoolSettings\n"
-        "from kiro_protocol._pool_updates import Throttled\n"
+        "from kiro_protocol.pool._accounts import PoolSettings\n"
+        "from kiro_protocol.pool._updates import Throttled\n"
         "s = SQLiteStore(sys.argv[1])\n"
         "bump = Throttled(reason='r', now=0.0, jitter=0.0, settings=PoolSettings()).apply\n"
         "for _ in range(40):\n"

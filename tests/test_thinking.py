@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiro_protocol._thinking import Segment, ThinkingSplitter
+from kiro_protocol.responses._thinking import Segment, ThinkingSplitter
 
 
 def split(chunks: list[str]) -> list[tuple[bool, str]]:

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiro_protocol._anthropic_request import parse_anthropic_request
-from kiro_protocol._token_estimator import count_input_tokens, estimate_text_tokens
+from kiro_protocol.requests._anthropic import parse_anthropic_request
+from kiro_protocol.requests._token_estimator import count_input_tokens, estimate_text_tokens
 
 VECTORS = json.loads((Path(__file__).parent / "fixtures" / "conversion" / "token_estimator_vectors.json").read_text())
 REQUESTS: list[dict[str, Any]] = VECTORS["requests"]

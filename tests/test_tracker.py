@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._lifecycle_events import (
+from kiro_protocol.responses._lifecycle_events import (
     ContentBlockStarted,
     ContentBlockStopped,
     LifecycleEvent,
@@ -30,12 +30,12 @@ from kiro_protocol._lifecycle_events import (
     ToolUseBlock,
     Usage,
 )
-from kiro_protocol._outcome import compute_usage, decide_stop_reason
-from kiro_protocol._plan import ResponsePlan
-from kiro_protocol._state import Input, MessageState, next_state
-from kiro_protocol._stop_sequences import StopSequenceMatcher
-from kiro_protocol._tracker import ResponseTracker
-from kiro_protocol._upstream_events import (
+from kiro_protocol.responses._outcome import compute_usage, decide_stop_reason
+from kiro_protocol.requests._plan import ResponsePlan
+from kiro_protocol.responses._state import Input, MessageState, next_state
+from kiro_protocol.responses._stop_sequences import StopSequenceMatcher
+from kiro_protocol.responses._tracker import ResponseTracker
+from kiro_protocol.responses._upstream_events import (
     AssistantResponse,
     ContextUsage,
     IgnoredUpstreamEvent,

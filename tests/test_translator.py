@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
-from kiro_protocol._eventstream import encode_message
-from kiro_protocol._lifecycle_events import MessageStarted, Ping, StopReason, TextDelta
-from kiro_protocol._plan import ResponsePlan
-from kiro_protocol._translator import ResponseTranslator
-from kiro_protocol._upstream_events import (
+from kiro_protocol.wire._eventstream import encode_message
+from kiro_protocol.responses._lifecycle_events import MessageStarted, Ping, StopReason, TextDelta
+from kiro_protocol.requests._plan import ResponsePlan
+from kiro_protocol.responses._translator import ResponseTranslator
+from kiro_protocol.responses._upstream_events import (
     AssistantResponse,
     ContextUsage,
     MessageMetadata,
@@ -31,7 +31,7 @@ from kiro_protocol._upstream_events import (
     UpstreamEvent,
     UpstreamException,
 )
-from kiro_protocol._upstream_parse import encode_upstream_event
+from kiro_protocol.responses._upstream_parse import encode_upstream_event
 from kiro_protocol._util import NEED_DATA
 from tests.sse_checker import SSEViolation, check_anthropic_message, check_anthropic_stream
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from kiro_protocol._lifecycle_events import (
+from kiro_protocol.responses._lifecycle_events import (
     ContentBlockStarted,
     ContentBlockStopped,
     LifecycleEvent,
@@ -24,8 +24,8 @@ from kiro_protocol._lifecycle_events import (
     ToolInputDelta,
     ToolUseBlock,
 )
-from kiro_protocol._translator import ResponseTranslator
-from kiro_protocol._upstream_events import (
+from kiro_protocol.responses._translator import ResponseTranslator
+from kiro_protocol.responses._upstream_events import (
     AssistantResponse,
     ContextUsage,
     IgnoredUpstreamEvent,
@@ -34,7 +34,7 @@ from kiro_protocol._upstream_events import (
     ToolUse,
     UpstreamEvent,
 )
-from kiro_protocol._upstream_parse import encode_upstream_event
+from kiro_protocol.responses._upstream_parse import encode_upstream_event
 from kiro_protocol._util import NEED_DATA
 from tests.sse_checker import check_anthropic_stream
 from tests.test_translator import MESSAGE_ID, make_plan

@@ -14,8 +14,8 @@ import httpcore
 import pytest
 
 from adapters.runtime.upstream import _proxy, _Stream, UpstreamClient, UpstreamConnectionError
-from kiro_protocol._http import HttpRequest
-from kiro_protocol._upstream_errors import FailureClass
+from kiro_protocol.http._messages import HttpRequest
+from kiro_protocol.pool._upstream_errors import FailureClass
 
 pytestmark = pytest.mark.anyio
 

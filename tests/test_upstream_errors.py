@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from kiro_protocol._error_bodies import anthropic_error_body
+from kiro_protocol.http._error_bodies import anthropic_error_body
 from kiro_protocol._errors import ErrorKind
-from kiro_protocol._upstream_errors import (
+from kiro_protocol.pool._upstream_errors import (
     PROMPT_TOO_LONG_PREFIX,
     FailureClass,
     classify_stream_failure,

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiro_protocol._errors import RemoteProtocolError
-from kiro_protocol._eventstream import Header, HeaderType, Message, decode_all, encode_message
-from kiro_protocol._upstream_events import (
+from kiro_protocol.wire._eventstream import Header, HeaderType, Message, decode_all, encode_message
+from kiro_protocol.responses._upstream_events import (
     AssistantResponse,
     ContextUsage,
     IgnoredUpstreamEvent,
@@ -26,7 +26,7 @@ from kiro_protocol._upstream_events import (
     UpstreamEvent,
     UpstreamException,
 )
-from kiro_protocol._upstream_parse import (
+from kiro_protocol.responses._upstream_parse import (
     IGNORED_EVENT_TYPES,
     UpstreamPayloadError,
     encode_upstream_event,

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from adapters.runtime.stores.memory_store import MemoryStore
-from kiro_protocol._credentials import parse_accounts
-from kiro_protocol._kiro_identity import ClientVersions, Endpoints
-from kiro_protocol._pool import AccountState, PoolSettings
-from kiro_protocol._pool_checks import checks_due
-from kiro_protocol._pool_decisions import CheckUsage, Refresh
-from kiro_protocol._usage_limits import (
+from kiro_protocol.pool._credentials import parse_accounts
+from kiro_protocol.pool._kiro_identity import ClientVersions, Endpoints
+from kiro_protocol.pool._accounts import AccountState, PoolSettings
+from kiro_protocol.pool._checks import checks_due
+from kiro_protocol.pool._decisions import CheckUsage, Refresh
+from kiro_protocol.pool._usage_limits import (
     UsageLimitsError,
     build_usage_limits_request,
     parse_usage_limits,

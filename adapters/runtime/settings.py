@@ -287,7 +287,7 @@ class Settings:
     client_token: str = field(default="", repr=False)
     #: True when no token was configured and ``client_token`` was generated at start-up.
     client_token_generated: bool = False
-    #: The raw KIRO_AUTH_TOKEN JSON text (None: no accounts); parsed by ``kiro_protocol._credentials``.
+    #: The raw KIRO_AUTH_TOKEN JSON text (None: no accounts); parsed by ``kiro_protocol.pool._credentials``.
     auth_token_json: str | None = field(default=None, repr=False)
     token_selection_strategy: str = "optimal"
     simulator_without_accounts: bool = True

@@ -1,0 +1,205 @@
+"""Tokenizer-free token estimates.
+
+Kiro reports no input token count we can trust before the response ends, and Claude's tokenizer
+is not public, so the gateway estimates. Two users:
+
+* the response side estimates output tokens from the text and tool-call JSON it emitted
+  (``estimate_text_tokens``);
+* ``POST /v1/messages/count_tokens`` and the ``ResponsePlan`` need an estimate for a whole
+  request (``count_input_tokens``).
+
+Method (documented with its measured error in ``docs/conversion.md``): the text is split into
+runs with one regular expression, and each run is charged by its class, approximating how a BPE
+vocabulary trained mostly on English and code splits text:
+
+* a run of ASCII letters: one token per started 8 characters (common words are one token, long
+  identifiers and random strings several);
+* a run of digits: one token per started 3 digits (BPE vocabularies hold numbers up to 3 digits);
+* a run of CJK ideographs, kana or hangul syllables: 5 tokens per 4 characters, rounded up
+  (Claude's vocabulary holds few multi-character CJK tokens);
+* a run of other letters (Cyrillic, Greek, accented Latin, ...): one token per started 3
+  characters;
+* a run of ASCII punctuation: one token per started 2 characters (``{"``, ``":``, ``),`` are
+  single tokens in practice);
+* any other character (full-width punctuation, emoji, symbols): one token each;
+* whitespace: a newline costs one token, spaces cost one per full 4 in a run (a single space is
+  absorbed by the next word).
+
+Every charge is additive over runs and non-decreasing in the run length, so the estimate is
+monotone: a prefix of a text never has a larger estimate than the text itself.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from ._model import (
+    ContentBlock,
+    ImageBlock,
+    Request,
+    TextBlock,
+    ThinkingBlock,
+    ToolResultBlock,
+    ToolUseBlock,
+)
+
+__all__ = ["estimate_text_tokens", "count_input_tokens"]
+
+_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_NON_ASCII = re.compile(r"[^\x00-\x7f]+")
+_CJK_CHAR = re.compile(f"[{_CJK}]")
+_CJK_QUAD = re.compile(f"[{_CJK}]{{1,4}}")
+_OTHER_LETTERS = re.compile(f"(?:(?![{_CJK}])[^\\W\\d_]){{1,3}}")
+_OTHER = re.compile(r"[^\w\s]")
+
+
+def _class_table() -> bytes:
+    table = bytearray(b"x" * 256)
+    for c in range(256):
+        ch = chr(c)
+        if ch.isascii() and ch.isalpha():
+            table[c] = ord("a")
+        elif ch.isascii() and ch.isdigit():
+            table[c] = ord("0")
+        elif 0x21 <= c <= 0x7E:
+            table[c] = ord(".")
+        elif ch in " \t\r\f\v":
+            table[c] = ord(" ")
+    # "?" is also what encode("ascii", "replace") puts for every non-ASCII character, so it
+    # is in no class here; real question marks are counted separately.
+    table[ord("?")] = ord("x")
+    return bytes(table)
+
+
+_CLASS = _class_table()
+# One table per class: that class's byte -> "1", everything else -> "0"; the result is
+# read as a binary number, one bit per character (first character = most significant bit).
+_ONLY = {c: bytes(ord("1") if b == ord(c) else ord("0") for b in range(256)) for c in "a0. "}
+
+
+def _window(mask: int, n: int) -> int:
+    """Bits of the characters that end a window of ``n`` class characters (run offset >= n-1)."""
+    out = mask
+    width = 1
+    while width * 2 <= n:  # doubling: each step checks twice as many predecessors
+        out &= out >> width
+        width *= 2
+    for j in range(width, n):
+        out &= mask >> j
+    return out
+
+
+def _chunks(classes: bytes, cls: str, size: int, *, first: int = 1) -> int:
+    """Tokens of one class: each run costs ``first`` for its start plus one more per
+    ``size`` characters, counted with big-integer bit operations instead of a loop per run.
+
+    Exact per run for runs up to ``2 * size`` characters; beyond that the extra characters
+    are pooled over the text (still monotone: appending characters only adds bits)."""
+    mask = int(classes.translate(_ONLY[cls]), 2)
+    if not mask:
+        return 0
+    runs = mask.bit_count() - (mask & (mask >> 1)).bit_count()
+    # With a start token, the next token starts at run offset ``size``; without one (spaces)
+    # the first token is complete at offset ``size - 1``.
+    at = size if first else size - 1
+    exact = _window(mask, at + 1)  # offset >= at
+    beyond = exact & (mask >> (at + 1))  # offset >= at + 1
+    return first * runs + (exact & ~beyond).bit_count() + beyond.bit_count() // size
+
+
+def estimate_text_tokens(text: str) -> int:
+    """Estimate how many Claude tokens ``text`` takes, without a tokenizer.
+
+    Deterministic, linear in ``len(text)`` (a few C-level passes, about 1 ms per 100 KB), and
+    monotone (appending text never lowers the estimate). Empty text is 0 tokens.
+    """
+    if not text:
+        return 0
+    classes = text.encode("ascii", "replace").translate(_CLASS)
+    total = (
+        _chunks(classes, "a", 8)
+        + _chunks(classes, "0", 3)
+        + _chunks(classes, ".", 2)
+        + _chunks(classes, " ", 4, first=0)
+        + text.count("\n")
+        + text.count("?")
+    )
+    if not text.isascii():
+        rest = " ".join(_NON_ASCII.findall(text))
+        # 5 tokens per 4 CJK characters = one per character + one per started group of 4.
+        total += len(_CJK_CHAR.findall(rest)) + len(_CJK_QUAD.findall(rest))
+        total += len(_OTHER_LETTERS.findall(rest)) + len(_OTHER.findall(rest))
+    return total
+
+
+# -- whole requests -------------------------------------------------------------------------------
+# Fixed costs, fitted to the official counts in spec/vectors/token_estimator_vectors.json (see
+# docs/conversion.md for the measured error): the request framing, each message's role header,
+# the system prompt header, the tool-use preamble Anthropic adds once when tools are offered,
+# each tool definition's framing, and one image.
+_REQUEST_BASE = 3
+_PER_MESSAGE = 3
+_PER_SYSTEM = 3
+_TOOLS_PREAMBLE = 240
+_PER_TOOL = 100
+_PER_TOOL_USE = 5
+_PER_TOOL_RESULT = 5
+_IMAGE_TOKENS = 1_510
+_IMAGE_MAX_TOKENS = 1_600
+
+
+def _json_text(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "), default=str)
+
+
+def _image_tokens(image: ImageBlock) -> int:
+    # The official count of a tiny image is about 1,500 tokens, and the documented formula
+    # (width * height / 750) caps near 1,600 for the largest images Claude reads: a flat
+    # estimate is within about 7% for every image size.
+    if image.width and image.height:
+        return max(_IMAGE_TOKENS, min(_IMAGE_MAX_TOKENS, image.width * image.height // 750))
+    return _IMAGE_TOKENS
+
+
+def _block(block: ContentBlock, texts: list[str]) -> int:
+    """Collect the block's text into ``texts``; return its fixed cost."""
+    if isinstance(block, TextBlock):
+        texts.append(block.text)
+    elif isinstance(block, ImageBlock):
+        return _image_tokens(block)
+    elif isinstance(block, ToolUseBlock):
+        texts.append(block.name)
+        texts.append(_json_text(block.input))
+        return _PER_TOOL_USE
+    elif isinstance(block, ToolResultBlock):
+        return _PER_TOOL_RESULT + sum(_block(item, texts) for item in block.content)
+    elif isinstance(block, ThinkingBlock):
+        texts.append(block.thinking)
+    return 0  # redacted thinking is not re-read as tokens
+
+
+def count_input_tokens(request: Request) -> int:
+    """Estimate the input tokens of ``request`` (``POST /v1/messages/count_tokens``).
+
+    The text estimate of every system block, message block, tool use, tool result and tool
+    definition, plus fitted fixed costs for framing, tool definitions and images. Server
+    tools count like any other tool definition (the official count includes them). All text
+    is estimated in one pass (joined with NUL, which is in no token class and splits runs).
+    """
+    texts: list[str] = []
+    total = _REQUEST_BASE
+    for block in request.system:
+        total += _PER_SYSTEM
+        texts.append(block.text)
+    for message in request.messages:
+        total += _PER_MESSAGE + sum(_block(b, texts) for b in message.content)
+    if request.tools:
+        total += _TOOLS_PREAMBLE
+        for tool in request.tools:
+            total += _PER_TOOL
+            texts.append(tool.name)
+            texts.append(tool.description)
+            if tool.input_schema is not None:
+                texts.append(_json_text(tool.input_schema))
+    return max(1, total + estimate_text_tokens("\0".join(texts)))
