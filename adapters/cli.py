@@ -1,9 +1,12 @@
-"""The ``kiro2api`` command line."""
+"""The ``kiro2api`` command line: a composition root.
+
+``kiro2api serve`` decides what answers for Kiro: the configured accounts, or the built-in
+simulator when there are none (``adapters/compose.py``); the servers themselves never decide.
+"""
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -13,9 +16,9 @@ _DESCRIPTION = "A gateway that serves the Anthropic Messages and OpenAI Chat Com
 
 
 def _settings_epilog() -> str:
-    from adapters.runtime.settings import settings_help
+    from adapters.runtime.command_line import settings_epilog
 
-    return settings_help() + "\n\nEvery setting is described in docs/configuration.md."
+    return settings_epilog()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,9 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_settings_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    serve.add_argument("--host", help="address to bind (overrides HOST; default 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (overrides PORT; default 8080)")
-    serve.add_argument("--env-file", help="read settings from this file instead of ./.env")
+    from adapters.runtime.command_line import add_serve_arguments
+
+    add_serve_arguments(serve)
     serve.add_argument(
         "--adapter",
         choices=("anyio", "gevent"),
@@ -65,29 +68,12 @@ def _serve(args: argparse.Namespace) -> int:
 
         flags = (("host", args.host), ("port", args.port), ("env-file", args.env_file))
         exec_server([f"--{name}={value}" for name, value in flags if value is not None])
-    from adapters.runtime.logging import configure_logging
-    from adapters.runtime.settings import SettingsError, load_settings
-
-    overrides = {"HOST": args.host, "PORT": None if args.port is None else str(args.port)}
-    try:
-        settings = load_settings(environ=os.environ, env_file=args.env_file, overrides=overrides)
-    except SettingsError as exc:
-        print(f"kiro2api: {exc}", file=sys.stderr)
-        return 2
-    try:
-        configure_logging(level=settings.log_level, fmt=settings.log_format, file=settings.log_file)
-    except OSError as exc:
-        print(f"kiro2api: LOG_FILE: cannot open {settings.log_file!r} ({exc.strerror or exc})", file=sys.stderr)
-        return 2
-
     from adapters.anyio_server import run
+    from adapters.compose import serve_gateway
+    from adapters.runtime.command_line import settings_from_arguments
 
-    try:
-        return run(settings)
-    except OSError as exc:
-        # Typically the port is taken or the address is not ours.
-        print(f"kiro2api: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+    settings = settings_from_arguments(args)
+    return 2 if settings is None else run(settings, serve_gateway)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,8 @@ import h11
 import openai
 import pytest
 
-from adapters.anyio_server import Server, serve_settings
+from adapters.anyio_server import Server
+from adapters.compose import serve_gateway
 from adapters.runtime.settings import load_settings
 from kiro_protocol.responses._upstream_events import AssistantResponse, ContextUsage, Metering, UpstreamEvent, UpstreamException
 from kiro_protocol.responses._upstream_parse import encode_upstream_event
@@ -183,7 +184,7 @@ async def stack(tmp_path: Path, *, accounts: int = 1, extra: dict[str, str] | No
     settings = load_settings(environ=environ, cwd=tmp_path)
     async with anyio.create_task_group() as tg:
         tg.start_soon(listener.serve, kiro.handle)
-        server = await tg.start(lambda task_status: serve_settings(settings, signals=False, task_status=task_status))
+        server = await tg.start(lambda task_status: serve_gateway(settings, signals=False, task_status=task_status))
         running = Stack(kiro, server)
         try:
             yield running

@@ -8,7 +8,7 @@ from ._common import ConnectionLimits
 from adapters.runtime.basic_service import BasicService, ModelEntry
 from ._handler import ApiService, App, Handler, Lifecycle, Request, RequestContext, RequestLog, Responder
 from ._main import build_server, run, serve_settings
-from ._server import Server, make_ssl_context
+from ._server import Server, handle_signals, make_ssl_context
 
 __all__ = [
     "ApiService",
@@ -24,6 +24,7 @@ __all__ = [
     "Responder",
     "Server",
     "build_server",
+    "handle_signals",
     "make_ssl_context",
     "run",
     "serve_settings",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Awaitable, Callable
 
 import anyio
 import anyio.abc
@@ -56,6 +57,7 @@ async def serve_settings(
     prepared: Prepared | None = None,
     *,
     service: ApiService | None = None,
+    health_details: Callable[[], dict[str, object]] | None = None,
     signals: bool = True,
     task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -64,41 +66,13 @@ async def serve_settings(
     Args:
         prepared: the validated accounts and store (``prepare(settings)``); made here if None.
         service: serve this instead of the Kiro service (tests).
+        health_details: what ``/health`` adds about the upstream (a composition root's stand-in).
     """
     if service is not None:
         await _serve(settings, service, signals=signals, task_status=task_status)
         return
-    if settings.answers_from_simulator:
-        if prepared is not None:
-            prepared.store.close()
-        await _serve_simulated(settings, signals=signals, task_status=task_status)
-        return
-    async with open_service(settings, prepared or prepare(settings)) as kiro:
+    async with open_service(settings, prepared or prepare(settings), health_details=health_details) as kiro:
         await _serve(settings, kiro, signals=signals, task_status=task_status)
-
-
-async def _serve_simulated(settings: Settings, *, signals: bool, task_status: anyio.abc.TaskStatus[Server]) -> None:
-    # No account configured: answer from the product's own upstream simulator, so that a
-    # newcomer's first `make serve` works; said loudly at start-up and in /health.
-    from adapters.simulator import start_simulator
-
-    async with anyio.create_task_group() as tg:
-        sim = await start_simulator(tg)
-        simulated = sim.gateway_settings(settings)
-        banner = [line.replace("%s", sim.url) for line in _SIMULATOR_BANNER]
-        for line in banner:
-            log.warning("%s", line)
-        details = {"upstream": "simulator", "warning": banner[1]}
-        async with open_service(simulated, prepare(simulated), health_details=lambda: dict(details)) as kiro:
-            await _serve(settings, kiro, signals=signals, task_status=task_status)
-        sim.stop()
-
-
-_SIMULATOR_BANNER = (
-    "NO KIRO ACCOUNTS CONFIGURED (KIRO_AUTH_TOKEN is unset).",
-    "Answers come from the built-in upstream simulator at %s, not from a model.",
-    "Set KIRO_AUTH_TOKEN to serve real Kiro accounts (or SIMULATOR_WITHOUT_ACCOUNTS=false to refuse).",
-)
 
 
 async def _serve(
@@ -125,17 +99,33 @@ async def _serve(
                 file=sys.stderr,
                 flush=True,
             )
-        if settings.auth_token_json is None and not settings.simulator_without_accounts:
+        if settings.auth_token_json is None:
+            # The simulator is a composition root's choice (kiro2api serve); the server alone has nothing to ask.
             log.warning("NO KIRO ACCOUNTS CONFIGURED (KIRO_AUTH_TOKEN is unset): model requests are answered 503")
         task_status.started(server)
 
 
-def run(settings: Settings) -> int:
-    """Run the server in the foreground until SIGTERM/SIGINT; the process exit status."""
+def run(settings: Settings, serve: Callable[[Settings, Prepared], Awaitable[None]] = serve_settings) -> int:
+    """Run ``serve`` (the server alone by default) in the foreground until SIGTERM/SIGINT; the exit status."""
     try:
         prepared = prepare(settings)
     except (ConfigurationError, StoreConfigurationError) as exc:
         print(f"kiro2api: {exc}", file=sys.stderr)
         return 2
-    anyio.run(serve_settings, settings, prepared)
+    try:
+        anyio.run(serve, settings, prepared)
+    except (OSError, BaseExceptionGroup) as exc:
+        error = _sole_os_error(exc)
+        if error is None:
+            raise
+        # Typically the port is taken or the address is not ours.
+        print(f"kiro2api: cannot listen on {settings.host}:{settings.port}: {error.strerror or error}", file=sys.stderr)
+        return 1
     return 0
+
+
+def _sole_os_error(exc: BaseException) -> OSError | None:
+    # Task groups wrap a failed bind in groups of one.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc if isinstance(exc, OSError) else None

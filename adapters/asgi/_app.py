@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 
@@ -13,16 +12,18 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from adapters.runtime.app import ApiService, App, Lifecycle, Request
-from adapters.runtime.logging import configure_logging
 from adapters.runtime.service import open_service, prepare
-from adapters.runtime.settings import Settings, load_settings
+from adapters.runtime.settings import Settings
 from adapters.runtime.answers import error_response, with_content_length
 from kiro_protocol import ErrorKind
 
-from ._simulator import start_simulator
 from ._types import HTTPScope, Message, Receive, Scope, Send
 
-__all__ = ["KiroASGI", "create_app"]
+__all__ = ["KiroASGI", "StandIn"]
+
+#: Starts something that answers for Kiro for the app's life; yields the settings pointed at it
+#: and the fields it adds to ``/health``. The composition root (``create_app``) picks it.
+StandIn = Callable[[Settings], contextlib.AbstractAsyncContextManager[tuple[Settings, Callable[[], dict[str, object]]]]]
 
 log = logging.getLogger("kiro2api.asgi")
 
@@ -35,33 +36,23 @@ _NOT_STARTED = (
 )
 
 
-def create_app(settings: Settings | None = None, *, service: ApiService | None = None) -> KiroASGI:
-    """The ASGI 3 application serving every route of ``kiro2api serve``.
-
-    Args:
-        settings: the operator settings; None reads them from the environment and ``./.env``
-            (and then also installs kiro2api's logging, as ``kiro2api serve`` does).
-        service: the endpoints (tests); None opens the Kiro service from the settings at startup.
-
-    Raises:
-        SettingsError: the environment holds an invalid setting (no secret in the message).
-    """
-    if settings is None:
-        settings = load_settings(environ=os.environ)
-        configure_logging(level=settings.log_level, fmt=settings.log_format, file=settings.log_file)
-    return KiroASGI(settings, service=service)
-
-
 class _ClientGone(Exception):
     pass
 
 
 class KiroASGI:
-    """kiro2api as an ASGI 3 callable; ``lifespan`` also serves hosts such as Starlette."""
+    """kiro2api as an ASGI 3 callable; ``lifespan`` also serves hosts such as Starlette.
 
-    def __init__(self, settings: Settings, *, service: ApiService | None = None) -> None:
+    Args:
+        service: the endpoints (tests); None opens the Kiro service from the settings at startup.
+        stand_in: what answers for Kiro instead of the settings' upstream (the simulator, when
+            ``create_app`` finds no account); entered at startup, left at shutdown.
+    """
+
+    def __init__(self, settings: Settings, *, service: ApiService | None = None, stand_in: StandIn | None = None) -> None:
         self.settings = settings
         self._service = service
+        self._stand_in = stand_in
         self._app: App | None = None
         self.lifecycle: Lifecycle | None = None
 
@@ -82,8 +73,8 @@ class KiroASGI:
             service = self._service
             if service is None:
                 details: Callable[[], dict[str, object]] | None = None
-                if settings.answers_from_simulator:
-                    settings, details = await start_simulator(settings, stack)
+                if self._stand_in is not None:
+                    settings, details = await stack.enter_async_context(self._stand_in(settings))
                 prepared = await anyio.to_thread.run_sync(prepare, settings)
                 service = await stack.enter_async_context(open_service(settings, prepared, health_details=details))
             self.lifecycle = lifecycle

@@ -1,21 +1,22 @@
-"""The endpoints that need no upstream: health, root, the model list; 501 for the rest.
+"""The endpoints that need no upstream: health, root, the model list; an error for the rest.
 
-``BasicService`` answers 501 for the model endpoints; ``service.KiroService`` (the driver of the
-account pool, conversion and the translator) inherits from it and serves them.
+``BasicService`` refuses the model endpoints (``open_service`` uses it when no account is
+configured); ``service.KiroService`` (the driver of the account pool, conversion and the
+translator) inherits from it and serves them.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from kiro_protocol import __version__, ErrorKind, LocalProtocolError
+from kiro_protocol import __version__, ErrorKind, LocalProtocolError, list_models
 
 from .app import Request, RequestContext, Responder
 
-__all__ = ["BasicService", "ModelEntry", "PLACEHOLDER_MODELS", "models_body"]
+__all__ = ["BasicService", "ModelEntry", "model_entries", "models_body"]
 
 _JSON = (("content-type", "application/json"),)
 
@@ -30,13 +31,15 @@ class ModelEntry:
     created_at: str
 
 
-#: Shown until the model table of the conversion stage is wired in.
-PLACEHOLDER_MODELS: tuple[ModelEntry, ...] = (
-    ModelEntry(id="claude-opus-4-5", display_name="Claude Opus 4.5", created_at="2025-11-24T00:00:00Z"),
-    ModelEntry(id="claude-sonnet-4-5", display_name="Claude Sonnet 4.5", created_at="2025-09-29T00:00:00Z"),
-    ModelEntry(id="claude-haiku-4-5", display_name="Claude Haiku 4.5", created_at="2025-10-01T00:00:00Z"),
-    ModelEntry(id="claude-sonnet-4", display_name="Claude Sonnet 4", created_at="2025-05-22T00:00:00Z"),
-)
+#: Kiro publishes no release dates; clients only need a valid one.
+_CREATED_AT = "2025-05-22T00:00:00Z"
+
+
+def model_entries(model_map: Mapping[str, str] | None = None) -> tuple[ModelEntry, ...]:
+    """The ``GET /v1/models`` entries: the core's model table (``list_models``), ``KIRO_MODEL_MAP`` first."""
+    return tuple(
+        ModelEntry(id=m.name, display_name=m.display_name or m.name, created_at=_CREATED_AT) for m in list_models(model_map)
+    )
 
 
 def _unix(rfc3339: str) -> int:
@@ -72,11 +75,11 @@ def models_body(models: Sequence[ModelEntry]) -> bytes:
 
 
 class BasicService:
-    """Health, root and models; the model endpoints answer 501 until the runtime service exists.
+    """Health, root and models; the model endpoints answer ``unavailable``.
 
     Args:
         health_details: extra fields for ``/health`` (account counts by state, upstream mode).
-        models: the entries of ``GET /v1/models``.
+        models: the entries of ``GET /v1/models``; None: ``model_entries()``.
         unavailable: status and message (``{path}`` is replaced) of the model endpoints.
     """
 
@@ -84,11 +87,11 @@ class BasicService:
         self,
         *,
         health_details: Callable[[], dict[str, object]] = lambda: {},
-        models: Sequence[ModelEntry] = PLACEHOLDER_MODELS,
-        unavailable: tuple[int, str] = (501, "{path} is not implemented by this build yet."),
+        models: Sequence[ModelEntry] | None = None,
+        unavailable: tuple[int, str] = (501, "{path} is not served here."),
     ) -> None:
         self._health_details = health_details
-        self._models = tuple(models)
+        self._models = model_entries() if models is None else tuple(models)
         self._unavailable = unavailable
 
     async def _not_yet(self, ctx: RequestContext) -> None:

@@ -1,7 +1,8 @@
 """Running the simulator: in-process (tests, ``make serve`` without accounts) or as a command.
 
-The simulator is served by the gateway's own server machinery (``adapters.anyio_server.Server``:
-h11 and h2 pumps) with ``SimulatorApp`` as the handler.
+The simulator uses the gateway's own server (``adapters.anyio_server.Server``: h11 and h2 pumps)
+with ``SimulatorApp`` as the handler; the server never imports the simulator. Deciding to put it
+in front of the gateway is the composition roots' business (``adapters/compose.py``).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
-from adapters.anyio_server import Lifecycle, Server
-from adapters.anyio_server._server import handle_signals
+from adapters.anyio_server import Lifecycle, Server, handle_signals
 from adapters.runtime.settings import Settings
 
 from ._app import SimulatorApp
@@ -41,8 +41,6 @@ __all__ = [
     "DEMO_IDC_REFRESH_TOKEN",
     "DEFAULT_PORT",
 ]
-
-log = logging.getLogger("kiro2api.simulator")
 
 #: A Social refresh token the simulator accepts (any token of 20+ printable characters would do).
 DEMO_REFRESH_TOKEN = "aorAAAAAG-kiro2api-simulator-demo-account"
@@ -154,20 +152,13 @@ async def start_simulator(
 async def simulated_upstream(
     settings: Settings, *, config: SimulatorConfig | None = None
 ) -> AsyncIterator[tuple[SimulatorHandle, Settings]]:
-    """An in-process simulator and ``settings`` pointed at it, for ``serve`` without accounts.
-
-    Says loudly (a WARNING) that answers come from the simulator. Usage::
+    """An in-process simulator and ``settings`` pointed at it, stopped when the context ends::
 
         async with simulated_upstream(settings) as (sim, demo_settings):
             await serve_settings(demo_settings)
     """
     async with anyio.create_task_group() as tg:
         sim = await start_simulator(tg, config=config)
-        log.warning(
-            "NO KIRO ACCOUNTS CONFIGURED: serving from the built-in upstream SIMULATOR at %s. Answers are "
-            "scripted, not a real model. Set KIRO_AUTH_TOKEN to use Kiro (docs/accounts.md).",
-            sim.url,
-        )
         try:
             yield sim, sim.gateway_settings(settings)
         finally:

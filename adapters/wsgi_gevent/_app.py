@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -14,13 +13,11 @@ from typing import Any, Protocol
 from adapters.runtime._sync import _anyio
 from adapters.runtime._sync.app import ApiService, App, Lifecycle, Request
 from adapters.runtime._sync.service import open_service, prepare
-from adapters.runtime.settings import Settings, load_settings
+from adapters.runtime.settings import Settings
 from adapters.runtime.answers import error_response, status_line, with_content_length
 from kiro_protocol import ErrorKind
 
-from ._simulator import simulator_banner, simulator_process
-
-__all__ = ["KiroWSGI", "create_app"]
+__all__ = ["KiroWSGI", "StandIn"]
 
 log = logging.getLogger("kiro2api.wsgi")
 
@@ -31,6 +28,10 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "prox
 
 Environ = dict[str, Any]
 
+#: Starts something that answers for Kiro for the app's life; yields the settings pointed at it
+#: and the fields it adds to ``/health``. The composition root (``create_app``) picks it.
+StandIn = Callable[[Settings], contextlib.AbstractContextManager[tuple[Settings, Callable[[], dict[str, object]]]]]
+
 
 class StartResponse(Protocol):
     def __call__(
@@ -38,38 +39,29 @@ class StartResponse(Protocol):
     ) -> Callable[[bytes], object]: ...
 
 
-def create_app(settings: Settings | None = None, *, service: ApiService | None = None) -> KiroWSGI:
-    """The WSGI application serving every route of ``kiro2api serve``.
+class KiroWSGI:
+    """kiro2api as a WSGI callable.
 
     The upstream client, state store and background account checks start here; ``close()`` stops
     them. Run it on gevent (``python -m adapters.wsgi_gevent``) so that streams are cooperative.
 
     Args:
-        settings: the operator settings; None reads the environment and ``./.env``.
         service: the endpoints (tests); None opens the Kiro service from the settings.
+        stand_in: what answers for Kiro instead of the settings' upstream (the simulator, when
+            ``create_app`` finds no account); entered here, left by ``close()``.
     """
-    if settings is None:
-        settings = load_settings(environ=os.environ)
-    return KiroWSGI(settings, service=service)
 
-
-class KiroWSGI:
-    """kiro2api as a WSGI callable."""
-
-    def __init__(self, settings: Settings, *, service: ApiService | None = None) -> None:
+    def __init__(self, settings: Settings, *, service: ApiService | None = None, stand_in: StandIn | None = None) -> None:
         self.settings = settings
         self.lifecycle = Lifecycle()
         self._resources = contextlib.ExitStack()
         if service is None:
-            details: Callable[[], dict[str, object]] | None = None
-            if settings.answers_from_simulator:
-                from adapters.simulator._serve import gateway_settings
-
-                url = self._resources.enter_context(simulator_process())
-                settings = gateway_settings(settings, url)
-                health = {"upstream": "simulator", "warning": simulator_banner(url)[1]}
-                details = lambda: dict(health)  # noqa: E731
-            service = self._resources.enter_context(open_service(settings, prepare(settings), health_details=details))
+            with contextlib.ExitStack() as starting:  # stops the stand-in if the service cannot open
+                details: Callable[[], dict[str, object]] | None = None
+                if stand_in is not None:
+                    settings, details = starting.enter_context(stand_in(settings))
+                service = starting.enter_context(open_service(settings, prepare(settings), health_details=details))
+                self._resources = starting.pop_all()
         self._app = App(
             service=service,
             client_token=settings.client_token,

@@ -5,9 +5,7 @@ Imported only by ``__main__`` after ``monkey.patch_all()``.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
 import signal
 import socket
 import sys
@@ -19,11 +17,11 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
-from adapters.runtime.logging import configure_logging
-from adapters.runtime.settings import Settings, SettingsError, load_settings, settings_help
+from adapters.runtime.command_line import parse_serve_command
+from adapters.runtime.settings import Settings
 from kiro_protocol import __version__
 
-from ._app import KiroWSGI
+from . import create_app
 
 __all__ = ["main", "serve"]
 
@@ -43,7 +41,7 @@ def serve(settings: Settings) -> int:
         print(f"kiro2api: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    app = KiroWSGI(settings)
+    app = create_app(settings)
     pool = Pool()
     server = WSGIServer(listener, app, log=None, spawn=pool)
     stopping = Event()
@@ -79,25 +77,10 @@ def serve(settings: Settings) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
+    settings = parse_serve_command(
+        argv,
         prog="python -m adapters.wsgi_gevent",
         description="Serve kiro2api on gevent's pywsgi (HTTP/1.1; the WSGI app of adapters.wsgi_gevent).",
-        epilog=settings_help() + "\n\nEvery setting is described in docs/configuration.md; this server is in docs/adapters.md.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        docs="docs/adapters.md",
     )
-    parser.add_argument("--host", help="address to bind (overrides HOST; default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to bind (overrides PORT; default 8080)")
-    parser.add_argument("--env-file", help="read settings from this file instead of ./.env")
-    args = parser.parse_args(argv)
-    overrides = {"HOST": args.host, "PORT": None if args.port is None else str(args.port)}
-    try:
-        settings = load_settings(environ=os.environ, env_file=args.env_file, overrides=overrides)
-    except SettingsError as exc:
-        print(f"kiro2api: {exc}", file=sys.stderr)
-        return 2
-    try:
-        configure_logging(level=settings.log_level, fmt=settings.log_format, file=settings.log_file)
-    except OSError as exc:
-        print(f"kiro2api: LOG_FILE: cannot open {settings.log_file!r} ({exc.strerror or exc})", file=sys.stderr)
-        return 2
-    return serve(settings)
+    return 2 if settings is None else serve(settings)
