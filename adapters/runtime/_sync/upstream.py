@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
-import re
 import select
 import socket
 import ssl
@@ -40,9 +39,7 @@ _KEEPALIVE_EXPIRY = 30.0
 _MAX_SMALL_BODY = 4 * 1024 * 1024
 
 
-# "METHOD target HTTP/1.1" at the start of a write: httpcore is sending a request head.
-_REQUEST_LINE = re.compile(rb"[A-Z]+ [^ \r\n]+ HTTP/1\.1\r\n")
-# Bodies larger than this are not copied to join their head.
+# A held head and the next write are joined only below this size: a big body is not copied.
 _MERGE_LIMIT = 256 * 1024
 
 
@@ -78,6 +75,12 @@ class _Stream(httpcore.NetworkStream):
     * A request head is sent together with what httpcore writes next (the body, or the empty
       end of a body-less request) rather than alone: one segment, so upstream wakes once for
       the whole request (on loopback this took a quarter of a millisecond off the answer).
+      The head is known by its place, not its bytes: an HTTP/1.1 client (httpcore's, without
+      pipelining) writes a request only after it has read the previous answer, and writes its
+      head first, alone (tests/test_httpcore_internals.py holds httpcore to both). So the first
+      write on a stream, and the first after a read, is held until the next write or read.
+      Holding any write that way is safe whatever it is, because the client reads next, and a
+      read sends what is held first; a change in httpcore could cost the saving, never bytes.
     * A cheaper "is_readable" (the pool asks it of every idle connection before each request;
       the stock answer looks up every socket attribute, the peer name included).
     * ``wait_hook``: the caller's flush, run before a read that will wait.
@@ -91,11 +94,14 @@ class _Stream(httpcore.NetworkStream):
         if not getattr(inner, "cheap_is_readable", False):
             self._socket = inner.get_extra_info("socket")
         self._held = b""
+        # Whether the next write opens a request (see the class's docstring).
+        self._opening = True
 
     def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         if self._held:  # a head with nothing after it (a proxy's CONNECT): send it now
             held, self._held = self._held, b""
             self._inner.write(held, timeout)
+        self._opening = True
         flush = self.wait_hook.callback
         # Only before a read that waits; when the inner stream cannot tell cheaply, before every one.
         if flush is not None and (self._socket is not None or not self._inner.get_extra_info("is_readable")):
@@ -103,15 +109,16 @@ class _Stream(httpcore.NetworkStream):
         return self._inner.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if self._opening:
+            self._opening = False
+            self._held = buffer
+            return
         if self._held:
             held, self._held = self._held, b""
-            if len(buffer) > _MERGE_LIMIT:
+            if len(held) + len(buffer) > _MERGE_LIMIT:
                 self._inner.write(held, timeout)
             else:
                 buffer = held + buffer
-        elif buffer.endswith(b"\r\n\r\n") and _REQUEST_LINE.match(buffer):
-            self._held = buffer
-            return
         if buffer:
             self._inner.write(buffer, timeout)
 
@@ -232,7 +239,9 @@ class _DirectPool:
             if running_asyncio():
                 # httpcore's state lock is an anyio lock that yields to the event loop even when
                 # free: a turn of the loop (behind everything else ready) on every call and every
-                # close. One call at a time per connection here, so it is never contended.
+                # close. One call at a time per connection here, so it is never contended. A
+                # private attribute: the pin of httpcore in pyproject.toml and
+                # tests/test_httpcore_internals.py keep it what this expects.
                 connection._state_lock = _UncontendedLock()  # type: ignore[assignment]
         try:
             response = lease.connection.handle_request(request)
