@@ -343,7 +343,10 @@ class SimulatorApp:
         await self._json(respond, 200, _dumps(models_document()))
 
     async def _mcp(self, request: Request, respond: Responder) -> None:
-        """Kiro's MCP endpoint (JSON-RPC 2.0), used for web search (spec §7.5)."""
+        """Kiro's MCP endpoint (JSON-RPC 2.0), used for web search.
+
+        See docs/kiro-protocol.md, Web search through MCP.
+        """
         entry = await self._authorised(request, respond, "mcp")
         if entry is None:
             return

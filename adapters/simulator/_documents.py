@@ -1,7 +1,8 @@
 """The JSON documents the simulator answers besides the stream: usage, models, web search.
 
-Field names follow the real answers (spec/protocol.md §11.4, design/landscape.md §2 "Model
-catalog", §7.5); the values are illustrative. Pure: the caller passes the time and counters.
+Field names follow the real answers (docs/kiro-protocol.md: Usage limits, Model catalogue,
+Web search through MCP); the values are illustrative. Pure: the caller passes the time and
+counters.
 """
 
 from __future__ import annotations

@@ -48,9 +48,9 @@ def kiro_error_body(message: str, reason: str | None = None, type_: str | None =
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-#: The catch-all schema violation answer (design/landscape.md §2).
+#: The catch-all schema violation answer (docs/kiro-protocol.md, Answers before the stream).
 IMPROPERLY_FORMED = kiro_error_body("Improperly formed request.")
-#: The exact input-too-long answer (spec/protocol.md §5.5).
+#: The exact input-too-long answer (docs/kiro-protocol.md, Answers before the stream).
 INPUT_TOO_LONG = kiro_error_body("Input content length exceeds threshold.", "CONTENT_LENGTH_EXCEEDS_THRESHOLD")
 #: A missing, unknown or expired access token.
 INVALID_BEARER = kiro_error_body("The bearer token included in the request is invalid.")

@@ -72,7 +72,8 @@ _ASKS_FOR_TOOL = re.compile(
     r"\b(?:use|call|run|invoke|using|with)\s+(?:the\s+|your\s+|a\s+)?[`'\"]?([A-Za-z0-9_.:-]{1,64})[`'\"]?\s+tool\b",
     re.IGNORECASE,
 )
-# The thinking-mode instruction the converter puts into the conversation (spec §3.11).
+# The thinking-mode instruction the converter puts into the conversation (docs/kiro-protocol.md,
+# Thinking by prompt tags).
 _THINKING_PREFIX = re.compile(
     r"<thinking_mode>.*?</thinking_mode>(?:<max_thinking_length>.*?</max_thinking_length>|"
     r"<thinking_effort>.*?</thinking_effort>)?\n?",

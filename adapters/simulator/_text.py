@@ -1,8 +1,9 @@
 """The simulator's words: what it says, and how the text is cut into frames like Kiro cuts it.
 
 Kiro streams a few words per ``assistantResponseEvent`` (1-3 characters for CJK text, see the
-real captures in spec/vectors), so ``split_text`` cuts the same way, with sizes drawn from a
-seeded generator: deterministic for a given seed, irregular like the real thing. Pure.
+real captures in tests/fixtures/upstream/real*.bin), so ``split_text`` cuts the same way, with
+sizes drawn from a seeded generator: deterministic for a given seed, irregular like the real
+thing. Pure.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ tokens, cooldowns, marks, credits) is an ``AccountState`` value that the adapter
 store (memory, SQLite, Redis) as JSON; changes to it are ``AccountUpdate`` values applied by the
 store atomically to its freshest copy, so replicas sharing a store merge instead of overwriting.
 
-Rules (issue 5; the peers' bugs they avoid are in design/landscape.md §3):
+Rules (issue 5; the peers' failures they avoid: docs/kiro-protocol.md, What peers get wrong):
 
 * 429 cools an account down with exponential back-off and jitter; it never disables it.
 * 402 / ``MONTHLY_REQUEST_COUNT`` marks it exhausted until the quota resets.

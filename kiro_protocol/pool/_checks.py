@@ -2,9 +2,9 @@
 
 The runtime asks ``checks_due`` every few seconds and runs an ``AccountCheck`` for each account
 it returns, one at a time (never the whole pool at once: bulk refreshes are what peers' users
-report as suspensions, design/landscape.md §3 item 5). An ``AccountCheck`` speaks the same
-decisions as an ``Exchange`` (``LoadState``, ``AcquireLease``, ``Refresh``, ``CheckUsage``,
-``Persist``, ``Done``), so the drivers share their code.
+report as suspensions: docs/kiro-protocol.md, What peers get wrong). An ``AccountCheck``
+speaks the same decisions as an ``Exchange`` (``LoadState``, ``AcquireLease``, ``Refresh``,
+``CheckUsage``, ``Persist``, ``Done``), so the drivers share their code.
 
 Only tokens that exist and are inside the refresh margin are refreshed ahead: an idle account
 whose token expired is refreshed when a request needs it, not on a timer.

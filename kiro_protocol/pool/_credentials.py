@@ -4,7 +4,8 @@ Pure: the adapter decides whether the environment value is a path and reads the 
 only sees the JSON text. Every error names the entry by index and description and says what is
 wrong, and never quotes a value (values are refresh tokens and client secrets).
 
-Accepted shape (spec/protocol.md §11.1, extended): a JSON array of objects, or one object::
+Accepted shape (the Go reference's, extended; docs/accounts.md, Configuration): a JSON array of
+objects, or one object::
 
     [{"auth": "Social", "refreshToken": "...", "description": "work"},
      {"auth": "IdC", "refreshToken": "...", "clientId": "...", "clientSecret": "...",
@@ -73,7 +74,8 @@ class AccountConfig:
     #: Region of the auth service (refresh) and the default data-plane region.
     region: str | None = None
     profile_arn: str | None = None
-    #: A configured machine id, already normalised to 64 hex chars (§5.3).
+    #: A configured machine id, already normalised to 64 hex chars (docs/kiro-protocol.md,
+    #: Machine id).
     machine_id: str | None = None
 
     @property
@@ -93,7 +95,7 @@ def region_from_profile_arn(profile_arn: str | None) -> str | None:
 
 
 def _normalise_machine_id(value: str) -> str | None:
-    """64 hex chars as they are; a UUID without dashes, repeated twice (§5.3); else None."""
+    """64 hex chars as they are; a UUID without dashes, repeated twice ([PY]/[RS]); else None."""
     if _HEX64.match(value):
         return value.lower()
     if _UUID.match(value):
@@ -163,7 +165,7 @@ def _parse_entry(entry: _Entry) -> AccountConfig:
     if auth_text is None:
         auth = AuthMethod.IDC if client_id and client_secret else AuthMethod.SOCIAL
     else:
-        # ``builder-id`` and ``iam`` are the [PY] reference's names for IdC logins (§11.1).
+        # ``builder-id`` and ``iam`` are the [PY] reference's names for IdC logins.
         by_name = {
             "social": AuthMethod.SOCIAL,
             "idc": AuthMethod.IDC,

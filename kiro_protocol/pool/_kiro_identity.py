@@ -2,9 +2,10 @@
 
 Kiro's services expect the Kiro IDE's own client strings; accounts that look unlike the IDE, or
 that all share one machine id (the Go reference's constant), are what peers' users report as bans
-(design/landscape.md §3 item 5). So: one stable machine id per account (§5.3), the IDE's header set
-(§5.2), client version strings configurable with the newest values seen as defaults (§17.3), and
-every call of an account sent to the region of its ``profileArn``.
+(docs/kiro-protocol.md, What peers get wrong). So: one stable machine id per account, the
+IDE's header set, client version strings configurable with the newest values seen as defaults,
+and every call of an account sent to the region of its ``profileArn`` (docs/kiro-protocol.md,
+Request headers, and Endpoints and regions).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ DEFAULT_REGION = "us-east-1"
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientVersions:
-    """The client strings sent upstream. Defaults: newest official Kiro IDE values (spec §17.3)."""
+    """The client strings sent upstream. Defaults: newest official Kiro IDE values seen
+    (docs/kiro-protocol.md, Client version strings)."""
 
     kiro_version: str = "0.11.107"
     #: aws-sdk-js of the streaming client (``generateAssistantResponse``).
@@ -42,7 +44,7 @@ class ClientVersions:
     oidc_sdk_version: str = "3.980.0"
     node_version: str = "22.22.0"
     system_version: str = "darwin#24.6.0"
-    #: ``x-amzn-kiro-agent-mode``: ``vibe`` for the current IDE (§5.2).
+    #: ``x-amzn-kiro-agent-mode``: ``vibe`` for the current IDE (the Go reference sent ``spec``).
     agent_mode: str = "vibe"
 
 
@@ -105,7 +107,8 @@ def generate_headers(
     invocation_id: str,
     versions: ClientVersions,
 ) -> tuple[tuple[str, str], ...]:
-    """Headers of ``generateAssistantResponse`` (§5.2, the [PY]/[RS] set, newest versions).
+    """Headers of ``generateAssistantResponse``: the [PY]/[RS] set with the newest versions
+    (docs/kiro-protocol.md, Request headers).
 
     No ``Connection: close`` (the adapter pools connections per account) and no ``Accept``
     (the IDE sends none; the answer is an EventStream either way).
@@ -141,7 +144,8 @@ def usage_limits_headers(
     invocation_id: str,
     versions: ClientVersions,
 ) -> tuple[tuple[str, str], ...]:
-    """Headers of ``getUsageLimits`` (§5.2, runtime client)."""
+    """Headers of ``getUsageLimits``: the runtime client's set (docs/kiro-protocol.md, Request
+    headers)."""
     mid = machine_id(account)
     v = versions
     ide = f"KiroIDE-{v.kiro_version}-{mid}"

@@ -1,10 +1,10 @@
 """Access-token refresh: request builders and answer parsers for Social and IdC accounts.
 
-Social (Kiro's auth service, spec/protocol.md §11.2) and IdC (AWS SSO OIDC, §11.3) both take a
-refresh token and answer an access token with its lifetime; either may rotate the refresh token,
-and then the old one stops working, so a rotated token must replace the stored one (the Go
-reference throws it away and its accounts die after the first rotation). ``invalid_grant`` means
-the refresh token itself is dead: the account is disabled, not retried.
+Social (Kiro's auth service) and IdC (AWS SSO OIDC) both take a refresh token and answer an
+access token with its lifetime (docs/kiro-protocol.md, Refreshing access tokens); either may
+rotate the refresh token, and then the old one stops working, so a rotated token must replace
+the stored one (the Go reference throws it away and its accounts die after the first rotation).
+``invalid_grant`` means the refresh token itself is dead: the account is disabled, not retried.
 """
 
 from __future__ import annotations

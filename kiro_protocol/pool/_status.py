@@ -1,4 +1,5 @@
-"""A status view of the pool that is safe to show (spec/protocol.md §12 lists what peers leak).
+"""A status view of the pool that is safe to show (unlike peers': docs/kiro-protocol.md, What
+peers get wrong).
 
 No token, no token preview, no client id, no machine id, no e-mail: only what an operator needs
 to see why an account is or is not serving. Building it costs no upstream call (the Go

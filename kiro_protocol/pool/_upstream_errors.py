@@ -1,9 +1,10 @@
 """What an upstream (Kiro) HTTP failure means: for the account pool, and for the client.
 
 One classifier, two consumers: the account pool reads ``failure_class`` to decide what happens
-to the account and whether the request moves elsewhere (§5.5 of spec/protocol.md); the adapters
-answer the client with ``client_error`` when no retry is left. Both come from the same parse of
-the same body, so they cannot disagree.
+to the account and whether the request moves elsewhere (docs/kiro-protocol.md, Answers before
+the stream; docs/accounts.md, Failure rules); the adapters answer the client with
+``client_error`` when no retry is left. Both come from the same parse of the same body, so they
+cannot disagree.
 """
 
 from __future__ import annotations
@@ -180,7 +181,8 @@ def connection_failure(message: str) -> UpstreamFailure:
 
 
 def is_content_length_exception(exception_type: str, message: str = "") -> bool:
-    """Whether a mid-stream exception means "the answer was cut for length" (§7.3).
+    """Whether a mid-stream exception means "the answer was cut for length"
+    (docs/kiro-protocol.md, Exception and error frames).
 
     Matches ``ContentLengthExceededException`` and anything naming ``CONTENT_LENGTH_EXCEEDS``.
     """
@@ -190,9 +192,9 @@ def is_content_length_exception(exception_type: str, message: str = "") -> bool:
 
 
 # Exception type (header ``:exception-type`` / ``:error-code``) -> (pool class, client kind).
-# Throttling and internal errors in a 200 stream follow §7.3's recommendation
-# (``overloaded_error`` / ``api_error``); the pool may still retry them on another account if
-# nothing reached the client yet.
+# Throttling and internal errors in a 200 stream are failures (``overloaded_error`` /
+# ``api_error``; docs/kiro-protocol.md, Exception and error frames); the pool may still retry
+# them on another account if nothing reached the client yet.
 _STREAM_EXCEPTIONS: dict[str, tuple[FailureClass, ErrorKind]] = {
     "ThrottlingException": (FailureClass.THROTTLED, ErrorKind.OVERLOADED),
     "ServiceQuotaExceededException": (FailureClass.QUOTA_EXHAUSTED, ErrorKind.RATE_LIMIT),
@@ -207,7 +209,8 @@ _STREAM_EXCEPTIONS: dict[str, tuple[FailureClass, ErrorKind]] = {
 
 
 def classify_stream_failure(exception_type: str, message: str) -> UpstreamFailure:
-    """Classify an exception or error frame that arrived inside a 200 EventStream (§7.3).
+    """Classify an exception or error frame that arrived inside a 200 EventStream
+    (docs/kiro-protocol.md, Exception and error frames).
 
     Args:
         exception_type: the ``:exception-type`` (or ``:error-code``) of the frame, e.g.

@@ -1,4 +1,5 @@
-"""``getUsageLimits``: the request, the answer, and the remaining credits (spec/protocol.md §11.4).
+"""``getUsageLimits``: the request, the answer, and the remaining credits
+(docs/kiro-protocol.md, Usage limits).
 
 The pool calls it off the request path, at most every few minutes per account (the Go reference
 calls it for every account on a timer while holding the pool lock, and on every status-page view).
@@ -70,7 +71,7 @@ def _active(obj: object) -> dict[str, Any] | None:
 
 
 def remaining_credits(document: object) -> tuple[float, float, float]:
-    """(remaining, limit, used) of a usage answer, per §11.4.
+    """(remaining, limit, used) of a usage answer (docs/kiro-protocol.md, Usage limits).
 
     The first ``CREDIT`` breakdown counts, plus its free trial when ``ACTIVE``, plus its
     ``ACTIVE`` bonuses ([PY]); no CREDIT breakdown means nothing is left; never negative.

@@ -1,4 +1,6 @@
-"""The internal ``Request`` -> a Kiro ``generateAssistantResponse`` body (spec §3, §17.2).
+"""The internal ``Request`` -> a Kiro ``generateAssistantResponse`` body.
+
+Kiro's side of it: docs/kiro-protocol.md, The request body.
 
 Shape of the result (compact JSON, keys in this order)::
 
@@ -121,8 +123,9 @@ def _serialise(value: object) -> bytes:
 
 
 def thinking_prefix(request: Request) -> str:
-    """The prompt-tag instruction that makes Kiro models think in ``<thinking>`` tags (§3.11),
-    or ``""`` when thinking is off or the system prompt already carries one."""
+    """The prompt-tag instruction that makes Kiro models think in ``<thinking>`` tags
+    (docs/kiro-protocol.md, Thinking by prompt tags), or ``""`` when thinking is off or the
+    system prompt already carries one."""
     if any("<thinking_mode>" in b.text or "<max_thinking_length>" in b.text for b in request.system):
         return ""
     thinking = request.thinking

@@ -1,15 +1,17 @@
-"""Messages -> alternating turns with paired tool calls (spec §3.5, canonical form §17.2).
+"""Messages -> alternating turns with paired tool calls.
+
+Kiro's rules for them: docs/kiro-protocol.md, History rules.
 
 The steps, each a repair of ``_linter.RULES``:
 
 1. ``role: "system"`` messages become user-side text wrapped in ``<system>`` tags (so the model
    can tell them from what the user typed) and join the neighbouring user turn.
 2. Consecutive messages of one role are merged into one turn (``alternation``).
-3. Leading assistant turns (before any user turn) are dropped (§3.5.2).
+3. Leading assistant turns (before any user turn) are dropped, as both references do.
 4. Tool pairing (``tool-pairing``): a ``tool_result`` is kept as a Kiro tool result only when
    it answers a ``tool_use`` of the assistant turn right before it, once; any other result is
    kept as text in its turn, so no content is lost. A ``tool_use`` that the next user turn
-   does not answer is removed (§3.5.4).
+   does not answer is removed, as the [PY] reference does.
 """
 
 from __future__ import annotations

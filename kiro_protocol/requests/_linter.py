@@ -101,7 +101,7 @@ RULES: tuple[Rule, ...] = (
         rule="each toolUse of an assistant entry is answered by a toolResult in the next user "
         "entry, and each toolResult answers a toolUse of the assistant entry right before it",
         reason="TOOL_USE_RESULT_MISMATCH / Improperly formed request",
-        repair="an unanswered toolUse is removed from history (spec §3.5.4); a result for an "
+        repair="an unanswered toolUse is removed from history; a result for an "
         "unknown or earlier tool call (or a duplicate) is kept as text in its user turn",
     ),
     Rule(

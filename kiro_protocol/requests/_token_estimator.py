@@ -134,8 +134,9 @@ def estimate_text_tokens(text: str) -> int:
 
 
 # -- whole requests -------------------------------------------------------------------------------
-# Fixed costs, fitted to the official counts in spec/vectors/token_estimator_vectors.json (see
-# docs/conversion.md for the measured error): the request framing, each message's role header,
+# Fixed costs, fitted to the official counts in
+# tests/fixtures/conversion/token_estimator_vectors.json (see docs/conversion.md for the measured
+# error): the request framing, each message's role header,
 # the system prompt header, the tool-use preamble Anthropic adds once when tools are offered,
 # each tool definition's framing, and one image.
 _REQUEST_BASE = 3

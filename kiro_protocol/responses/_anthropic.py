@@ -76,7 +76,7 @@ def block_start_json(block: ContentBlock) -> dict[str, Any]:
     """The ``content_block`` of a ``content_block_start``: empty text/thinking, ``input: {}``.
 
     A tool's arguments never appear here (Claude Code ignores them there and runs the tool with
-    no arguments, spec/clients.md); they follow as ``input_json_delta``.
+    no arguments, docs/clients.md); they follow as ``input_json_delta``.
     """
     if isinstance(block, TextBlock):
         return {"type": "text", "text": ""}

@@ -63,7 +63,7 @@ __all__ = [
     "openai_encoder",
 ]
 
-#: ``stop_reason`` -> ``finish_reason`` (spec §4.3 "Recommended").
+#: ``stop_reason`` -> ``finish_reason`` (docs/openai.md, Response mapping).
 FINISH_REASONS: dict[StopReason, str] = {
     StopReason.END_TURN: "stop",
     StopReason.STOP_SEQUENCE: "stop",

@@ -1,7 +1,7 @@
 """The outcome of a turn: its stop reason and its usage, as pure functions of what was seen.
 
-Kept apart from the tracker so that the rules (spec/protocol.md §8.5, §10 and §17.6) read as one
-table each and can be tested without streaming anything.
+Kept apart from the tracker so that the rules (docs/response.md, The rules: stop reason, usage)
+read as one table each and can be tested without streaming anything.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def compute_usage(
     estimated_input_tokens: int,
     estimated_output_tokens: int,
 ) -> Usage:
-    """Token usage, best source first (§10 "Recommended", §17.6).
+    """Token usage, best source first (docs/kiro-protocol.md, Token usage).
 
     Input: upstream ``uncachedInputTokens``, else ``contextUsagePercentage`` x the model's context
     window, else the request-side estimate. Output: upstream ``outputTokens``, else the estimate

@@ -2,9 +2,10 @@
 
 Kiro has no stop-sequence parameter, so the gateway watches the answer text itself: when a
 requested sequence appears, the text is cut just before it and the turn ends with
-``stop_reason: "stop_sequence"`` (spec/protocol.md §14.5). A sequence can straddle fragments, so
-the last ``len(longest) - 1`` characters are held back until the next fragment decides them;
-the buffer never holds more than that plus one fragment, so nothing is rescanned twice.
+``stop_reason: "stop_sequence"`` (docs/response.md, The rules). A sequence can straddle
+fragments, so the last ``len(longest) - 1`` characters are held back until the next fragment
+decides them; the buffer never holds more than that plus one fragment, so nothing is rescanned
+twice.
 """
 
 from __future__ import annotations

@@ -2,11 +2,12 @@
 
 Kiro has no native thinking switch on the IDE endpoint: the request converter asks for it with a
 prompt prefix, and the model then writes its reasoning inline, as
-``<thinking>\\n...reasoning...</thinking>\\n\\nanswer`` (spec/protocol.md §3.11, §9.4). Fragments
-cut the tags anywhere (``<thin`` + ``king>``), so the splitter holds back the few characters
-that could still become a tag and never rescans what it already searched (style R11).
+``<thinking>\\n...reasoning...</thinking>\\n\\nanswer`` (docs/kiro-protocol.md, Thinking by
+prompt tags, and Thinking in the answer). Fragments cut the tags anywhere (``<thin`` +
+``king>``), so the splitter holds back the few characters that could still become a tag and
+never rescans what it already searched (style R11).
 
-Rules (§9.4, the [PY]/[RS] behaviour, which real clients have lived with):
+Rules (the [PY]/[RS] behaviour, which real clients have lived with):
 
 * a real opening tag is ``<thinking>`` not wrapped in a backquote or quote (a model *talking
   about* the tag writes ```<thinking>``` or ``"<thinking>"``); one newline right after it is dropped;

@@ -1,19 +1,20 @@
 """The response tracker: typed upstream events in, dialect-neutral lifecycle events out.
 
-One tracker per response. It owns every decision about the shape of the answer (spec/protocol.md
-§8, §9, §10 and §17.5-6), so that the Anthropic stream, the Anthropic JSON body and the OpenAI
-encoders only translate vocabulary:
+One tracker per response. It owns every decision about the shape of the answer (docs/response.md,
+The rules), so that the Anthropic stream, the Anthropic JSON body and the OpenAI encoders only
+translate vocabulary:
 
 * blocks open lazily, get indexes 0, 1, 2, ... and are closed exactly once; one block is open at
   a time, and opening another closes it (text before a tool, text again after a tool);
 * a tool call is tracked by ``toolUseId``: its block starts with id and (mapped-back) name, its
   argument fragments are forwarded verbatim in order, and it closes on ``stop``, on the next
   tool or block, or at the end. A second start of an open id and any event for a closed id are
-  ignored (§8.4). A tool whose arguments are not a JSON object when it closes was cut by Kiro:
-  the response fails instead of presenting an incomplete call as complete;
+  ignored (docs/kiro-protocol.md, Tool calls). A tool whose arguments are not a JSON object
+  when it closes was cut by Kiro: the response fails instead of presenting an incomplete call
+  as complete;
 * ``<thinking>`` text (only when the client asked for thinking) and ``reasoningContentEvent``
   become thinking blocks, each closed with a signature;
-* stop sequences are cut locally; ``stop_reason`` and usage follow §8.5 / §10 (``_outcome``);
+* stop sequences are cut locally; ``stop_reason`` and usage are decided by ``_outcome``;
 * upstream failures end the response with ``StreamFailed``; nothing follows it.
 
 The tracker does no IO and no logging: adapters read ``failure`` / ``upstream_failure`` and the
@@ -369,7 +370,7 @@ class ResponseTracker:
     def _on_tool(self, event: ToolUse) -> None:
         tool_id = event.tool_use_id
         if tool_id in self._closed_tools:
-            return  # §8.4: events for a closed call are retransmissions or violations
+            return  # events for a closed call are retransmissions or violations
         current = self._open
         if current is None or current.kind != "tool_use" or current.tool_id != tool_id:
             if not tool_id or not event.name:
@@ -459,7 +460,8 @@ class ResponseTracker:
 
     def _on_exception(self, exception_type: str, message: str) -> None:
         if is_content_length_exception(exception_type, message) and self.content_started:
-            # Kiro cut the answer for length after output began: a max_tokens stop (§7.3).
+            # Kiro cut the answer for length after output began: a max_tokens stop
+            # (docs/kiro-protocol.md, Exception and error frames).
             self._length_cut = True
             self._finish()
             return

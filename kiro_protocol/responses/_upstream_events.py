@@ -5,8 +5,9 @@ without the ``Event`` suffix (``assistantResponseEvent`` -> ``AssistantResponse`
 reported *by* upstream are ``UpstreamException`` / ``UpstreamError`` (values, not raised);
 well-formed messages of a type we do not know are ``UnknownUpstreamEvent``.
 
-Catalogue: ``spec/protocol.md`` §7. Fields marked [EXT] are evidenced only by other public
-implementations, not by captures or the official model.
+Catalogue: docs/kiro-protocol.md, Event catalogue (the source labels are explained under
+Sources there). Fields marked [EXT] are evidenced only by other public implementations, not by
+captures or the official model.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ __all__ = [
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class AssistantResponse:
-    """``assistantResponseEvent``: a fragment of the assistant's text (§7.1)."""
+    """``assistantResponseEvent``: a fragment of the assistant's text."""
 
     #: The text fragment; arbitrary cut points, but always whole code points.
     content: str
@@ -42,7 +43,7 @@ class AssistantResponse:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ToolUse:
-    """``toolUseEvent``: one piece of a tool call (§7.1, §8.1).
+    """``toolUseEvent``: one piece of a tool call (docs/kiro-protocol.md, Tool calls).
 
     Upstream sends, per call: a start (``name`` + ``toolUseId``, no input), zero or more
     ``input`` fragments, and a ``stop: true`` event. All three share this type; one event may
@@ -62,7 +63,7 @@ class ToolUse:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReasoningContent:
-    """[EXT] ``reasoningContentEvent``: model reasoning on newer backends (§7.2).
+    """[EXT] ``reasoningContentEvent``: model reasoning on newer backends.
 
     A frame carries one of: a ``text`` fragment, a ``signature`` for the reasoning block, or
     ``redactedContent`` (base64) in place of withheld reasoning.

@@ -1,4 +1,6 @@
-"""Decoded EventStream messages -> typed upstream events, and back (``spec/protocol.md`` §7).
+"""Decoded EventStream messages -> typed upstream events, and back.
+
+The events: docs/kiro-protocol.md, Event catalogue.
 
 ``parse_message`` gives meaning to one ``Message``: an event frame becomes the dataclass named
 after its ``:event-type``, exception and error frames become ``UpstreamException`` /
@@ -48,9 +50,10 @@ __all__ = [
 
 _JSON: Final = "application/json"
 
-#: Official ``ChatResponseStream`` members (§7.2) that carry nothing a client of this gateway
-#: can use. They are surfaced as ``IgnoredUpstreamEvent`` (so nothing is dropped silently) and
-#: their payloads are not parsed: a payload we would throw away must not fail the answer.
+#: Official ``ChatResponseStream`` members (docs/kiro-protocol.md, Other official events) that
+#: carry nothing a client of this gateway can use. They are surfaced as ``IgnoredUpstreamEvent``
+#: (so nothing is dropped silently) and their payloads are not parsed: a payload we would throw
+#: away must not fail the answer.
 IGNORED_EVENT_TYPES: Final = frozenset(
     {
         "supplementaryWebLinksEvent",
@@ -173,7 +176,7 @@ def _dumps(obj: object) -> str:
 def _assistant_response(obj: dict[str, object]) -> UpstreamEvent:
     # Official model: only "content". Older docs list conversationId, messageId, contentType,
     # messageStatus, supplementaryWebLinks, references, codeReference, followupPrompt, ...:
-    # tolerated and ignored (§7.1).
+    # tolerated and ignored.
     return AssistantResponse(content=_req_str("assistantResponseEvent", obj, "content"))
 
 
@@ -185,7 +188,7 @@ def _tool_use(obj: dict[str, object]) -> UpstreamEvent:
     elif isinstance(raw_input, str):
         fragment = raw_input
     elif isinstance(raw_input, dict):
-        # Legacy one-shot form (§8.1, evidenced by [GO] only): the complete arguments as an
+        # Legacy one-shot form (evidenced by [GO] only): the complete arguments as an
         # object. Re-serialised so downstream sees one kind of input: JSON text.
         try:
             fragment = _dumps(raw_input)
@@ -204,7 +207,7 @@ def _tool_use(obj: dict[str, object]) -> UpstreamEvent:
 
 
 def _reasoning_content(obj: dict[str, object]) -> UpstreamEvent:
-    # [EXT] shape from other implementations only (§7.2): {"text","signature"} or
+    # [EXT] shape from other implementations only: {"text","signature"} or
     # {"redactedContent"}; no capture shows it.
     et = "reasoningContentEvent"
     return ReasoningContent(
@@ -231,7 +234,7 @@ def _context_usage(obj: dict[str, object]) -> UpstreamEvent:
 def _metadata(event_type: str) -> Callable[[dict[str, object]], UpstreamEvent]:
     def parse(obj: dict[str, object]) -> UpstreamEvent:
         # conversationId / utteranceId: official model (messageMetadataEvent). tokenUsage and
-        # stopReason: [EXT], newer Kiro backends per other implementations (§7.2), which also
+        # stopReason: [EXT], newer Kiro backends per other implementations, which also
         # list tokenUsage.totalTokens / contextUsagePercentage / normalizedTokenUsage and a
         # stopDetails object: tolerated and ignored (the four disjoint counters are what we use).
         raw_usage = obj.get("tokenUsage")
@@ -286,7 +289,8 @@ def _payload_text(payload: bytes) -> str:
 
 
 def _exception(message: Message) -> UpstreamException:
-    # §7.3 recommendation: the :exception-type header first, the payload's "__type" second.
+    # The :exception-type header first, the payload's "__type" second (docs/kiro-protocol.md,
+    # Exception and error frames).
     exception_type = message.string_header(":exception-type") or None
     text: str | None = None
     try:
@@ -362,7 +366,7 @@ def _string_headers(*items: tuple[str, str]) -> tuple[Header, ...]:
 
 @lru_cache(maxsize=64)
 def _event_headers(event_type: str) -> tuple[Header, ...]:
-    # Order of the real captures (§6): :event-type, :content-type, :message-type.
+    # Order of the real captures: :event-type, :content-type, :message-type.
     return _string_headers((":event-type", event_type), (":content-type", _JSON), (":message-type", "event"))
 
 

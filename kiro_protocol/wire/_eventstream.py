@@ -1,13 +1,16 @@
-"""AWS EventStream framing (``spec/protocol.md`` §6): a Sans-IO decoder and an encoder.
+"""AWS EventStream framing: a Sans-IO decoder and an encoder.
+
+The format: docs/kiro-protocol.md, EventStream framing.
 
 No I/O here: bytes go in with ``EventStreamDecoder.receive_data`` and ``Message`` values come
 out of ``next_event``; ``encode_message`` is the inverse, for tests, fuzzers, benchmarks and the
 upstream simulator.
 
-The decoder is strict (§6.2, "kiro2api's rule"): the prelude CRC and the length bounds are
-checked as soon as the 12-byte prelude is buffered, before waiting for the body; a CRC mismatch,
-an impossible length, a malformed header or end of input inside a message raises an
-``EventStreamError`` naming what was wrong and the stream offset, and the decoder stays failed.
+The decoder is strict (docs/kiro-protocol.md, Chunks and corruption): the prelude CRC and the
+length bounds are checked as soon as the 12-byte prelude is buffered, before waiting for the
+body; a CRC mismatch, an impossible length, a malformed header or end of input inside a message
+raises an ``EventStreamError`` naming what was wrong and the stream offset, and the decoder
+stays failed.
 EventStream has no resynchronisation marker, so nothing is ever skipped.
 
 Headers (``HeaderType``, ``Header``) are in ``_eventstream_headers``, errors in
@@ -54,7 +57,8 @@ __all__ = [
     "decode_all",
 ]
 
-#: Both references reject messages above 16 MiB (§6); Kiro frames are a few hundred bytes.
+#: Both references reject messages above 16 MiB (docs/kiro-protocol.md, Sizes); Kiro frames are
+#: a few hundred bytes.
 DEFAULT_MAX_MESSAGE_LENGTH: Final = 16 * 1024 * 1024
 
 _PRELUDE_LENGTH: Final = 12

@@ -1,4 +1,6 @@
-"""Errors of the EventStream layer (``spec/protocol.md`` §6.2): all ``RemoteProtocolError``.
+"""Errors of the EventStream layer: all ``RemoteProtocolError``.
+
+When the stream is corrupt: docs/kiro-protocol.md, Chunks and corruption.
 
 Each names what was wrong and the stream offset (counted from the first byte ever received) of
 the offending bytes; adapters need only ``except RemoteProtocolError``.

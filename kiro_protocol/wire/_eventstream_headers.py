@@ -41,7 +41,8 @@ _I64 = struct.Struct(">q")
 
 
 class HeaderType(enum.IntEnum):
-    """The ten header value types of the wire format (§6, header table)."""
+    """The ten header value types of the wire format (docs/kiro-protocol.md, EventStream framing:
+    Headers)."""
 
     #: No value bytes; the value is ``True``.
     BOOL_TRUE = 0
