@@ -19,6 +19,7 @@ of its stage's API.
 
 from ._errors import ErrorKind, LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._version import __version__
+from .call import Answer, CallIds, CallSetup, ClientOutput, ModelCall
 from .http import (
     CORS_HEADERS,
     REQUEST_ID_HEADER,
@@ -117,6 +118,8 @@ __all__ = [
     "AccountState", "unavailable_reason", "AccountCheck", "checks_due", "Exchange", "Decision", "LoadState",
     "AcquireLease", "Wait", "Refresh", "CheckUsage", "Persist", "Retry", "SendUpstream", "StartStream",
     "Respond", "Done", "UpstreamFailure", "connection_failure", "stream_interrupted",
+    # one model request, end to end
+    "ModelCall", "CallSetup", "CallIds", "Answer", "ClientOutput",
     # responses (the upstream events are what the simulator encodes)
     "ResponseTranslator", "ResponseEncoder", "StopReason", "openai_encoder", "SSE_HEADERS", "UpstreamEvent",
     "AssistantResponse", "ToolUse", "ReasoningContent", "Metering", "ContextUsage", "TokenUsage",

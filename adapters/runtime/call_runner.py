@@ -1,0 +1,252 @@
+"""Runs one ``ModelCall``: does what it decides, feeds it the results, writes its bytes.
+
+Every decision (the account, the retry, the commit point, the status of an error, what the pool
+records) is the core's; this module only moves bytes and waits: it opens the upstream call,
+reads its body into the call, writes the call's output to the client, ticks the clock, and hands
+pool decisions to the ``PoolDriver``. A client disconnect cancels the task running it; leaving
+``upstream.stream()`` then closes the upstream connection at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+
+import anyio
+
+from kiro_protocol import Answer, ClientOutput, Done, ModelCall, SendUpstream, StartStream
+
+from .app import Lifecycle, RequestLog, Responder
+from .pool_driver import PoolDriver
+from .upstream import UpstreamConnectionError, UpstreamStream
+
+__all__ = ["run_call"]
+
+log = logging.getLogger("kiro2api.service")
+
+# Error bodies from upstream are small; more is not read.
+_MAX_ERROR_BODY = 64 * 1024
+# How often the keep-alive clock of a streaming call is advanced.
+_TICK = 1.0
+# Whether the handler's task reads the upstream body itself. The synchronous twin (gevent, threads)
+# reads in a task of its own: there only a task can be interrupted in a blocking read.
+_PULL_IN_PLACE = True
+
+_Opened = tuple[contextlib.AsyncExitStack, UpstreamStream]
+
+
+async def run_call(
+    call: ModelCall,
+    *,
+    driver: PoolDriver,
+    respond: Responder,
+    lifecycle: Lifecycle,
+    record: RequestLog,
+    timeout: float,
+    monotonic: Callable[[], float],
+) -> None:
+    """Drive ``call`` until it is done; ``timeout`` bounds each whole upstream call."""
+    opened: _Opened | None = None
+    try:
+        while True:
+            decision = call.next_decision(driver.clock())
+            if isinstance(decision, SendUpstream):
+                record.account = decision.account.label
+                opened = await _send(call, decision, driver, timeout, monotonic)
+            elif isinstance(decision, StartStream):
+                assert opened is not None
+                stack, upstream = opened
+                opened = None
+                async with stack:
+                    await _stream(call, upstream, driver, respond, lifecycle, monotonic)
+            elif isinstance(decision, Answer):
+                await respond.send_response(decision.status, decision.headers, decision.body)
+            elif isinstance(decision, Done):
+                return
+            elif not await driver.execute(decision, call):
+                raise RuntimeError(f"unexpected decision {type(decision).__name__}")
+    finally:
+        record.input_tokens, record.output_tokens = call.usage.input_tokens, call.usage.output_tokens
+        record.error = call.error
+        if opened is not None:
+            with anyio.CancelScope(shield=True):
+                await opened[0].aclose()
+
+
+async def _send(
+    call: ModelCall, decision: SendUpstream, driver: PoolDriver, timeout: float, monotonic: Callable[[], float]
+) -> _Opened | None:
+    """Open the upstream call and feed its answer; the open stream when it answered 200."""
+    stack = contextlib.AsyncExitStack()
+    label = decision.account.label
+    try:
+        upstream = await stack.enter_async_context(
+            driver.upstream.stream(decision.request, account=decision.account.account_id, timeout=timeout)
+        )
+    except UpstreamConnectionError as exc:
+        await stack.aclose()
+        log.warning("account %s: no answer from Kiro: %s", label, exc.failure.message)
+        call.upstream_failed(exc.failure.message, driver.clock())
+        return None
+    if upstream.status == 200:
+        call.upstream_started(driver.clock(), monotonic())
+        return stack, upstream
+    body = bytearray()
+    try:
+        with upstream.deadline():
+            async for chunk in upstream.chunks:
+                body += chunk
+                if len(body) >= _MAX_ERROR_BODY:
+                    break
+    except UpstreamConnectionError:
+        pass
+    finally:
+        await stack.aclose()
+    log.warning("account %s: Kiro answered HTTP %d", label, upstream.status)
+    call.upstream_answered(upstream.status, bytes(body[:_MAX_ERROR_BODY]), driver.clock(), upstream.headers)
+    return None
+
+
+async def _stream(
+    call: ModelCall,
+    upstream: UpstreamStream,
+    driver: PoolDriver,
+    respond: Responder,
+    lifecycle: Lifecycle,
+    monotonic: Callable[[], float],
+) -> None:
+    """Read the upstream body into ``call`` and write its output, until the answer ended."""
+    writer = _Writer(call, respond)
+    # The call is only ever touched under this mutex and never across an await, so the tasks
+    # below need no async lock. Under asyncio or gevent it is never contended; threads need it.
+    mutex = writer.mutex
+
+    async def pull() -> None:
+        # Chunks are translated as they arrive and written by this task: just before the upstream
+        # connection waits for more (its wait hook), so frames that arrived together leave in one
+        # write; or after every chunk where there is no hook.
+        hook = upstream.wait_hook
+        if hook is not None:
+            hook.callback = writer.pump
+        try:
+            with upstream.deadline():
+                async for chunk in upstream.chunks:
+                    with mutex:
+                        call.receive_data(chunk, monotonic())
+                    if hook is None:
+                        await writer.pump()
+                    if not call.reading:
+                        break
+                else:
+                    with mutex:
+                        if call.reading:
+                            call.receive_data(b"", monotonic())
+        except UpstreamConnectionError as exc:
+            with mutex:
+                if call.reading:
+                    call.connection_lost(exc.failure.message, monotonic())
+        writer.close()
+
+    async def tick() -> None:
+        while True:
+            await anyio.sleep(_TICK)
+            with mutex:
+                call.tick(monotonic())
+            await writer.pump()
+
+    pulling = anyio.CancelScope()
+
+    def terminate() -> None:
+        # Called by Lifecycle.terminate() at the shutdown deadline.
+        with mutex:
+            call.shutdown(monotonic())
+        writer.close()
+        pulling.cancel()
+
+    unwatch = lifecycle.on_terminate(terminate)
+    try:
+        async with anyio.create_task_group() as tg:
+            if call.streaming:
+                tg.start_soon(tick)
+            if _PULL_IN_PLACE:
+                # This task reads on at once: a task of its own would start a turn of the event
+                # loop later, behind everything else that is ready (time to first byte).
+                with pulling:
+                    await pull()
+                writer.close()  # cancelled by terminate() before pull() closed it
+            else:
+                tg.start_soon(pull)
+            await writer.wait_until_written()
+            tg.cancel_scope.cancel()
+    except anyio.get_cancelled_exc_class():
+        # The client left (or the server gave up on us): still record what was used.
+        with mutex:
+            call.client_gone()
+        with anyio.CancelScope(shield=True):
+            while not isinstance(decision := call.next_decision(driver.clock()), (Done, Answer)):
+                await driver.execute(decision, call)
+        raise
+    finally:
+        unwatch()
+
+
+class _Writer:
+    """Writes a call's output: one write in flight at a time, bytes produced meanwhile join the
+    next one. ``close()`` when the producers are done; ``wait_until_written()`` then returns
+    once everything due has been written (it writes itself what only a callback produced)."""
+
+    def __init__(self, call: ModelCall, respond: Responder) -> None:
+        self._call = call
+        self._respond = respond
+        self.mutex = threading.Lock()
+        # Rung by close() and by the end of a write after close(): wait_until_written() looks again.
+        self._bell = anyio.Event()
+        self._closed = False
+        self._writing = False
+        # Set when wait_until_written() returns: nothing is written any more.
+        self._sealed = False
+
+    async def pump(self) -> None:
+        """Write what is due, unless a write is in flight already (it takes these bytes next)."""
+        while True:
+            with self.mutex:
+                if self._writing or self._sealed:
+                    return
+                output = self._call.take_output()
+                if output is None:
+                    return
+                self._writing = True
+            try:
+                await self._write(output)
+            finally:
+                with self.mutex:
+                    self._writing = False
+                    if self._closed:
+                        self._bell.set()
+
+    async def _write(self, output: ClientOutput) -> None:
+        if output.head is not None:
+            status, headers = output.head
+            await self._respond.start_stream(status, headers, output.data)
+        elif output.data:
+            await self._respond.send_chunk(output.data)
+        if output.end:
+            await self._respond.end_stream()
+
+    def close(self) -> None:
+        with self.mutex:
+            self._closed = True
+            self._bell.set()
+
+    async def wait_until_written(self) -> None:
+        while True:
+            await self._bell.wait()
+            with self.mutex:
+                self._bell = anyio.Event()
+            await self.pump()  # bytes a callback produced (terminate) have no producer to pump them
+            with self.mutex:
+                if self._closed and not self._writing and not self._call.output_due:
+                    self._sealed = True
+                    return
