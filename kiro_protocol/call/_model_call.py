@@ -50,6 +50,8 @@ __all__ = ["Answer", "CallIds", "CallSetup", "ClientOutput", "ModelCall", "SHUTD
 
 #: What a client reads when the server's shutdown deadline ends its answer.
 SHUTDOWN_MESSAGE = "The server is shutting down; retry the request."
+#: The access log's error class of an answer the shutdown deadline ended.
+_SHUTDOWN = "shutdown"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,6 +146,7 @@ class ModelCall:
         self._settle: Callable[[float], None] | None = None
         self._answer: Answer | None = None
         self._final = False
+        self._shutting_down = False
         #: For the access log: the error class of a failed call, and the usage of its answer.
         self.error: str | None = None
         self.usage = Usage(input_tokens=0, output_tokens=0)
@@ -268,20 +271,21 @@ class ModelCall:
         """The server's shutdown deadline passed while streaming: end the answer now.
 
         Past the commit point: the client gets an error event and the end. Before it: a 529.
+        Either way it is no fault of the account: the pool records the usage, not a failure.
         """
         if not self.reading:
             return
         translator = self._streaming()
+        self._shutting_down = True
         translator.fail(ErrorKind.OVERLOADED, SHUTDOWN_MESSAGE, now)
         if self._commit_due:
             self._take_bytes(now)
             return
         self._pending.clear()
-        self._commit_due = False
         self._final = True
-        self.error = ErrorKind.OVERLOADED.value
         self._answer = self._error_answer(LocalProtocolError(SHUTDOWN_MESSAGE, kind=ErrorKind.OVERLOADED))
         self._settle = self._close(translator, None)
+        self.error = _SHUTDOWN
 
     def client_gone(self) -> None:
         """The client left mid-stream: what was used is recorded by the next decisions."""
@@ -329,6 +333,11 @@ class ModelCall:
             self._ended(translator)
 
     def _ended(self, translator: ResponseTranslator) -> None:
+        if self._shutting_down:
+            self._commit_due = self._end_due = True
+            self._settle = self._close(translator, None)
+            self.error = _SHUTDOWN
+            return
         failure = translator.upstream_failure
         if translator.failed and failure is None and translator.failure is not None:
             failure = stream_interrupted(translator.failure.message)

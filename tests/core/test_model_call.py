@@ -1,0 +1,278 @@
+"""ModelCall: the commit point, stream outcomes, buffering and forced endings, driven by hand.
+
+Each test plays the runtime's part with no IO: it answers the pool's decisions from a dict of
+account states, feeds scripted upstream answers, and collects the client output.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import pytest
+
+from kiro_protocol import (
+    AccountState,
+    Answer,
+    CallIds,
+    CallSetup,
+    ClientOutput,
+    ConversionConfig,
+    Dialect,
+    Done,
+    LoadState,
+    LocalProtocolError,
+    ModelCall,
+    Persist,
+    PoolSettings,
+    Retry,
+    SendUpstream,
+    StartStream,
+    parse_accounts,
+)
+from kiro_protocol.responses import AssistantResponse, ContextUsage, UpstreamException, encode_upstream_event
+
+T0 = 1_750_000_000.0
+ACCOUNTS = parse_accounts(json.dumps([{"auth": "Social", "refreshToken": f"aor-{i}" + "x" * 40} for i in range(2)]))
+FRESH = AccountState(access_token="at-token", expires_at=T0 + 3600)
+
+
+def call_for(body: dict[str, object], *, dialect: Dialect = Dialect.ANTHROPIC, buffered: bool = False) -> ModelCall:
+    setup = CallSetup(
+        accounts=ACCOUNTS,
+        pool=PoolSettings(),
+        conversion=ConversionConfig(),
+        ping_interval=15.0,
+        buffered=buffered,
+    )
+    counter = iter(range(10_000))
+    ids = CallIds(
+        continuation_id="c0ffee00-0000-4000-8000-000000000000",
+        response_hex="a" * 32,
+        created=1_750_000_000,
+        new_id=lambda: f"00000000-0000-4000-8000-{next(counter):012d}",
+        random=lambda: 0.5,
+    )
+    return ModelCall(dialect=dialect, body=json.dumps(body).encode(), session_id=None, setup=setup, ids=ids)
+
+
+def anthropic(stream: bool = True) -> dict[str, object]:
+    return {"model": "claude-sonnet-4-5", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+
+
+def frames(*events: object) -> bytes:
+    return b"".join(encode_upstream_event(e) for e in events)  # type: ignore[arg-type]
+
+
+TEXT = frames(AssistantResponse(content="Hello"), ContextUsage(percentage=1.0))
+EXCEPTION = frames(UpstreamException(exception_type="ThrottlingException", message="slow down"))
+
+
+@dataclass
+class Run:
+    """What the runtime saw: the accounts sent to, persists, retries, outputs and the answer."""
+
+    sent: list[str] = field(default_factory=list)
+    persists: list[Persist] = field(default_factory=list)
+    retries: list[Retry] = field(default_factory=list)
+    outputs: list[ClientOutput] = field(default_factory=list)
+    answer: Answer | None = None
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(o.data for o in self.outputs)
+
+
+def drive(call: ModelCall, upstream: list[tuple[int, bytes]], *, mid_stream: object = None) -> Run:
+    """Run ``call`` to ``Done``; ``upstream`` answers each send in turn (status, body)."""
+    run = Run()
+    now = T0
+    while True:
+        decision = call.next_decision(now)
+        if isinstance(decision, LoadState):
+            call.state_loaded({a: FRESH for a in decision.account_ids}, now)
+        elif isinstance(decision, SendUpstream):
+            run.sent.append(decision.account.account_id)
+            status, body = upstream.pop(0)
+            if status == 200:
+                call.upstream_started(now, 0.0)
+                pending_body = body
+            else:
+                call.upstream_answered(status, body, now)
+        elif isinstance(decision, StartStream):
+            for i in range(0, len(pending_body), 7):  # small chunks: frames split anywhere
+                call.receive_data(pending_body[i : i + 7], 1.0)
+                if callable(mid_stream):
+                    mid_stream(call)
+                while (out := call.take_output()) is not None:
+                    run.outputs.append(out)
+                if not call.reading:
+                    break
+            if call.reading:
+                call.receive_data(b"", 2.0)
+            while (out := call.take_output()) is not None:
+                run.outputs.append(out)
+        elif isinstance(decision, Persist):
+            run.persists.append(decision)
+        elif isinstance(decision, Retry):
+            run.retries.append(decision)
+        elif isinstance(decision, Answer):
+            assert run.answer is None, "one answer per call"
+            run.answer = decision
+        elif isinstance(decision, Done):
+            return run
+        else:  # pragma: no cover - a decision this test does not expect
+            raise AssertionError(decision)
+        now += 1.0
+
+
+def counters(run: Run) -> dict[str, float]:
+    total: dict[str, float] = {}
+    for p in run.persists:
+        for name, amount in p.counters:
+            total[name] = total.get(name, 0.0) + amount
+    return total
+
+
+def test_a_stream_commits_with_its_first_content_and_ends_once() -> None:
+    call = call_for(anthropic())
+    run = drive(call, [(200, TEXT)])
+    assert run.answer is None and run.sent == [ACCOUNTS[0].account_id]
+    heads = [o.head for o in run.outputs if o.head is not None]
+    assert len(heads) == 1 and heads[0][0] == 200
+    assert ("content-type", "text/event-stream; charset=utf-8") in heads[0][1]
+    assert run.outputs[0].head is not None, "the head goes out with the first bytes"
+    assert [o.end for o in run.outputs].count(True) == 1 and run.outputs[-1].end
+    text = run.body.decode()
+    assert text.startswith("event: message_start") and text.rstrip().endswith('data: {"type":"message_stop"}')
+    assert '"text":"Hello"' in text
+    assert call.committed and call.error is None and call.usage.output_tokens > 0
+    assert counters(run)["requests"] == 1 and counters(run)["output_tokens"] == call.usage.output_tokens
+
+
+def test_nothing_is_released_before_the_commit_point() -> None:
+    call = call_for(anthropic())
+    assert call.next_decision(T0) == LoadState(account_ids=tuple(a.account_id for a in ACCOUNTS))
+    call.state_loaded({a.account_id: FRESH for a in ACCOUNTS}, T0)
+    assert isinstance(call.next_decision(T0), SendUpstream)
+    call.upstream_started(T0, 0.0)
+    while not isinstance(call.next_decision(T0), StartStream):
+        pass
+    assert call.take_output() is None and not call.output_due, "message_start alone is held back"
+    call.tick(14.9)
+    assert call.take_output() is None
+    call.tick(15.0)  # PING_INTERVAL passed with no content: the stream opens to keep the client
+    out = call.take_output()
+    assert out is not None and out.head is not None and out.data.startswith(b"event: message_start")
+    assert not call.output_due
+
+
+def test_a_failure_before_the_commit_point_moves_to_another_account() -> None:
+    call = call_for(anthropic())
+    run = drive(call, [(200, EXCEPTION), (200, TEXT)])
+    assert run.sent == [ACCOUNTS[0].account_id, ACCOUNTS[1].account_id]
+    assert len(run.retries) == 1 and run.retries[0].account == ACCOUNTS[0]
+    assert run.answer is None
+    text = run.body.decode()
+    assert text.count("event: message_start") == 1, "the failed attempt left no byte"
+    assert "ThrottlingException" not in text and '"text":"Hello"' in text
+
+
+def test_a_failure_after_content_is_an_error_event_not_a_retry() -> None:
+    call = call_for(anthropic())
+    run = drive(call, [(200, TEXT[: len(encode_upstream_event(AssistantResponse(content="Hello")))] + EXCEPTION)])
+    assert run.sent == [ACCOUNTS[0].account_id] and run.retries == []
+    text = run.body.decode()
+    assert '"text":"Hello"' in text and "event: error" in text and run.outputs[-1].end
+    assert call.error is not None and counters(run).get("failures") == 1
+
+
+def test_an_upstream_error_status_is_answered_in_the_clients_dialect() -> None:
+    bad = json.dumps({"message": "Improperly formed request.", "reason": None}).encode()
+    for dialect, body in ((Dialect.ANTHROPIC, anthropic()), (Dialect.OPENAI, {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}], "stream": True})):
+        call = call_for(body, dialect=dialect)
+        run = drive(call, [(400, bad)])
+        assert run.answer is not None and run.answer.status == 400 and run.outputs == []
+        error = json.loads(run.answer.body)
+        if dialect is Dialect.ANTHROPIC:
+            assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
+        else:
+            assert error["error"]["type"] == "invalid_request_error" and "type" not in error
+        assert run.answer.error == "invalid_request_error" == call.error
+
+
+def test_a_non_streaming_answer_is_one_complete_response() -> None:
+    call = call_for(anthropic(stream=False))
+    run = drive(call, [(200, TEXT)])
+    assert run.outputs == [] and run.answer is not None and run.answer.status == 200
+    message = json.loads(run.answer.body)
+    assert message["type"] == "message" and message["content"] == [{"type": "text", "text": "Hello"}]
+    assert run.answer.error is None and call.committed
+
+
+def test_disable_stream_holds_everything_until_the_end() -> None:
+    call = call_for(anthropic(), buffered=True)
+    seen: list[bool] = []
+    run = drive(call, [(200, TEXT)], mid_stream=lambda c: seen.append(c.output_due))
+    assert not any(seen[:-1]), "nothing is due while the answer runs"
+    assert len(run.outputs) == 1 and run.outputs[0].head is not None and run.outputs[0].end
+    assert '"text":"Hello"' in run.body.decode()
+
+
+def test_disable_stream_retries_a_failure_even_after_content() -> None:
+    first = encode_upstream_event(AssistantResponse(content="Hel")) + EXCEPTION
+    run = drive(call_for(anthropic(), buffered=True), [(200, first), (200, TEXT)])
+    assert len(run.retries) == 1 and len(run.outputs) == 1 and "Hel\"" not in run.body.decode()
+
+
+def test_shutdown_past_the_commit_point_ends_the_stream_with_an_error_event() -> None:
+    call = call_for(anthropic())
+
+    def shut(c: ModelCall) -> None:
+        if c.output_due or c.committed:
+            c.shutdown(1.5)
+
+    run = drive(call, [(200, TEXT)], mid_stream=shut)
+    text = run.body.decode()
+    assert "event: error" in text and "shutting down" in text and run.outputs[-1].end
+    assert run.answer is None and call.error == "shutdown"
+    assert "failures" not in counters(run), "a shutdown is no fault of the account"
+
+
+def test_shutdown_before_the_commit_point_answers_529() -> None:
+    call = call_for(anthropic())
+    run = drive(call, [(200, TEXT)], mid_stream=lambda c: c.shutdown(1.5))
+    assert run.outputs == [] and run.answer is not None and run.answer.status == 529
+    assert json.loads(run.answer.body)["error"]["type"] == "overloaded_error"
+    assert counters(run)["requests"] == 1, "the upstream call is still accounted"
+    assert call.error == "shutdown" and "failures" not in counters(run)
+
+
+def test_a_client_that_left_still_has_its_usage_recorded() -> None:
+    call = call_for(anthropic())
+    call.state_loaded({a.account_id: FRESH for a in ACCOUNTS}, T0) if isinstance(call.next_decision(T0), LoadState) else None
+    assert isinstance(call.next_decision(T0), SendUpstream)
+    call.upstream_started(T0, 0.0)
+    while not isinstance(call.next_decision(T0), StartStream):
+        pass
+    call.receive_data(encode_upstream_event(AssistantResponse(content="Hel")), 1.0)
+    assert call.take_output() is not None
+    call.client_gone()
+    assert not call.reading
+    decisions = []
+    while not isinstance(d := call.next_decision(T0 + 5), Done):
+        decisions.append(d)
+    persisted = [c for d in decisions if isinstance(d, Persist) for c in d.counters]
+    assert ("output_tokens", call.usage.output_tokens) in persisted and call.usage.output_tokens > 0
+
+
+def test_upstream_data_outside_a_stream_is_a_local_error() -> None:
+    call = call_for(anthropic())
+    with pytest.raises(LocalProtocolError):
+        call.receive_data(b"x", 0.0)
+
+
+def test_a_bad_body_is_refused_before_any_decision() -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        call_for({"model": "claude-sonnet-4-5", "messages": "nope", "max_tokens": 1})
+    assert info.value.status_hint == 400
