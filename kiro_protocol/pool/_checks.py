@@ -121,6 +121,10 @@ class AccountCheck:
         else:
             self._phase = _Phase.READY
 
+    def waited(self, now: float) -> None:
+        """Never due: a check that finds the lease taken leaves the refresh to its holder."""
+        raise LocalProtocolError(f"AccountCheck misused: waited() in phase {self._phase.name}")
+
     def lease_result(self, acquired: bool, now: float) -> None:
         """Whether the refresh lease was taken; not taken: someone else refreshes, skip it."""
         self._expect("lease_result", _Phase.LEASING)

@@ -276,3 +276,13 @@ def test_a_bad_body_is_refused_before_any_decision() -> None:
     with pytest.raises(LocalProtocolError) as info:
         call_for({"model": "claude-sonnet-4-5", "messages": "nope", "max_tokens": 1})
     assert info.value.status_hint == 400
+
+
+def test_an_account_check_never_waits() -> None:
+    # The pool driver feeds ``waited`` to whichever machine asked to wait; a background check
+    # never asks, so a feed is a driver bug, said as one.
+    from kiro_protocol import AccountCheck
+
+    check = AccountCheck(account=ACCOUNTS[0], settings=PoolSettings(), new_id=lambda: "id", random=lambda: 0.5)
+    with pytest.raises(LocalProtocolError, match="waited"):
+        check.waited(T0)

@@ -52,13 +52,15 @@ T = TypeVar("T")
 
 
 class Machine(Protocol):
-    """The feed methods shared by ``Exchange`` and ``AccountCheck``."""
+    """The feed methods shared by ``ModelCall`` and ``AccountCheck``."""
 
     def next_decision(self, now: float) -> Decision: ...
 
     def state_loaded(self, states: dict[str, AccountState], now: float) -> None: ...
 
     def lease_result(self, acquired: bool, now: float) -> None: ...
+
+    def waited(self, now: float) -> None: ...
 
     def refresh_answered(self, response: HttpResponse, now: float) -> None: ...
 
@@ -129,8 +131,7 @@ class PoolDriver:
             machine.lease_result(acquired, self.clock())
         elif isinstance(decision, Wait):
             anyio.sleep(decision.seconds)
-            waited = getattr(machine, "waited")
-            waited(self.clock())
+            machine.waited(self.clock())
         elif isinstance(decision, Refresh):
             try:
                 response = self.upstream.send(
