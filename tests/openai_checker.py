@@ -1,6 +1,6 @@
 """A strict checker for OpenAI ``chat.completion.chunk`` streams and ``chat.completion`` bodies.
 
-The openai SDK is lenient (spec/clients.md: a missing ``[DONE]`` is accepted, bad tool JSON is
+The openai SDK is lenient (docs/clients.md: a missing ``[DONE]`` is accepted, bad tool JSON is
 kept as a string), so every OpenAI output the tests see goes through this instead. Stream rules:
 
 * SSE per WHATWG (``tests.sse_checker.parse_sse``); no ``event:`` names; one ``data:`` line each;

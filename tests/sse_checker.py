@@ -1,11 +1,11 @@
 """A strict checker for Anthropic SSE streams and message bodies, for every test that sees them.
 
 ``parse_sse(data)`` decodes bytes per the WHATWG "event stream interpretation" rules (HTML
-§9.2.6: lines end at CRLF, LF or CR; ``:`` starts a comment; ``data`` lines are joined with
+WHATWG HTML §9.2.6: lines end at CRLF, LF or CR; ``:`` starts a comment; ``data`` lines are joined with
 ``\\n``; one leading space after the colon is dropped; a blank line dispatches).
 
 ``check_anthropic_stream(data)`` then validates the Anthropic event grammar, more strictly than
-Claude Code or the SDK (which silently accept several mistakes, spec/clients.md):
+Claude Code or the SDK (which silently accept several mistakes, docs/clients.md):
 
 * every event has an ``event:`` name equal to ``data.type``, and one ``data:`` line of JSON;
 * exactly one ``message_start``, first;

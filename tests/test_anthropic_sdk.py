@@ -1,6 +1,6 @@
 """The official ``anthropic`` SDK reads the translator's output as the final message we expect.
 
-The SDK uses its own HTTP stack (spec/clients.md), so a real HTTP server on 127.0.0.1 serves the
+The SDK uses its own HTTP stack (docs/clients.md), so a real HTTP server on 127.0.0.1 serves the
 translator's bytes; nothing leaves the machine. The SDK is lenient (it ignores mismatched deltas
 and turns bad tool JSON into ``{}``), so every served stream is also run through the strict
 checker.

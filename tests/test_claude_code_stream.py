@@ -4,7 +4,7 @@ truncated tool call as an API error instead of running it.
 
 A loopback HTTP server answers every ``POST /v1/messages`` with the translator's output for a
 scripted upstream stream. Claude Code runs with the streaming fallback and retries disabled
-(spec/clients.md: otherwise a broken stream is silently retried without streaming and the test
+(docs/clients.md: otherwise a broken stream is silently retried without streaming and the test
 proves nothing) and with no traffic beyond 127.0.0.1. Skipped when the CLI is not installed
 (``scripts/ensure-claude-code`` installs it; ``CLAUDE_CODE_BIN`` overrides the path).
 """

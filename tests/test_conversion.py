@@ -1,4 +1,4 @@
-"""Anthropic request -> Kiro body: the canonical rules of spec §17.2 plus the issue's additions."""
+"""Anthropic request -> Kiro body: the canonical rules of docs/conversion.md."""
 
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def comparable(conv_state: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-# -- the spec vectors ---------------------------------------------------------------------------
+# -- the conversion vectors (tests/fixtures/conversion) ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("case", ["conv01_simple", "conv02_system_history", "conv03_tool_roundtrip", "conv06_image"])

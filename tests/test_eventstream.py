@@ -365,7 +365,7 @@ def test_encode_empty_message_is_16_bytes() -> None:
 
 
 def test_crc_is_iso_hdlc() -> None:
-    # §6: CRC-32/ISO-HDLC, check value 0xCBF43926.
+    # docs/kiro-protocol.md, EventStream framing: CRC-32/ISO-HDLC, check value 0xCBF43926.
     assert zlib.crc32(b"123456789") == 0xCBF43926
     frame = encode_message((), b"")
     assert frame[8:12] == _i(zlib.crc32(frame[:8]))

@@ -125,7 +125,7 @@ def test_a_just_refreshed_token_rejected_again_marks_the_account_invalid() -> No
 
 
 def test_403_burst_over_many_accounts_never_disables_them_all_on_first_sight() -> None:
-    # The peers' bug (landscape §3 item 4): one 403 per account disabled every credential.
+    # The peers' bug (docs/kiro-protocol.md, What peers get wrong): one 403 per account disabled every credential.
     accounts, clock, store, upstream, settings = setup(3)
     for i in range(3):
         upstream.generate[i] = [answer(403, BEARER_INVALID)]

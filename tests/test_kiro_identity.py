@@ -1,4 +1,4 @@
-"""Per-account identity: machine ids (spec vectors), regions, and the §5.2 header sets."""
+"""Per-account identity: machine ids (captured vectors), regions, and the header sets of docs/kiro-protocol.md, Request headers."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def test_regions() -> None:
 
 
 def test_generate_headers_match_the_py_capture_with_its_versions() -> None:
-    # spec/vectors/upstream_http_requests.txt, [PY] generateAssistantResponse.
+    # A [PY] generateAssistantResponse as captured (docs/kiro-protocol.md, Request headers).
     account = _account("aorAAAAAGexample-refresh-token")
     versions = ClientVersions(kiro_version="0.9.2", streaming_sdk_version="1.0.27", node_version="22.21.1")
     url = Endpoints().generate_url("us-east-1")

@@ -2,7 +2,7 @@
 ``chat.completion`` JSON, through the same ``ResponseTranslator`` as the Anthropic side.
 
 Goldens: every upstream vector of ``tests.test_translator.CASES`` (the ``syn*`` and ``real*``
-streams of spec/vectors) is translated to OpenAI SSE (with usage) and JSON and compared byte
+streams of tests/fixtures/responses/upstream) is translated to OpenAI SSE (with usage) and JSON and compared byte
 for byte with ``tests/fixtures/responses/openai/`` (``REGEN_GOLDENS=1`` rewrites them; review
 the diff). Independently of the bytes, each case is checked with the strict checker
 (``tests/openai_checker.py``) against what the canonical rules require: its text, reasoning,
@@ -401,7 +401,7 @@ def test_checker_rejects_what_the_sdk_would_choke_on() -> None:
             check_openai_stream(bad)
 
 
-# -- against the Go reference's OpenAI output (spec/vectors/syn0*.expected_go_openai.sse) -------
+# -- against the Go reference's OpenAI output (tests/fixtures/responses/openai_go) -------
 
 GO = Path(__file__).parent / "fixtures" / "responses" / "openai_go"
 
@@ -423,7 +423,7 @@ def test_thinking_tags_pass_through_as_text_like_go_when_not_requested() -> None
 
 def test_where_go_is_wrong_we_follow_the_spec() -> None:
     """Go reports a content-length cut as ``stop``, fakes success after an error frame (spec
-    §4.3) and leaves a call without arguments with ``arguments: ""`` (not a JSON object); we say
+    docs/openai.md) and leaves a call without arguments with ``arguments: ""`` (not a JSON object); we say
     ``length``, send an error chunk without ``[DONE]`` and send ``{}``."""
     with pytest.raises(SSEViolation, match="arguments are not JSON"):
         check_openai_stream((GO / "syn03_tool_only.expected_go_openai.sse").read_bytes())

@@ -1,4 +1,4 @@
-"""Social and IdC refresh: requests as captured (spec vectors), answers parsed, failures split
+"""Social and IdC refresh: requests as captured (tests/fixtures/accounts), answers parsed, failures split
 into permanent (invalid_grant) and transient, and no token ever quoted."""
 
 from __future__ import annotations

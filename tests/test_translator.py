@@ -1,6 +1,6 @@
 """ResponseTranslator end to end: upstream EventStream bytes -> Anthropic SSE / JSON.
 
-Goldens: every ``syn*`` / ``real*`` upstream vector of spec/vectors (copied to
+Goldens: every ``syn*`` / ``real*`` upstream vector (in
 ``tests/fixtures/responses/upstream``) is translated to SSE and to JSON and compared byte for
 byte with ``tests/fixtures/responses/anthropic/``; set ``REGEN_GOLDENS=1`` to rewrite them after a
 deliberate change (then review the diff). Independently of the bytes, each case is checked

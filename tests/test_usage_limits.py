@@ -1,4 +1,4 @@
-"""getUsageLimits: request, parser, remaining credits (spec vectors), and the background check."""
+"""getUsageLimits: request, parser, remaining credits (tests/fixtures/accounts), and the background check."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The async upstream client: the core's ``HttpRequest`` values sent over httpcore.
 
-One connection pool per account (spec §17.3: a connection is never shared between two
+One connection pool per account (docs/kiro-protocol.md, Connections: a connection is never shared between two
 accounts, so upstream cannot link them by connection), HTTP/1.1, the proxy of ``HTTPS_PROXY``.
 Streams are read chunk by chunk as they arrive. Leaving ``stream()`` early, by an exception or
 a cancellation (the client went away), closes the connection at once instead of draining it.

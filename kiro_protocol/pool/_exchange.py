@@ -1,4 +1,4 @@
-"""The per-request step machine: account, token, upstream call, failover (design/architecture.md).
+"""The per-request step machine: account, token, upstream call, failover (docs/architecture.md).
 
 An ``Exchange`` asks for what it needs one ``Decision`` at a time (``next_decision(now)``) and
 is fed the answers. It never blocks and never does IO, so the async (anyio) and sync (gevent)

@@ -1,4 +1,4 @@
-"""The Claude Code CLI, headless and offline, on every way of serving (spec/clients.md).
+"""The Claude Code CLI, headless and offline, on every way of serving (docs/clients.md).
 
 The streaming fallback and retries are off, so a broken stream fails the test instead of being
 silently retried without streaming. Skipped when the CLI cannot be installed
