@@ -150,7 +150,7 @@ def test_the_handler_answers_every_request_exactly_once(
             access, _, _ = state.issue("aorAAAAAG-fuzz-refresh-token", flow="social")
             extra.append(("authorization", f"Bearer {access}"))
         request = Request(method=method, target=path, headers=tuple(extra + headers), body=body)
-        await app(request, recorder)
+        await app.serve(request, recorder)
 
     anyio.run(run)
     assert len(recorder.starts) == 1

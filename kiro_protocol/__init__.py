@@ -21,21 +21,25 @@ from ._errors import ErrorKind, LocalProtocolError, ProtocolError, RemoteProtoco
 from ._version import __version__
 from .call import Answer, CallIds, CallSetup, ClientOutput, ModelCall
 from .http import (
-    CORS_HEADERS,
-    REQUEST_ID_HEADER,
+    BodyProblem,
+    ClientAuth,
     Dialect,
     Endpoint,
     HttpRequest,
     HttpResponse,
+    Reply,
+    ReplyNow,
+    RequestHead,
     Route,
-    authenticate,
-    dialect_for_path,
-    error_answer,
-    format_request_id,
-    preflight_headers,
-    route_request,
-    sane_request_id,
-    split_target,
+    Serve,
+    ServerState,
+    body_refused,
+    endpoint_error,
+    front_door,
+    internal_error,
+    malformed_request,
+    no_response,
+    not_started,
 )
 from .pool import (
     AccountCheck,
@@ -106,9 +110,10 @@ __all__ = [
     # errors
     "ErrorKind", "ProtocolError", "LocalProtocolError", "RemoteProtocolError",
     # http
-    "HttpRequest", "HttpResponse", "Endpoint", "Dialect", "Route", "route_request", "split_target",
-    "dialect_for_path", "authenticate", "CORS_HEADERS", "preflight_headers", "REQUEST_ID_HEADER",
-    "sane_request_id", "format_request_id", "error_answer",
+    "HttpRequest", "HttpResponse", "Endpoint", "Dialect", "Route",
+    # http: the front door and the answers outside the endpoints
+    "RequestHead", "ClientAuth", "ServerState", "front_door", "ReplyNow", "Serve", "Reply", "BodyProblem",
+    "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
     # requests
     "ChatRequest", "parse_anthropic_request", "parse_openai_request", "ConversionConfig", "KiroRequest",
     "convert_request", "ResponsePlan", "list_models", "parse_model_map", "KIRO_MODELS", "lint_kiro_body",

@@ -15,7 +15,6 @@ import anyio
 import anyio.abc
 import pytest
 
-from adapters.anyio_server import _server
 from adapters.runtime import aio
 from adapters.runtime.aio import AioListener, AioStream, open_server
 from adapters.runtime.upstream import UpstreamClient, UpstreamConnectionError
@@ -189,15 +188,15 @@ async def test_an_upstream_call_over_tls(certificate: tuple[Path, Path]) -> None
 
 
 async def test_without_asyncio_the_anyio_streams_serve(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Under trio there is no asyncio loop: the server and the upstream client fall back to
-    # anyio's streams. (trio is not installed here, so the check is made to say no.)
+    # Under trio there is no asyncio loop: the upstream client falls back to anyio's streams.
+    # (trio is not installed here, so the check is made to say no; the server it talks to runs
+    # on asyncio only.)
     monkeypatch.setattr(aio, "running_asyncio", lambda: False)
-    monkeypatch.setattr(_server, "running_asyncio", lambda: False)
-    from adapters.anyio_server import Lifecycle, Request, Responder, Server
+    from adapters.anyio_server import Lifecycle, RequestBody, RequestHead, Responder, Server
 
     kinds: list[str] = []
 
-    async def handler(request: Request, respond: Responder) -> None:
+    async def handler(head: RequestHead, body: RequestBody, respond: Responder) -> None:
         await respond.send_response(200, [("content-type", "text/plain")], b"plain anyio")
 
     server = Server(handler=handler, lifecycle=Lifecycle(), host="127.0.0.1", port=0)

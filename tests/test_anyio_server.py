@@ -22,7 +22,8 @@ import pytest
 from anyio.streams.tls import TLSAttribute
 
 from adapters.anyio_server import App, BasicService, ConnectionLimits, Lifecycle, Request, RequestContext, Responder, Server
-from adapters.anyio_server._handler import Handler
+from adapters.anyio_server._handler import Handler, RequestBody, RequestHead
+from adapters.runtime.aio import AioStream
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
 
@@ -436,7 +437,9 @@ async def test_413_for_a_chunked_body_over_the_limit() -> None:
 async def test_read_timeout_on_a_stalled_body() -> None:
     limits = ConnectionLimits(read_timeout=0.3, header_timeout=5)
     async with running(limits=limits) as srv, H11Client.connect(srv.port) as client:
-        await client.stream.send(b"POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 10\r\n\r\nabc")
+        # Authenticated: the front door answers a stranger's request (401) without reading its body.
+        head = b"POST /v1/messages HTTP/1.1\r\nhost: x\r\nx-api-key: " + TOKEN.encode() + b"\r\ncontent-length: 10\r\n\r\n"
+        await client.stream.send(head + b"abc")
         t0 = time.monotonic()
         with anyio.fail_after(3):
             response = await client.response()
@@ -533,7 +536,7 @@ class BigBody:
 
     size = 3 * 1024 * 1024
 
-    async def __call__(self, request: Request, respond: Responder) -> None:
+    async def __call__(self, head: RequestHead, body: RequestBody, respond: Responder) -> None:
         await respond.send_response(200, [("content-type", "application/octet-stream")], b"z" * self.size)
 
 
@@ -657,7 +660,7 @@ async def test_tcp_nodelay_is_set_on_accepted_sockets(monkeypatch: pytest.Monkey
     values: list[int] = []
     original = Server._connection
 
-    async def spy(self: Server, stream: anyio.abc.SocketStream) -> None:
+    async def spy(self: Server, stream: AioStream) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(original, self, stream)
             await anyio.sleep(0)
@@ -694,7 +697,7 @@ class Firehose:
     def __init__(self) -> None:
         self.cancelled_at: list[float] = []
 
-    async def __call__(self, request: Request, respond: Responder) -> None:
+    async def __call__(self, head: RequestHead, body: RequestBody, respond: Responder) -> None:
         await respond.start_stream(200, [("content-type", "application/octet-stream")])
         try:
             while True:

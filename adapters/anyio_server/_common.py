@@ -1,18 +1,21 @@
-"""What both pumps share: connection limits, reason phrases, pump-level error answers."""
+"""What both pumps share: connection limits, the IO errors that mean "the client is gone", and
+the watch on blocked writes."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import anyio
-import anyio.abc
 
-from adapters.runtime.answers import error_response, reason_phrase, with_content_length
+from adapters.runtime.aio import AioStream
 
-__all__ = ["ConnectionLimits", "reason_phrase", "error_response", "with_content_length", "READ_SIZE", "WriteWatch"]
+__all__ = ["ConnectionLimits", "IO_ERRORS", "READ_SIZE", "WriteWatch"]
 
 #: Bytes asked of the socket per read.
 READ_SIZE = 65536
+
+#: What a read or a write raises when the connection is gone.
+IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,7 +61,7 @@ class WriteWatch:
     def end(self) -> None:
         self._active = False
 
-    async def send(self, stream: anyio.abc.ByteStream, data: bytes, *, watched: bool) -> None:
+    async def send(self, stream: AioStream, data: bytes, *, watched: bool) -> None:
         """Send ``data``; ``watched``: timed by this watch (its checker must be running), else by
         a deadline of its own (raises ``TimeoutError``)."""
         if watched:
@@ -67,9 +70,8 @@ class WriteWatch:
                 await stream.send(data)
             finally:
                 self.end()
-        else:
-            with anyio.fail_after(self.timeout):
-                await stream.send(data)
+        elif not await stream.send_within(data, self.timeout):
+            raise TimeoutError
 
     def check(self) -> bool:
         """True once a single write has been blocked for at least ``timeout``."""

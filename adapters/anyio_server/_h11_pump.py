@@ -1,4 +1,9 @@
-"""HTTP/1.1 through h11: one pump per connection, requests served one after another."""
+"""HTTP/1.1 through h11: one pump per connection, requests served one after another.
+
+The pump moves bytes: it hands the shared handler each request head, reads the body when the
+handler asks (the pump is the ``RequestBody``), and writes what the handler answers. What to
+answer is the handler's (through the core's front door) and the core's.
+"""
 
 from __future__ import annotations
 
@@ -7,30 +12,22 @@ import logging
 from collections.abc import Sequence
 
 import anyio
-import anyio.abc
 import anyio.lowlevel
 import h11
 
 from adapters.runtime.aio import AioStream
-from kiro_protocol import ErrorKind
+from adapters.runtime.answers import ResponseProgress, reason_phrase, stream_headers, with_content_length
+from kiro_protocol import BodyProblem, Reply, RequestHead, internal_error, malformed_request, no_response
 
-from ._common import READ_SIZE, ConnectionLimits, error_response, reason_phrase, with_content_length, WriteWatch
-from ._handler import Handler, Lifecycle, Request
+from ._common import IO_ERRORS, READ_SIZE, ConnectionLimits, WriteWatch
+from ._handler import Handler, Lifecycle
 
 __all__ = ["H11Pump"]
 
 log = logging.getLogger("kiro2api.server")
 
-_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
-# Pipelined bytes we accept while a request is being served; more means the watcher stops reading.
-_MAX_PIPELINED = 65536
-
 
 class _ClientGone(Exception):
-    pass
-
-
-class _BodyTooLarge(Exception):
     pass
 
 
@@ -39,7 +36,7 @@ class H11Pump:
 
     def __init__(
         self,
-        stream: anyio.abc.ByteStream,
+        stream: AioStream,
         *,
         handler: Handler,
         limits: ConnectionLimits,
@@ -50,6 +47,7 @@ class H11Pump:
         self._stream = stream
         self._handler = handler
         self._limits = limits
+        self.limit = limits.max_body
         self._lifecycle = lifecycle
         self._client = client
         self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
@@ -57,10 +55,14 @@ class H11Pump:
             self._conn.receive_data(initial)
         self._idle_scope: anyio.CancelScope | None = None
         self._handler_scope: anyio.CancelScope | None = None
-        # Writes made while a handler runs are timed by the disconnect watcher (see WriteWatch).
+        # Writes made while a handler runs are timed by the peer watch (see WriteWatch).
         self._watch = WriteWatch(limits.write_timeout)
         self._gone = False
-        self.busy = False
+        # Whether a body left unread after the answer can be read and dropped to keep the
+        # connection (false once it is known to be too long, late or broken).
+        self._drainable = True
+        # An answer written by the pump itself ends the connection.
+        self._closing = False
 
     def on_shutdown(self) -> None:
         """Close the connection now if it is idle; a busy one closes after its response."""
@@ -70,10 +72,8 @@ class H11Pump:
     async def run(self) -> None:
         try:
             while not self._gone:
-                request = await self._read_head()
-                if request is None:
-                    return
-                if not await self._serve(request):
+                head = await self._read_head()
+                if head is None or not await self._serve(head):
                     return
                 if self._conn.our_state is not h11.DONE or self._conn.their_state is not h11.DONE:
                     return
@@ -81,42 +81,13 @@ class H11Pump:
                     return
                 self._conn.start_next_cycle()
         except h11.RemoteProtocolError as exc:
-            if self._conn.our_state in (h11.IDLE, h11.SEND_RESPONSE):
-                with contextlib.suppress(Exception, _ClientGone):
-                    await self._send_error(exc.error_status_hint, f"Malformed HTTP request: {exc}")
+            with contextlib.suppress(Exception, _ClientGone):
+                await self._send_reply(malformed_request(exc.error_status_hint, str(exc)))
         except _ClientGone:
             pass
         finally:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await self._stream.aclose()
-
-    async def _receive(self) -> None:
-        try:
-            data = await self._stream.receive(READ_SIZE)
-        except _IO_ERRORS:
-            data = b""
-        self._conn.receive_data(data)
-
-    async def _receive_within(self, timeout: float) -> None:
-        """Like ``_receive``; raises ``TimeoutError`` if nothing came within ``timeout`` seconds."""
-        if isinstance(self._stream, AioStream):
-            try:
-                data = await self._stream.receive_within(READ_SIZE, timeout)
-            except _IO_ERRORS:
-                data = b""
-            if data is None:
-                raise TimeoutError
-            self._conn.receive_data(data)
-            return
-        with anyio.fail_after(timeout):
-            await self._receive()
-
-    async def _next_event(self) -> h11.Event | type[h11.NEED_DATA] | type[h11.PAUSED]:
-        while True:
-            event = self._conn.next_event()
-            if event is not h11.NEED_DATA:
-                return event
-            await self._receive()
 
     async def _read_head(self) -> h11.Request | None:
         with anyio.CancelScope() as scope:
@@ -124,119 +95,110 @@ class H11Pump:
             if self._lifecycle.shutting_down.is_set():
                 scope.cancel()
             scope.deadline = anyio.current_time() + self._limits.header_timeout
-            event = await self._next_event()
+            while (event := self._conn.next_event()) is h11.NEED_DATA:
+                try:
+                    data = await self._stream.receive(READ_SIZE)
+                except IO_ERRORS:
+                    data = b""
+                self._conn.receive_data(data)
         self._idle_scope = None
         if scope.cancelled_caught:
             return None
         return event if isinstance(event, h11.Request) else None
 
-    async def _read_body(self, head: h11.Request) -> bytes:
-        declared = _content_length(head.headers)
-        if declared is not None and declared > self._limits.max_body:
-            raise _BodyTooLarge
-        if self._conn.they_are_waiting_for_100_continue:
-            await self._write(self._conn.send(h11.InformationalResponse(status_code=100, headers=[])))
-        body = bytearray()
-        while True:
-            event = self._conn.next_event()
-            if event is h11.NEED_DATA:
-                # Only a read that waits is timed: a body that came with its head needs no timer.
-                await self._receive_within(self._limits.read_timeout)
-                continue
-            if isinstance(event, h11.Data):
-                body += event.data
-                if len(body) > self._limits.max_body:
-                    raise _BodyTooLarge
-            elif isinstance(event, h11.EndOfMessage):
-                return bytes(body)
-            else:  # ConnectionClosed mid-body
-                raise _ClientGone
-
-    async def _serve(self, head: h11.Request) -> bool:
-        try:
-            body = await self._read_body(head)
-        except _BodyTooLarge:
-            await self._send_error(413, f"Request body exceeds the limit of {self._limits.max_body} bytes.")
-            await self._discard_rest()
-            return False
-        except TimeoutError:
-            await self._send_error(408, "Timed out reading the request body.")
-            return False
-        request = Request(
-            method=head.method.decode("ascii", "replace"),
-            target=head.target.decode("latin-1"),
-            headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in head.headers),
-            body=body,
-            http_version=head.http_version.decode("ascii", "replace"),
+    async def _serve(self, event: h11.Request) -> bool:
+        """Run the handler for one request; whether the connection may serve another."""
+        head = RequestHead(
+            method=event.method.decode("ascii", "replace"),
+            target=event.target.decode("latin-1"),
+            headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in event.headers),
+            http_version=event.http_version.decode("ascii", "replace"),
             client=self._client,
         )
-        self.busy = True
-        try:
-            return await self._run_handler(request)
-        finally:
-            self.busy = False
-
-    async def _run_handler(self, request: Request) -> bool:
+        declared = head.declared_length
+        self._drainable = (declared is None or declared <= self.limit) and not self._conn.they_are_waiting_for_100_continue
         responder = _H11Responder(self)
-        if isinstance(self._stream, AioStream):
-            # The protocol itself reports the client leaving, and a timer checks for a stalled
-            # write: no watcher task to start and cancel for every request.
-            stop = self._stream.watch_peer(self._disconnected, period=self._watch.period, stalled=self._watch.check)
-            try:
-                failed = await self._call_handler(request, responder)
-            finally:
-                stop()
-        else:
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_disconnect)
-                failed = await self._call_handler(request, responder)
-                tg.cancel_scope.cancel()
+        failed = False
+        # The protocol itself reports the client leaving, and a timer checks for a stalled write:
+        # no watcher task to start and cancel for every request.
+        stop = self._stream.watch_peer(self._disconnected, period=self._watch.period, stalled=self._watch.check)
+        try:
+            with anyio.CancelScope() as scope:
+                self._handler_scope = scope
+                try:
+                    await self._handler(head, self, responder)
+                except _ClientGone:
+                    self._gone = True
+                except Exception:
+                    log.exception("request handler failed")
+                    failed = True
+        finally:
+            self._handler_scope = None
+            stop()
         if self._gone:
             return False
         if responder.state == "idle":
-            await self._send_error(500, "The request handler returned no response.")
+            await self._send_reply(internal_error() if failed else no_response())
             return False
         if failed or responder.state != "done":
             return False  # a broken stream: closing tells the client the body is incomplete
-        return True
+        return await self._finish_body()
 
-    async def _call_handler(self, request: Request, responder: _H11Responder) -> bool:
-        """Run the handler in a scope the client's departure cancels; whether it failed."""
-        failed = False
-        with anyio.CancelScope() as scope:
-            self._handler_scope = scope
-            try:
-                await self._handler(request, responder)
-            except _ClientGone:
-                self._gone = True
-            except Exception:
-                log.exception("request handler failed")
-                failed = True
-        self._handler_scope = None
-        return failed
+    # -- the request body (the pump is the handler's RequestBody) ---------------------------------
 
-    async def _watch_disconnect(self) -> None:
-        # The client sends nothing while we answer; EOF (or an error) then means it went away.
-        # Every WriteWatch period it also looks for a write that the client blocks.
-        reading = True
-        while True:
-            with anyio.move_on_after(self._watch.period):
-                if not reading:
-                    await anyio.sleep_forever()
-                try:
-                    data = await self._stream.receive(READ_SIZE)
-                except _IO_ERRORS:
-                    data = b""
-                if not data:
-                    self._disconnected()
-                    return
-                self._conn.receive_data(data)
-                # Too much pipelined input: stop reading (the kernel then pushes back).
-                reading = len(self._conn.trailing_data[0]) <= _MAX_PIPELINED
-                continue
-            if self._watch.check():
-                self._disconnected()  # it stopped reading: cancels the handler and its write
-                return
+    async def read(self) -> bytes | BodyProblem:
+        if self._conn.they_are_waiting_for_100_continue:
+            await self._write(self._conn.send(h11.InformationalResponse(status_code=100, headers=[])))
+        return await self._take_body(keep=True)
+
+    async def _take_body(self, *, keep: bool) -> bytes | BodyProblem:
+        body = bytearray()
+        taken = 0
+        try:
+            while True:
+                event = self._conn.next_event()
+                if event is h11.NEED_DATA:
+                    # Only a read that waits is timed: a body that came with its head needs no timer.
+                    try:
+                        data = await self._stream.receive_within(READ_SIZE, self._limits.read_timeout)
+                    except IO_ERRORS:
+                        data = b""
+                    if data is None:
+                        self._drainable = False
+                        return BodyProblem.TIMED_OUT
+                    self._conn.receive_data(data)
+                elif isinstance(event, h11.Data):
+                    taken += len(event.data)
+                    if taken > self.limit:
+                        self._drainable = False
+                        return BodyProblem.TOO_LARGE
+                    if keep:
+                        body += event.data
+                elif isinstance(event, h11.EndOfMessage):
+                    return bytes(body)
+                else:  # ConnectionClosed mid-body
+                    self._drainable = False
+                    return BodyProblem.CLIENT_GONE
+        except h11.RemoteProtocolError:
+            self._drainable = False
+            return BodyProblem.MALFORMED
+
+    async def _finish_body(self) -> bool:
+        """After an answer given with the body unread: drop the body and go on if it is short,
+        else keep discarding a moment and close. Closing a socket with unread input makes the
+        kernel send RST, and many clients then lose the answer while still uploading."""
+        if self._conn.their_state is not h11.SEND_BODY:
+            return True
+        if self._drainable and not isinstance(await self._take_body(keep=False), BodyProblem):
+            return True
+        with contextlib.suppress(*IO_ERRORS):
+            await self._stream.send_eof()
+        with anyio.move_on_after(self._limits.discard_timeout), contextlib.suppress(*IO_ERRORS):
+            while await self._stream.receive(READ_SIZE):
+                pass
+        return False
+
+    # -- writing -------------------------------------------------------------------------------
 
     def _disconnected(self) -> None:
         self._gone = True
@@ -247,86 +209,59 @@ class H11Pump:
         if not data:
             return
         try:
-            # While a handler runs, its disconnect watcher checks the watch.
+            # While a handler runs, its peer watch checks the write watch.
             await self._watch.send(self._stream, data, watched=self._handler_scope is not None)
-        except (TimeoutError, *_IO_ERRORS):
+        except (TimeoutError, *IO_ERRORS):
             # Inside the handler this cancels it (as a disconnect does); elsewhere it unwinds the pump.
             self._disconnected()
             await anyio.lowlevel.checkpoint()
             raise _ClientGone from None
 
-    def _head(self, status: int, headers: Sequence[tuple[str, str]]) -> h11.Response:
-        pairs = [(k, v) for k, v in headers]
-        if self._lifecycle.shutting_down.is_set():
+    def _response(self, status: int, headers: Sequence[tuple[str, str]]) -> h11.Response:
+        pairs = list(headers)
+        unread = self._conn.their_state is h11.SEND_BODY and not self._drainable
+        if unread or self._closing or self._lifecycle.shutting_down.is_set():
             pairs.append(("connection", "close"))
         return h11.Response(status_code=status, headers=pairs, reason=reason_phrase(status))
 
-    async def _send_error(self, status: int, message: str) -> None:
-        kind = {408: ErrorKind.INVALID_REQUEST, 413: ErrorKind.REQUEST_TOO_LARGE}.get(status, ErrorKind.API)
-        if 400 <= status < 500 and status not in (408, 413):
-            kind = ErrorKind.INVALID_REQUEST
-        status, headers, body = error_response(status, message, kind)
-        headers.append(("connection", "close"))
+    async def _send_reply(self, reply: Reply) -> None:
+        """Write one of the core's answers outside the handler, when nothing was sent yet."""
         if self._conn.our_state not in (h11.IDLE, h11.SEND_RESPONSE):
             return
-        data = self._conn.send(h11.Response(status_code=status, headers=headers, reason=reason_phrase(status)))
-        data = (data or b"") + (self._conn.send(h11.Data(data=body)) or b"") + (self._conn.send(h11.EndOfMessage()) or b"")
+        self._closing = True
         with contextlib.suppress(_ClientGone):
-            await self._write(data)
-
-    async def _discard_rest(self) -> None:
-        # Closing a socket with unread input makes the kernel send RST, and many clients then lose
-        # our 413 while still uploading. Read and drop (never buffer) for a short while first.
-        with contextlib.suppress(*_IO_ERRORS):
-            await self._stream.send_eof()
-        with anyio.move_on_after(self._limits.discard_timeout), contextlib.suppress(*_IO_ERRORS):
-            while await self._stream.receive(READ_SIZE):
-                pass
+            await _H11Responder(self).send_response(reply.status, reply.headers, reply.body)
 
 
-class _H11Responder:
+class _H11Responder(ResponseProgress):
+    __slots__ = ("_pump",)
+
     def __init__(self, pump: H11Pump) -> None:
+        super().__init__()
         self._pump = pump
-        self.state = "idle"
 
     async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
-        self._check("idle")
+        self.advance("idle", "done")
         conn = self._pump._conn
-        data = conn.send(self._pump._head(status, with_content_length(headers, body))) or b""
+        data = conn.send(self._pump._response(status, with_content_length(headers, body))) or b""
         if body:
             data += conn.send(h11.Data(data=body)) or b""
         data += conn.send(h11.EndOfMessage()) or b""
-        self.state = "done"
         await self._pump._write(data)
 
     async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
-        self._check("idle")
-        pairs = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
-        self.state = "streaming"
+        self.advance("idle", "streaming")
         conn = self._pump._conn
-        data = conn.send(self._pump._head(status, pairs)) or b""
+        data = conn.send(self._pump._response(status, stream_headers(headers))) or b""
         if body:
             data += conn.send(h11.Data(data=body)) or b""
         await self._pump._write(data)
 
     async def send_chunk(self, data: bytes) -> None:
-        self._check("streaming")
+        self.advance("streaming", "streaming")
         if data:
             await self._pump._write(self._pump._conn.send(h11.Data(data=data)))
 
     async def end_stream(self) -> None:
-        self._check("streaming")
-        self.state = "done"
+        self.advance("streaming", "done")
         await self._pump._write(self._pump._conn.send(h11.EndOfMessage()))
-
-    def _check(self, expected: str) -> None:
-        if self.state != expected:
-            raise RuntimeError(f"response is {self.state}, expected {expected}")
-
-
-def _content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value)
-    return None
-

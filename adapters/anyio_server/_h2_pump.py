@@ -1,12 +1,14 @@
-"""HTTP/2 through h2: one reader per connection, one task per stream, flow control respected."""
+"""HTTP/2 through h2: one reader per connection, one task per stream, flow control respected.
+
+A stream's task starts as soon as its head has arrived, so the shared handler decides on the head
+(through the core's front door) while the body is still coming; the reader keeps filling the
+body (``H2Stream``) that the handler then reads.
+"""
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import anyio
 import anyio.abc
@@ -18,12 +20,17 @@ import h2.events
 import h2.exceptions
 import h2.settings
 
-from kiro_protocol import ErrorKind
+from adapters.runtime.aio import AioStream
+from kiro_protocol import internal_error, no_response
 
-from ._common import READ_SIZE, ConnectionLimits, error_response, with_content_length, WriteWatch
-from ._handler import Handler, Lifecycle, Request
+from ._common import IO_ERRORS, READ_SIZE, ConnectionLimits, WriteWatch
+from ._h2_stream import H2Responder, H2Stream, StreamGone, WriteLock
+from ._handler import Handler, Lifecycle
 
 __all__ = ["H2Pump", "H2_PREFACE"]
+
+# The write lock's home was this module; its tests import it from here.
+_WriteLock = WriteLock
 
 log = logging.getLogger("kiro2api.server")
 
@@ -31,67 +38,8 @@ log = logging.getLogger("kiro2api.server")
 #: means "prior knowledge" h2c.
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError)
-_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "upgrade", "proxy-connection"})
 _STREAM_WINDOW = 1 << 20
 _CONNECTION_WINDOW = 16 << 20
-
-
-@dataclass(slots=True, eq=False)
-class _Stream:
-    stream_id: int
-    headers: list[tuple[str, str]]
-    body: bytearray = field(default_factory=bytearray)
-    #: The client finished sending (END_STREAM seen).
-    ended: bool = False
-    #: A 413 was (or is being) sent; further DATA is dropped.
-    rejected: bool = False
-    #: Reset by the client, or closed by us.
-    closed: bool = False
-    scope: anyio.CancelScope | None = None
-    window: anyio.Event = field(default_factory=anyio.Event)
-
-
-class _StreamGone(Exception):
-    pass
-
-
-class _WriteLock:
-    """The connection's write lock: free to take when nobody holds it (no turn of the loop, no
-    cancel-scope walk, unlike anyio.Lock), handed over first come first served otherwise."""
-
-    __slots__ = ("_held", "_waiters")
-
-    def __init__(self) -> None:
-        self._held = False
-        self._waiters: collections.deque[anyio.Event] = collections.deque()
-
-    def locked(self) -> bool:
-        return self._held
-
-    async def __aenter__(self) -> None:
-        if not self._held:
-            self._held = True
-            return
-        turn = anyio.Event()
-        self._waiters.append(turn)
-        try:
-            await turn.wait()
-        except BaseException:
-            if turn.is_set():
-                self._release()  # handed the lock while being cancelled: pass it on
-            else:
-                self._waiters.remove(turn)
-            raise
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._release()
-
-    def _release(self) -> None:
-        if self._waiters:
-            self._waiters.popleft().set()  # the lock passes straight to the next writer
-        else:
-            self._held = False
 
 
 class H2Pump:
@@ -99,7 +47,7 @@ class H2Pump:
 
     def __init__(
         self,
-        stream: anyio.abc.ByteStream,
+        stream: AioStream,
         *,
         handler: Handler,
         limits: ConnectionLimits,
@@ -115,35 +63,27 @@ class H2Pump:
         self._initial = initial
         config = h2.config.H2Configuration(client_side=False, header_encoding=None)
         self._conn = h2.connection.H2Connection(config=config)
-        self._streams: dict[int, _Stream] = {}
+        self._streams: dict[int, H2Stream] = {}
         # Requests complete in the batch of frames being handled (see _read).
-        self._complete: list[_Stream] = []
+        self._complete: list[H2Stream] = []
         self._running = 0
-        self._write_lock = _WriteLock()
+        self._write_lock = WriteLock()
         # Flushes by the streams' tasks are timed by the read loop (see WriteWatch).
         self._watch = WriteWatch(limits.write_timeout)
         self._recv_scope: anyio.CancelScope | None = None
         self._tg: anyio.abc.TaskGroup | None = None
         self._dead = False
 
-    @property
-    def busy(self) -> bool:
-        return self._running > 0
-
     def on_shutdown(self) -> None:
         """Close now if idle; otherwise GOAWAY and close once the running streams are done."""
-        if self._recv_scope is not None and not self.busy:
+        if self._recv_scope is not None and not self._running:
             self._recv_scope.cancel()
 
     async def run(self) -> None:
         try:
             self._conn.initiate_connection()
-            self._conn.update_settings(
-                {
-                    h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 128,
-                    h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW,
-                }
-            )
+            codes = h2.settings.SettingCodes
+            self._conn.update_settings({codes.MAX_CONCURRENT_STREAMS: 128, codes.INITIAL_WINDOW_SIZE: _STREAM_WINDOW})
             self._conn.increment_flow_control_window(_CONNECTION_WINDOW - 65535)
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -159,7 +99,7 @@ class H2Pump:
         starts a turn of the event loop later, behind everything else that is ready; the request
         should not wait for that, the reading can.)"""
         stream = None
-        with contextlib.suppress(_StreamGone):
+        with contextlib.suppress(StreamGone):
             stream = await self._read_loop(tg, data)
         if stream is None:
             tg.cancel_scope.cancel()  # the connection is over: every stream with it
@@ -167,7 +107,7 @@ class H2Pump:
         tg.start_soon(self._read, tg, b"")
         await self._run_stream(stream)
 
-    async def _read_loop(self, tg: anyio.abc.TaskGroup, data: bytes) -> _Stream | None:
+    async def _read_loop(self, tg: anyio.abc.TaskGroup, data: bytes) -> H2Stream | None:
         """Read and dispatch; the stream to answer in this task, or None when the connection ends."""
         while True:
             if data:
@@ -177,7 +117,7 @@ class H2Pump:
                     await self._flush(reader=True)  # h2 queued a GOAWAY saying why
                     return None
                 for event in events:
-                    if not self._on_event(event, tg):
+                    if not self._on_event(event):
                         await self._flush(reader=True)
                         return None
                 await self._flush(reader=True)
@@ -191,18 +131,16 @@ class H2Pump:
             if self._dead:
                 return None
             if self._lifecycle.shutting_down.is_set():
-                if not self.busy:
+                if not self._running:
                     await self._final_goaway()
                     return None
             with anyio.CancelScope() as scope:
                 self._recv_scope = scope
-                if not self.busy:
-                    scope.deadline = anyio.current_time() + self._limits.header_timeout
-                else:
-                    scope.deadline = anyio.current_time() + self._watch.period
+                wait = self._watch.period if self._running else self._limits.header_timeout
+                scope.deadline = anyio.current_time() + wait
                 try:
                     data = await self._stream.receive(READ_SIZE)
-                except _IO_ERRORS:
+                except IO_ERRORS:
                     data = b""
             self._recv_scope = None
             if scope.cancelled_caught:
@@ -210,7 +148,7 @@ class H2Pump:
                     return None
                 if self._lifecycle.shutting_down.is_set():
                     continue  # loop back: leave (with GOAWAY) once idle
-                if not self.busy:
+                if not self._running:
                     await self._final_goaway()  # idle past the header timeout
                     return None
                 if self._watch.check():
@@ -232,100 +170,42 @@ class H2Pump:
             return
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self._conn.close_connection(error_code=h2.errors.ErrorCodes.NO_ERROR)
-        with contextlib.suppress(_StreamGone):
+        with contextlib.suppress(StreamGone):
             await self._flush()
 
-    def _on_event(self, event: h2.events.Event, tg: anyio.abc.TaskGroup) -> bool:
+    def _on_event(self, event: h2.events.Event) -> bool:
         if isinstance(event, h2.events.RequestReceived):
             headers = [(bytes(k).decode("latin-1").lower(), bytes(v).decode("latin-1")) for k, v in event.headers or ()]
-            stream = _Stream(stream_id=event.stream_id or 0, headers=headers)
+            stream = H2Stream(stream_id=event.stream_id or 0, headers=headers, limit=self._limits.max_body)
+            stream.ended = event.stream_ended is not None
             self._streams[stream.stream_id] = stream
-            length = _content_length(headers)
-            if length is not None and length > self._limits.max_body:
-                self._reject(stream, tg)
-            elif event.stream_ended is not None:
-                stream.ended = True
-                self._start(stream)
+            self._running += 1
+            self._complete.append(stream)  # started by the reader once the whole batch is handled
         elif isinstance(event, h2.events.DataReceived):
-            stream_id = event.stream_id or 0
-            self._conn.acknowledge_received_data(event.flow_controlled_length or 0, stream_id)
-            receiving = self._streams.get(stream_id)
-            if receiving is None or receiving.rejected:
-                return True
-            receiving.body += event.data or b""
-            if len(receiving.body) > self._limits.max_body:
-                receiving.body = bytearray()
-                self._reject(receiving, tg)
-            elif event.stream_ended is not None:
-                receiving.ended = True
-                self._start(receiving)
+            self._conn.acknowledge_received_data(event.flow_controlled_length or 0, event.stream_id or 0)
+            receiving = self._streams.get(event.stream_id or 0)
+            if receiving is not None:
+                receiving.receive(event.data or b"", end=event.stream_ended is not None)
         elif isinstance(event, h2.events.StreamEnded):
             ending = self._streams.get(event.stream_id or 0)
-            if ending is not None and not ending.ended:
-                ending.ended = True
-                if not ending.rejected:
-                    self._start(ending)
+            if ending is not None:
+                ending.receive(b"", end=True)
         elif isinstance(event, h2.events.StreamReset):
             reset = self._streams.get(event.stream_id or 0)
             if reset is not None:
-                self._close(reset)
-        elif isinstance(event, h2.events.WindowUpdated):
-            targets = self._streams.values() if not event.stream_id else [self._streams.get(event.stream_id)]
-            for target in list(targets):
+                reset.close()
+        elif isinstance(event, (h2.events.WindowUpdated, h2.events.RemoteSettingsChanged)):
+            stream_id = getattr(event, "stream_id", 0)
+            for target in list(self._streams.values()) if not stream_id else [self._streams.get(stream_id)]:
                 if target is not None:
-                    self._wake(target)
-        elif isinstance(event, h2.events.RemoteSettingsChanged):
-            for target in list(self._streams.values()):
-                self._wake(target)
+                    target.wake()
         elif isinstance(event, h2.events.ConnectionTerminated):
             return False
         return True
 
-    def _wake(self, stream: _Stream) -> None:
-        stream.window.set()
-        stream.window = anyio.Event()
-
-    def _close(self, stream: _Stream) -> None:
-        stream.closed = True
-        if stream.scope is not None:
-            stream.scope.cancel()
-        self._wake(stream)
-
-    def _start(self, stream: _Stream) -> None:
-        self._running += 1
-        self._complete.append(stream)  # started by the reader once the whole batch is handled
-
-    def _reject(self, stream: _Stream, tg: anyio.abc.TaskGroup) -> None:
-        stream.rejected = True
-        self._running += 1
-        tg.start_soon(self._send_413, stream)
-
-    async def _send_413(self, stream: _Stream) -> None:
-        try:
-            status, headers, body = error_response(
-                413, f"Request body exceeds the limit of {self._limits.max_body} bytes.", ErrorKind.REQUEST_TOO_LARGE
-            )
-            with contextlib.suppress(_StreamGone):
-                await _H2Responder(self, stream).send_response(status, headers, body)
-            self._finish(stream)
-        finally:
-            self._stream_done(flush=True)
-
-    async def _run_stream(self, stream: _Stream) -> None:
-        pseudo = {k: v for k, v in stream.headers if k.startswith(":")}
-        headers = [(k, v) for k, v in stream.headers if not k.startswith(":")]
-        if ":authority" in pseudo and not any(k == "host" for k, _ in headers):
-            headers.insert(0, ("host", pseudo[":authority"]))
-        request = Request(
-            method=pseudo.get(":method", "GET"),
-            target=pseudo.get(":path", "/"),
-            headers=tuple(headers),
-            body=bytes(stream.body),
-            http_version="2",
-            client=self._client,
-        )
-        stream.body = bytearray()
-        responder = _H2Responder(self, stream)
+    async def _run_stream(self, stream: H2Stream) -> None:
+        head = stream.head(self._client)
+        responder = H2Responder(self._conn, stream, self._flush_watched)
         failed = False
         # Whether frames may still be queued when the task ends (a reset): then a flush follows.
         unflushed = True
@@ -335,8 +215,8 @@ class H2Pump:
                 if stream.closed:
                     scope.cancel()
                 try:
-                    await self._handler(request, responder)
-                except _StreamGone:
+                    await self._handler(head, stream, responder)
+                except StreamGone:
                     pass
                 except Exception:
                     log.exception("request handler failed")
@@ -344,9 +224,9 @@ class H2Pump:
             stream.scope = None
             if not stream.closed:
                 if responder.state == "idle":
-                    status, hdrs, body = error_response(500, "The request handler returned no response.", ErrorKind.API)
-                    with contextlib.suppress(_StreamGone):
-                        await responder.send_response(status, hdrs, body)
+                    reply = internal_error() if failed else no_response()
+                    with contextlib.suppress(StreamGone):
+                        await responder.send_response(reply.status, reply.headers, reply.body)
                 elif failed or responder.state != "done":
                     self._reset(stream, h2.errors.ErrorCodes.INTERNAL_ERROR)
                 else:
@@ -356,14 +236,14 @@ class H2Pump:
         finally:
             self._stream_done(flush=unflushed)
 
-    def _finish(self, stream: _Stream) -> None:
+    def _finish(self, stream: H2Stream) -> None:
         if not stream.closed and not stream.ended:
-            # We answered before the client finished its body (413): tell it to stop sending.
+            # Answered before the client finished its body (a 413, a 401...): tell it to stop sending.
             self._reset(stream, h2.errors.ErrorCodes.NO_ERROR)
         stream.closed = True
         self._streams.pop(stream.stream_id, None)
 
-    def _reset(self, stream: _Stream, code: h2.errors.ErrorCodes) -> None:
+    def _reset(self, stream: H2Stream, code: h2.errors.ErrorCodes) -> None:
         with contextlib.suppress(h2.exceptions.ProtocolError):
             self._conn.reset_stream(stream.stream_id, error_code=code)
         stream.closed = True
@@ -375,8 +255,11 @@ class H2Pump:
         if self._running == 0 and self._recv_scope is not None and self._lifecycle.shutting_down.is_set():
             self._recv_scope.cancel()
 
+    async def _flush_watched(self) -> None:
+        await self._flush(watched=True)
+
     async def _flush_quietly(self) -> None:
-        with contextlib.suppress(_StreamGone):
+        with contextlib.suppress(StreamGone):
             await self._flush()
 
     async def _flush(self, *, watched: bool = False, reader: bool = False) -> None:
@@ -397,123 +280,17 @@ class H2Pump:
                     break
                 try:
                     await self._watch.send(self._stream, data, watched=watched)
-                except (TimeoutError, *_IO_ERRORS):
+                except (TimeoutError, *IO_ERRORS):
                     self._connection_lost()
                     failed = True
         if failed:
             # Inside a stream's handler this is a cancellation, as for a disconnect.
             await anyio.lowlevel.checkpoint()
-            raise _StreamGone
+            raise StreamGone
 
     def _connection_lost(self) -> None:
         self._dead = True
         for stream in list(self._streams.values()):
-            self._close(stream)
+            stream.close()
         if self._recv_scope is not None:
             self._recv_scope.cancel()
-
-
-class _H2Responder:
-    def __init__(self, pump: H2Pump, stream: _Stream) -> None:
-        self._pump = pump
-        self._stream = stream
-        self.state = "idle"
-
-    def _head(self, status: int, headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-        out = [(b":status", str(status).encode("ascii"))]
-        for name, value in headers:
-            lname = name.lower()
-            if lname not in _HOP_BY_HOP:
-                out.append((lname.encode("latin-1"), value.encode("latin-1")))
-        return out
-
-    async def _gone(self) -> None:
-        # Reset by the client or the connection died: behave as a disconnect would.
-        if self._stream.scope is not None:
-            self._stream.scope.cancel()
-        await anyio.lowlevel.checkpoint()
-        raise _StreamGone
-
-    async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
-        self._check("idle")
-        self.state = "done"
-        await self._send_headers(status, with_content_length(headers, body), end_stream=not body)
-        if body:
-            await self._send_data(body)
-            await self._end()
-
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
-        self._check("idle")
-        self.state = "streaming"
-        kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
-        # With a body, HEADERS and the first DATA leave in the same flush.
-        await self._send_headers(status, kept, end_stream=False, flush=not body)
-        if body:
-            await self._send_data(body)
-
-    async def send_chunk(self, data: bytes) -> None:
-        self._check("streaming")
-        if data:
-            await self._send_data(data)
-
-    async def end_stream(self) -> None:
-        self._check("streaming")
-        self.state = "done"
-        await self._end()
-
-    async def _send_headers(
-        self, status: int, headers: list[tuple[str, str]], *, end_stream: bool, flush: bool = True
-    ) -> None:
-        if self._stream.closed:
-            await self._gone()
-        try:
-            self._pump._conn.send_headers(self._stream.stream_id, self._head(status, headers), end_stream=end_stream)
-        except h2.exceptions.StreamClosedError:
-            await self._gone()
-        if flush:
-            await self._pump._flush(watched=True)
-
-    async def _end(self) -> None:
-        if self._stream.closed:
-            await self._gone()
-        try:
-            self._pump._conn.end_stream(self._stream.stream_id)
-        except h2.exceptions.StreamClosedError:
-            await self._gone()
-        await self._pump._flush(watched=True)
-
-    async def _send_data(self, data: bytes) -> None:
-        conn = self._pump._conn
-        stream_id = self._stream.stream_id
-        view = memoryview(data)
-        while view:
-            if self._stream.closed:
-                await self._gone()
-            try:
-                window = conn.local_flow_control_window(stream_id)
-            except h2.exceptions.StreamClosedError:
-                await self._gone()
-                return
-            size = min(window, len(view), conn.max_outbound_frame_size)
-            if size <= 0:
-                await self._pump._flush(watched=True)  # what is queued (the head) goes out while we wait
-                await self._stream.window.wait()
-                continue
-            # The usual case, the whole chunk in one frame, is sent as it is: no copy.
-            conn.send_data(stream_id, data if size == len(data) else bytes(view[:size]))
-            view = view[size:]
-            await self._pump._flush(watched=True)
-
-    def _check(self, expected: str) -> None:
-        if self.state != expected:
-            raise RuntimeError(f"response is {self.state}, expected {expected}")
-
-
-def _content_length(headers: Sequence[tuple[str, str]]) -> int | None:
-    for name, value in headers:
-        if name == "content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None

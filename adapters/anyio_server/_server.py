@@ -1,4 +1,10 @@
-"""The listener: accept, pick HTTP/1.1 or HTTP/2, run the pump; graceful shutdown."""
+"""The listener: accept, pick HTTP/1.1 or HTTP/2, run the pump; graceful shutdown.
+
+The server runs on asyncio's event loop only (anyio's default, and what ``kiro2api serve``
+uses): its sockets are asyncio protocols (``adapters.runtime.aio``), which cost much less per
+read and write than anyio's streams. Under trio it refuses to start; the upstream client still
+works there.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +13,13 @@ import logging
 import signal
 import socket
 import ssl
-from typing import Any
 
 import anyio
 import anyio.abc
-from anyio.streams.tls import TLSAttribute, TLSStream
 
 from adapters.runtime.aio import AioStream, open_server, running_asyncio
 
-from ._common import ConnectionLimits
+from ._common import IO_ERRORS, ConnectionLimits
 from ._h2_pump import H2_PREFACE, H2Pump
 from ._h11_pump import H11Pump
 from ._handler import Handler, Lifecycle
@@ -24,7 +28,7 @@ __all__ = ["Server", "make_ssl_context", "handle_signals"]
 
 log = logging.getLogger("kiro2api.server")
 
-_IO_ERRORS = (anyio.BrokenResourceError, anyio.ClosedResourceError, anyio.EndOfStream, OSError, ssl.SSLError)
+_IO_ERRORS = (*IO_ERRORS, ssl.SSLError)
 
 
 def make_ssl_context(cert_file: str, key_file: str) -> ssl.SSLContext:
@@ -91,18 +95,13 @@ class Server:
 
     async def serve(self, *, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
         """Listen and serve until ``shutdown()`` and the drain finish. Reports the bound port."""
-        listener: anyio.abc.Listener[Any]
-        if running_asyncio():
-            # asyncio's own server and protocol streams (see adapters.runtime.aio): cheaper reads
-            # and writes than anyio's streams; asyncio also runs the TLS handshake.
-            aio_listener = await open_server(
-                self._host, self.port, ssl_context=self._ssl_context, handshake_timeout=self._limits.header_timeout
-            )
-            listener, self.port = aio_listener, aio_listener.port
-        else:
-            anyio_listener = await anyio.create_tcp_listener(local_host=self._host, local_port=self.port)
-            sockname = anyio_listener.listeners[0].extra(anyio.abc.SocketAttribute.local_address)
-            listener, self.port = anyio_listener, int(sockname[1])
+        if not running_asyncio():
+            raise RuntimeError("the kiro2api server runs on asyncio's event loop (anyio's default backend)")
+        # asyncio also runs the TLS handshake, before a connection is accepted.
+        listener = await open_server(
+            self._host, self.port, ssl_context=self._ssl_context, handshake_timeout=self._limits.header_timeout
+        )
+        self.port = listener.port
         async with anyio.create_task_group() as connections:
             async with listener:  # leaving it stops accepting; open connections are not touched
                 task_status.started(self.port)
@@ -127,7 +126,7 @@ class Server:
         self.lifecycle.terminate()
         await self._wait_closed(self._terminate_grace)
 
-    async def _connection(self, stream: anyio.abc.SocketStream) -> None:
+    async def _connection(self, stream: AioStream) -> None:
         self._connections += 1
         pump: H11Pump | H2Pump | None = None
         try:
@@ -153,33 +152,26 @@ class Server:
             with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
                 await stream.aclose()
 
-    async def _negotiate(self, stream: anyio.abc.SocketStream, client: str | None) -> H11Pump | H2Pump | None:
-        byte_stream: anyio.abc.ByteStream = stream
+    async def _negotiate(self, stream: AioStream, client: str | None) -> H11Pump | H2Pump | None:
         initial = b""
-        use_h2 = False
         with anyio.move_on_after(self._limits.header_timeout):
-            if isinstance(stream, AioStream) and stream.ssl_object is not None:
-                use_h2 = stream.ssl_object.selected_alpn_protocol() == "h2"  # asyncio ran the handshake
-            elif self._ssl_context is not None:
-                tls = await TLSStream.wrap(stream, server_side=True, ssl_context=self._ssl_context, standard_compatible=False)
-                byte_stream = tls
-                use_h2 = tls.extra(TLSAttribute.alpn_protocol) == "h2"
+            use_h2 = stream.ssl_object is not None and stream.ssl_object.selected_alpn_protocol() == "h2"
             if not use_h2:
                 # Cleartext (or TLS without ALPN h2): the HTTP/2 preface means prior-knowledge h2.
                 while len(initial) < len(H2_PREFACE) and H2_PREFACE.startswith(initial):
-                    chunk = await byte_stream.receive(65536)
+                    chunk = await stream.receive(65536)
                     if not chunk:
                         return None
                     initial += chunk
                 use_h2 = initial.startswith(H2_PREFACE)
             pump_class = H2Pump if use_h2 else H11Pump
             return pump_class(
-                byte_stream, handler=self._handler, limits=self._limits, lifecycle=self.lifecycle, client=client, initial=initial
+                stream, handler=self._handler, limits=self._limits, lifecycle=self.lifecycle, client=client, initial=initial
             )
         return None
 
 
-def _address(stream: anyio.abc.SocketStream) -> str | None:
+def _address(stream: AioStream) -> str | None:
     try:
         address = stream.extra(anyio.abc.SocketAttribute.remote_address)
     except Exception:

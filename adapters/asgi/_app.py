@@ -11,11 +11,11 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from adapters.runtime.app import ApiService, App, Lifecycle, Request
+from adapters.runtime.answers import ResponseProgress, stream_headers, with_content_length
+from adapters.runtime.app import ApiService, App, Lifecycle
 from adapters.runtime.service import open_service, prepare
 from adapters.runtime.settings import Settings
-from adapters.runtime.answers import error_response, with_content_length
-from kiro_protocol import ErrorKind
+from kiro_protocol import BodyProblem, Reply, RequestHead, no_response, not_started
 
 from ._types import HTTPScope, Message, Receive, Scope, Send
 
@@ -31,8 +31,7 @@ log = logging.getLogger("kiro2api.asgi")
 _DISCARD_SECONDS = 2.0
 
 _NOT_STARTED = (
-    "kiro2api has not been started: the ASGI server must run the lifespan protocol "
-    "(when mounting, pass lifespan=kiro.lifespan to the host application)."
+    "the ASGI server must run the lifespan protocol (when mounting, pass lifespan=kiro.lifespan to the host application)."
 )
 
 
@@ -118,54 +117,58 @@ class KiroASGI:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self._app
         if app is None:
-            await _send_error(send, 503, _NOT_STARTED, ErrorKind.OVERLOADED)
+            await _send_reply(send, not_started(_NOT_STARTED))
             return
         http: HTTPScope = scope  # type: ignore[assignment]
-        limit = self.settings.max_request_body_bytes
-        declared = _content_length(http.get("headers", []))
-        too_large = f"Request body exceeds the limit of {limit} bytes."
-        if declared is not None and declared > limit:
-            await _refuse_body(send, receive, too_large)
-            return
-        body = bytearray()
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            body += message.get("body", b"")
-            if len(body) > limit:
-                await _refuse_body(send, receive, too_large)
-                return
-            if not message.get("more_body", False):
-                break
-        request = Request(
+        head = RequestHead(
             method=http["method"],
             target=_target(http),
             headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in http.get("headers", [])),
-            body=bytes(body),
             http_version=http.get("http_version", "1.1"),
             client=_client(http.get("client")),
         )
-        responder = _Responder(send)
         async with anyio.create_task_group() as tg:
-            tg.start_soon(self._watch_disconnect, receive, responder)
+            responder = _Responder(send, receive, tg, self.settings.max_request_body_bytes)
             with responder.scope:
-                await app(request, responder)
+                await app(head, responder, responder)
             tg.cancel_scope.cancel()
         if responder.state == "idle" and not responder.scope.cancel_called:
-            await _send_error(send, 500, "The request handler returned no response.", ErrorKind.API)
-
-    async def _watch_disconnect(self, receive: Receive, responder: _Responder) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        responder.scope.cancel()
+            await _send_reply(send, no_response())
 
 
-class _Responder:
-    def __init__(self, send: Send) -> None:
+class _Responder(ResponseProgress):
+    """One request's body (the app's ``RequestBody``) and answer."""
+
+    def __init__(self, send: Send, receive: Receive, tg: anyio.abc.TaskGroup, limit: int) -> None:
+        super().__init__()
         self._send = send
+        self._receive = receive
+        self._tg = tg
+        self.limit = limit
         self.scope = anyio.CancelScope()
-        self.state = "idle"
+        # Whether the client's body was read to its end (then only a disconnect can follow).
+        self._received = False
+
+    async def read(self) -> bytes | BodyProblem:
+        body = bytearray()
+        while True:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                self.scope.cancel()
+                return BodyProblem.CLIENT_GONE
+            body += message.get("body", b"")
+            if len(body) > self.limit:
+                return BodyProblem.TOO_LARGE
+            if not message.get("more_body", False):
+                break
+        self._received = True
+        self._tg.start_soon(self._watch_disconnect)
+        return bytes(body)
+
+    async def _watch_disconnect(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
+            pass
+        self.scope.cancel()
 
     async def _emit(self, message: Message) -> None:
         try:
@@ -177,65 +180,47 @@ class _Responder:
             raise _ClientGone from None
 
     async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
-        self._check("idle")
-        self.state = "done"
+        self.advance("idle", "done")
         await self._emit({"type": "http.response.start", "status": status, "headers": _encode(with_content_length(headers, body))})
-        await self._emit({"type": "http.response.body", "body": body, "more_body": False})
+        if self._received:
+            await self._emit({"type": "http.response.body", "body": body, "more_body": False})
+            return
+        # Answered with the body unread (a 401, a 413...). A client still uploading loses the
+        # answer if the server closes on it (RST), and servers close once the response ends with
+        # the body unread (hypercorn). So the whole answer is sent but left open while the rest
+        # of the body is read and dropped (never kept), for a short while.
+        await self._emit({"type": "http.response.body", "body": body, "more_body": True})
+        with anyio.move_on_after(_DISCARD_SECONDS):
+            while True:
+                received = await self._receive()
+                if received["type"] != "http.request" or not received.get("more_body", False):
+                    break
+        await self._emit({"type": "http.response.body", "body": b"", "more_body": False})
 
     async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
-        self._check("idle")
-        self.state = "streaming"
-        kept = [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
-        await self._emit({"type": "http.response.start", "status": status, "headers": _encode(kept)})
+        self.advance("idle", "streaming")
+        await self._emit({"type": "http.response.start", "status": status, "headers": _encode(stream_headers(headers))})
         if body:
             await self._emit({"type": "http.response.body", "body": body, "more_body": True})
 
     async def send_chunk(self, data: bytes) -> None:
-        self._check("streaming")
+        self.advance("streaming", "streaming")
         if data:
             await self._emit({"type": "http.response.body", "body": data, "more_body": True})
 
     async def end_stream(self) -> None:
-        self._check("streaming")
-        self.state = "done"
+        self.advance("streaming", "done")
         await self._emit({"type": "http.response.body", "body": b"", "more_body": False})
 
-    def _check(self, expected: str) -> None:
-        if self.state != expected:
-            raise RuntimeError(f"response is {self.state}, expected {expected}")
 
-
-async def _refuse_body(send: Send, receive: Receive, message: str) -> None:
-    # A client still uploading loses the 413 if the server closes on it (RST), and servers close
-    # once the response ends with the body unread (hypercorn). So the whole answer is sent but
-    # left open while the rest of the body is read and dropped (never kept), for a short while.
-    await _send_error(send, 413, message, ErrorKind.REQUEST_TOO_LARGE, finish=False)
-    with anyio.move_on_after(_DISCARD_SECONDS):
-        while True:
-            received = await receive()
-            if received["type"] != "http.request" or not received.get("more_body", False):
-                break
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _send_error(send: Send, status: int, message: str, kind: ErrorKind, *, finish: bool = True) -> None:
-    status, headers, body = error_response(status, message, kind)
-    await send({"type": "http.response.start", "status": status, "headers": _encode(headers)})
-    await send({"type": "http.response.body", "body": body, "more_body": not finish})
+async def _send_reply(send: Send, reply: Reply) -> None:
+    headers = with_content_length(reply.headers, reply.body)
+    await send({"type": "http.response.start", "status": reply.status, "headers": _encode(headers)})
+    await send({"type": "http.response.body", "body": reply.body, "more_body": False})
 
 
 def _encode(headers: Sequence[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
-
-
-def _content_length(headers: Sequence[tuple[bytes, bytes]]) -> int | None:
-    for name, value in headers:
-        if name.lower() == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
 
 
 def _target(scope: HTTPScope) -> str:

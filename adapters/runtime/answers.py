@@ -1,14 +1,15 @@
-"""Small answers every adapter writes the same way: status lines, content-length, and the error
-responses an adapter produces itself before any handler ran (413, 503 before start-up, ...)."""
+"""HTTP framing every serving mode writes the same way: reason phrases, content-length, which
+headers a streamed answer drops, and the progress of one response.
+
+What to answer is never decided here: the core's front door and its answers (``Reply``) do that.
+"""
 
 from __future__ import annotations
 
 import http
 from collections.abc import Sequence
 
-from kiro_protocol import CORS_HEADERS, Dialect, ErrorKind, LocalProtocolError, error_answer
-
-__all__ = ["reason_phrase", "status_line", "with_content_length", "error_response"]
+__all__ = ["reason_phrase", "status_line", "with_content_length", "stream_headers", "ResponseProgress"]
 
 _EXTRA_PHRASES = {529: "Overloaded", 499: "Client Closed Request"}
 
@@ -33,7 +34,24 @@ def with_content_length(headers: Sequence[tuple[str, str]], body: bytes) -> list
     return [(k, v) for k, v in headers if k.lower() != "content-length"] + [("content-length", str(len(body)))]
 
 
-def error_response(status: int, message: str, kind: ErrorKind) -> tuple[int, list[tuple[str, str]], bytes]:
-    """A complete Anthropic-shaped error answer (status, headers with length and CORS, body)."""
-    answer = error_answer(LocalProtocolError(message, kind=kind, status_hint=status), Dialect.ANTHROPIC)
-    return answer.status, with_content_length(list(answer.headers) + list(CORS_HEADERS), answer.body), answer.body
+def stream_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``headers`` for a streamed answer: its length is unknown, and the framing is the server's."""
+    return [(k, v) for k, v in headers if k.lower() not in ("content-length", "transfer-encoding")]
+
+
+class ResponseProgress:
+    """Where a responder is in its one response: ``idle``, ``streaming`` or ``done``.
+
+    A handler that answers twice, or streams without a head, is a bug: it raises here rather
+    than corrupt the connection.
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self) -> None:
+        self.state = "idle"
+
+    def advance(self, expected: str, to: str) -> None:
+        if self.state != expected:
+            raise RuntimeError(f"response is {self.state}, expected {expected}")
+        self.state = to

@@ -1,10 +1,10 @@
-"""The one request handler shared by every adapter (the anyio server's h11 and h2 pumps, ASGI...).
+"""The one request handler shared by every serving mode (the h11 and h2 pumps, ASGI, WSGI).
 
-Adapters turn wire events into a ``Request`` and drive a ``Responder``; they know nothing about
-routes. ``App`` is the handler the server runs: request id, CORS, routing, auth, the session
-limit, error rendering and the access log, then the endpoint itself from an ``ApiService``.
-A client disconnect cancels the task running ``App.__call__`` (and therefore any upstream call
-beneath it).
+A serving mode hands ``App`` a request head, a ``RequestBody`` to read the body from, and a
+``Responder``. ``App`` asks the core's front door what to do with the head (answer at once, or
+serve an endpoint; the order of the checks is the core's), reads the body only for an endpoint,
+runs it from an ``ApiService``, counts sessions and writes the access log. A client disconnect
+cancels the task running ``App.__call__`` (and therefore any upstream call beneath it).
 """
 
 from __future__ import annotations
@@ -20,26 +20,26 @@ import anyio
 
 from .logging import access_log, request_context
 from kiro_protocol import (
-    authenticate,
-    CORS_HEADERS,
-    Dialect,
-    dialect_for_path,
+    body_refused,
+    BodyProblem,
+    ClientAuth,
     Endpoint,
-    error_answer,
-    ErrorKind,
-    format_request_id,
-    LocalProtocolError,
-    preflight_headers,
+    endpoint_error,
+    front_door,
+    internal_error,
     ProtocolError,
-    REQUEST_ID_HEADER,
+    Reply,
+    ReplyNow,
+    RequestHead,
     Route,
-    route_request,
-    sane_request_id,
-    split_target,
+    Serve,
+    ServerState,
 )
 
 __all__ = [
     "Request",
+    "RequestHead",
+    "RequestBody",
     "Responder",
     "Handler",
     "Lifecycle",
@@ -48,6 +48,8 @@ __all__ = [
     "ApiService",
     "App",
     "ResponseAlreadyStarted",
+    "send_reply",
+    "whole_request",
 ]
 
 log = logging.getLogger("kiro2api.server")
@@ -55,7 +57,7 @@ log = logging.getLogger("kiro2api.server")
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Request:
-    """A complete request as a pump received it (the body is read before the handler runs)."""
+    """A complete request, as an endpoint sees it (the body was read before the endpoint runs)."""
 
     #: ``GET``, ``POST``...
     method: str
@@ -78,6 +80,17 @@ class Request:
         return None
 
 
+class RequestBody(Protocol):
+    """Where a serving mode's request body comes from."""
+
+    #: The body limit of this server (bytes); the front door refuses a longer declared body.
+    limit: int
+
+    async def read(self) -> bytes | BodyProblem:
+        """The whole body, at most ``limit`` bytes; or why it could not be had (the rest is then
+        left unread). Called at most once, and never when the front door answered by itself."""
+
+
 class ResponseAlreadyStarted(RuntimeError):
     """A second response, or a complete response after a stream started."""
 
@@ -86,7 +99,7 @@ class Responder(Protocol):
     """How a handler answers: one complete response, or a status line then a stream of chunks."""
 
     async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
-        """Send a complete response (the pump adds content-length)."""
+        """Send a complete response (the serving mode adds content-length)."""
 
     async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
         """Send the head of a streamed response (chunked in HTTP/1.1, DATA frames in HTTP/2).
@@ -103,9 +116,37 @@ class Responder(Protocol):
 
 
 class Handler(Protocol):
-    """What the pumps call for each request."""
+    """What a serving mode calls for each request head."""
 
-    async def __call__(self, request: Request, respond: Responder) -> None: ...
+    async def __call__(self, head: RequestHead, body: RequestBody, respond: Responder) -> None: ...
+
+
+async def send_reply(respond: Responder, reply: Reply) -> None:
+    """Write one of the core's complete answers."""
+    await respond.send_response(reply.status, reply.headers, reply.body)
+
+
+async def whole_request(head: RequestHead, body: RequestBody, respond: Responder) -> Request | None:
+    """The request with its body, for a handler that wants it whole without the front door (the
+    simulator); None once a body that could not be read has been answered."""
+    data = await body.read()
+    if isinstance(data, BodyProblem):
+        reply = body_refused(data, body.limit)
+        if reply is not None:
+            await send_reply(respond, reply)
+        return None
+    return _request(head, data)
+
+
+def _request(head: RequestHead, body: bytes) -> Request:
+    return Request(
+        method=head.method,
+        target=head.target,
+        headers=head.headers,
+        body=body,
+        http_version=head.http_version,
+        client=head.client,
+    )
 
 
 @dataclass(slots=True)
@@ -162,10 +203,10 @@ class RequestContext:
 
 
 class ApiService(Protocol):
-    """The endpoints behind the routes (the runtime's service; a placeholder until the glue lands).
+    """The endpoints behind the routes (``adapters.runtime.service`` in production).
 
     Each method answers through ``respond`` and may raise ``ProtocolError`` before the response
-    started, which ``App`` renders in the route's dialect.
+    started, which ``App`` answers in the route's dialect (through the core).
     """
 
     async def messages(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
@@ -182,7 +223,7 @@ class ApiService(Protocol):
 
 
 class _Tracking:
-    """Wraps a pump's responder: adds the common headers, drops HEAD bodies, records timings."""
+    """Wraps a serving mode's responder: adds the common headers, drops HEAD bodies, records timings."""
 
     def __init__(self, inner: Responder, *, extra: tuple[tuple[str, str], ...], head: bool, t0: float) -> None:
         self._inner = inner
@@ -236,11 +277,8 @@ class _Tracking:
         self.finished = True
 
 
-_SESSION_ENDPOINTS = frozenset({Endpoint.MESSAGES, Endpoint.CHAT_COMPLETIONS, Endpoint.COUNT_TOKENS})
-
-
 class App:
-    """The shared handler: everything between a parsed request and an endpoint.
+    """The shared handler: everything between a request head and an endpoint.
 
     Args:
         service: the endpoints.
@@ -260,83 +298,12 @@ class App:
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
     ) -> None:
         self._service = service
-        self._client_token = client_token
+        self._auth = ClientAuth(client_token)
         self.lifecycle = lifecycle
         self._max_sessions = max_concurrent_sessions
         self._new_id = new_id
         self.active_sessions = 0
-
-    async def __call__(self, request: Request, respond: Responder) -> None:
-        t0 = time.monotonic()
-        request_id = sane_request_id(request.header(REQUEST_ID_HEADER)) or format_request_id(self._new_id())
-        extra = ((REQUEST_ID_HEADER, request_id),) + CORS_HEADERS
-        tracking = _Tracking(respond, extra=extra, head=request.method == "HEAD", t0=t0)
-        path = split_target(request.target)
-        record = RequestLog()
-        with request_context(request_id):
-            try:
-                await self._dispatch(request, tracking, request_id, record)
-            except ProtocolError as exc:
-                record.error = exc.kind.value
-                await self._answer_error(tracking, exc, dialect_for_path(path))
-            except Exception as exc:
-                # A bug or an unmapped failure: the client gets a clean 500, the log the traceback.
-                log.exception("unhandled error while serving %s %s", request.method, path)
-                record.error = type(exc).__name__
-                if tracking.status is not None:
-                    raise
-                error = LocalProtocolError("Internal server error.", kind=ErrorKind.API, status_hint=500)
-                await self._answer_error(tracking, error, dialect_for_path(path))
-            finally:
-                access_log(
-                    method=request.method,
-                    path=path,
-                    status=tracking.status if tracking.status is not None else 499,
-                    duration=time.monotonic() - t0,
-                    protocol=f"HTTP/{request.http_version}",
-                    ttfb=tracking.ttfb,
-                    account=record.account,
-                    model=record.model,
-                    input_tokens=record.input_tokens,
-                    output_tokens=record.output_tokens,
-                    client=request.client,
-                    error=record.error,
-                )
-
-    async def _answer_error(self, tracking: _Tracking, error: ProtocolError, dialect: Dialect) -> None:
-        if tracking.status is not None:
-            raise error
-        answer = error_answer(error, dialect)
-        await tracking.send_response(answer.status, answer.headers, answer.body)
-
-    async def _dispatch(self, request: Request, respond: _Tracking, request_id: str, record: RequestLog) -> None:
-        route = route_request(request.method, request.target)
-        if route.endpoint is Endpoint.PREFLIGHT:
-            headers = preflight_headers(request.header("access-control-request-headers"))
-            await respond.send_response(200, headers, b"")
-            return
-        if route.requires_auth:
-            authenticate(request.headers, self._client_token)
-        ctx = RequestContext(request_id=request_id, route=route, lifecycle=self.lifecycle, log=record)
-        if route.endpoint not in _SESSION_ENDPOINTS:
-            await self._endpoint(route.endpoint)(request, respond, ctx)
-            return
-        if self.lifecycle.shutting_down.is_set():
-            raise LocalProtocolError("The server is shutting down; retry shortly.", kind=ErrorKind.OVERLOADED)
-        if self._max_sessions and self.active_sessions >= self._max_sessions:
-            raise LocalProtocolError(
-                f"Too many concurrent requests (limit {self._max_sessions}); retry shortly.",
-                kind=ErrorKind.OVERLOADED,
-            )
-        self.active_sessions += 1
-        try:
-            await self._endpoint(route.endpoint)(request, respond, ctx)
-        finally:
-            self.active_sessions -= 1
-
-    def _endpoint(self, endpoint: Endpoint) -> Callable[[Request, Responder, RequestContext], Awaitable[None]]:
-        service = self._service
-        table = {
+        self._endpoints: dict[Endpoint, Callable[[Request, Responder, RequestContext], Awaitable[None]]] = {
             Endpoint.MESSAGES: service.messages,
             Endpoint.COUNT_TOKENS: service.count_tokens,
             Endpoint.CHAT_COMPLETIONS: service.chat_completions,
@@ -344,4 +311,72 @@ class App:
             Endpoint.HEALTH: service.health,
             Endpoint.ROOT: service.root,
         }
-        return table[endpoint]
+
+    async def __call__(self, head: RequestHead, body: RequestBody, respond: Responder) -> None:
+        t0 = time.monotonic()
+        state = ServerState(
+            shutting_down=self.lifecycle.shutting_down.is_set(),
+            sessions_in_use=self.active_sessions,
+            session_limit=self._max_sessions,
+            body_limit=body.limit,
+        )
+        decision = front_door(head, self._auth, state, self._new_id())
+        record = RequestLog()
+        status: int | None = None
+        ttfb: float | None = None
+        with request_context(decision.request_id):
+            try:
+                if isinstance(decision, ReplyNow):
+                    record.error = decision.reply.error.value if decision.reply.error is not None else None
+                    status, ttfb = decision.reply.status, time.monotonic() - t0
+                    await send_reply(respond, decision.reply)
+                else:
+                    tracking = _Tracking(respond, extra=decision.headers, head=decision.omit_body, t0=t0)
+                    try:
+                        await self._serve(decision, head, body, tracking, record)
+                    finally:
+                        status, ttfb = tracking.status, tracking.ttfb
+            finally:
+                access_log(
+                    method=head.method,
+                    path=decision.path if isinstance(decision, ReplyNow) else decision.route.path,
+                    status=status if status is not None else 499,
+                    duration=time.monotonic() - t0,
+                    protocol=f"HTTP/{head.http_version}",
+                    ttfb=ttfb,
+                    account=record.account,
+                    model=record.model,
+                    input_tokens=record.input_tokens,
+                    output_tokens=record.output_tokens,
+                    client=head.client,
+                    error=record.error,
+                )
+
+    async def _serve(self, serve: Serve, head: RequestHead, body: RequestBody, respond: _Tracking, record: RequestLog) -> None:
+        if serve.session:
+            self.active_sessions += 1  # counted from the head on: a body being read holds its place
+        try:
+            data = await body.read()
+            if isinstance(data, BodyProblem):
+                reply = body_refused(data, serve.body_limit, serve)
+                if reply is not None:
+                    record.error = reply.error.value if reply.error is not None else None
+                    await send_reply(respond, reply)
+                return
+            ctx = RequestContext(request_id=serve.request_id, route=serve.route, lifecycle=self.lifecycle, log=record)
+            await self._endpoints[serve.route.endpoint](_request(head, data), respond, ctx)
+        except ProtocolError as exc:
+            record.error = exc.kind.value
+            if respond.status is not None:
+                raise
+            await send_reply(respond, endpoint_error(serve, exc))
+        except Exception as exc:
+            # A bug or an unmapped failure: the client gets a clean 500, the log the traceback.
+            log.exception("unhandled error while serving %s %s", head.method, serve.route.path)
+            record.error = type(exc).__name__
+            if respond.status is not None:
+                raise
+            await send_reply(respond, internal_error(serve))
+        finally:
+            if serve.session:
+                self.active_sessions -= 1

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs
 
 import anyio
 
-from adapters.anyio_server import Request, Responder
+from adapters.anyio_server import Request, RequestBody, RequestHead, Responder, whole_request
 from kiro_protocol import KIRO_MODELS, lint_kiro_body, LintLimits
 
 from ._documents import models_document, usage_document, web_search_text
@@ -102,7 +102,13 @@ class SimulatorApp:
             ("GET", "/health"): self._health,
         }
 
-    async def __call__(self, request: Request, respond: Responder) -> None:
+    async def __call__(self, head: RequestHead, body: RequestBody, respond: Responder) -> None:
+        request = await whole_request(head, body, respond)
+        if request is not None:
+            await self.serve(request, respond)
+
+    async def serve(self, request: Request, respond: Responder) -> None:
+        """Answer one whole request."""
         path = request.target.split("?", 1)[0]
         route = self._control.get((request.method, path))
         if route is None:

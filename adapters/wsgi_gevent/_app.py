@@ -11,11 +11,11 @@ from types import TracebackType
 from typing import Any, Protocol
 
 from adapters.runtime._sync import _anyio
-from adapters.runtime._sync.app import ApiService, App, Lifecycle, Request
+from adapters.runtime._sync.app import ApiService, App, Lifecycle
 from adapters.runtime._sync.service import open_service, prepare
+from adapters.runtime.answers import status_line, stream_headers, with_content_length
 from adapters.runtime.settings import Settings
-from adapters.runtime.answers import error_response, status_line, with_content_length
-from kiro_protocol import ErrorKind
+from kiro_protocol import BodyProblem, RequestHead, no_response
 
 __all__ = ["KiroWSGI", "StandIn"]
 
@@ -76,28 +76,18 @@ class KiroWSGI:
         self._resources.close()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        limit = self.settings.max_request_body_bytes
-        try:
-            body = _read_body(environ, limit)
-        except _TooLarge:
-            return _error(start_response, 413, f"Request body exceeds the limit of {limit} bytes.", ErrorKind.REQUEST_TOO_LARGE)
-        call = _Call(self._app, _request(environ, body))
-        first = call.next()
-        if first[0] == "response":
-            _, status, headers, data = first
+        call = _Call(self._app, _head(environ), _Body(environ, self.settings.max_request_body_bytes))
+        kind, status, headers, data = call.next()
+        if kind == "response":
             start_response(status_line(status), _wsgi_headers(with_content_length(headers, data)))
             call.join()
             return [data]
-        if first[0] == "start":
-            _, status, headers, data = first
-            kept = [(k, v) for k, v in headers if k.lower() != "content-length"]
-            start_response(status_line(status), _wsgi_headers(kept))
+        if kind == "start":
+            start_response(status_line(status), _wsgi_headers(stream_headers(headers)))
             return _Stream(call, data)
-        return _error(start_response, 500, "The request handler returned no response.", ErrorKind.API)
-
-
-class _TooLarge(Exception):
-    pass
+        reply = no_response()
+        start_response(status_line(reply.status), _wsgi_headers(with_content_length(reply.headers, reply.body)))
+        return [reply.body]
 
 
 _Event = tuple[str, int, Sequence[tuple[str, str]], bytes]
@@ -106,22 +96,22 @@ _Event = tuple[str, int, Sequence[tuple[str, str]], bytes]
 class _Call:
     """One run of the handler in its own task; the responder's calls come out of ``next()``."""
 
-    def __init__(self, app: App, request: Request) -> None:
+    def __init__(self, app: App, head: RequestHead, body: _Body) -> None:
         self._events: queue.Queue[_Event] = queue.Queue()
         self.scope = _anyio.CancelScope()
         self.closed = False
         gevent = _anyio._gevent()
         self._greenlet: Any = None
         if gevent is not None:
-            self._greenlet = gevent.spawn(self._run, app, request)
+            self._greenlet = gevent.spawn(self._run, app, head, body)
         else:
-            self._thread = threading.Thread(target=self._run, args=(app, request), daemon=True, name="kiro2api-request")
+            self._thread = threading.Thread(target=self._run, args=(app, head, body), daemon=True, name="kiro2api-request")
             self._thread.start()
 
-    def _run(self, app: App, request: Request) -> None:
+    def _run(self, app: App, head: RequestHead, body: _Body) -> None:
         try:
             with self.scope:
-                app(request, _Responder(self))
+                app(head, body, _Responder(self))
         except BaseException as exc:
             if not isinstance(exc, (_anyio.Cancelled, Exception)) and type(exc).__name__ != "GreenletExit":
                 raise
@@ -199,7 +189,7 @@ class _Stream:
             self._call.cancel()
 
 
-def _request(environ: Environ, body: bytes) -> Request:
+def _head(environ: Environ) -> RequestHead:
     headers: list[tuple[str, str]] = []
     for key, value in environ.items():
         if key.startswith("HTTP_"):
@@ -209,46 +199,44 @@ def _request(environ: Environ, body: bytes) -> Request:
     query = environ.get("QUERY_STRING", "")
     protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
     address = environ.get("REMOTE_ADDR")
-    return Request(
+    return RequestHead(
         method=environ["REQUEST_METHOD"],
         target=(environ.get("PATH_INFO", "") or "/") + ("?" + query if query else ""),
         headers=tuple(headers),
-        body=body,
         http_version=protocol.partition("/")[2] or "1.1",
         client=f"{address}:{environ.get('REMOTE_PORT', '0')}" if address else None,
     )
 
 
-def _read_body(environ: Environ, limit: int) -> bytes:
-    stream = environ["wsgi.input"]
-    declared = environ.get("CONTENT_LENGTH")
-    if declared:
-        try:
-            remaining = int(declared)
-        except ValueError:
-            remaining = 0
-        if remaining > limit:
-            raise _TooLarge
-    elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
-        remaining = limit + 1
-    else:
-        return b""
-    body = bytearray()
-    while remaining > 0:
-        piece = stream.read(min(_READ_SIZE, remaining))
-        if not piece:
-            break
-        body += piece
-        remaining -= len(piece)
-        if len(body) > limit:
-            raise _TooLarge
-    return bytes(body)
+class _Body:
+    """``wsgi.input`` as the app's ``RequestBody``: read only if the front door serves the request."""
 
+    def __init__(self, environ: Environ, limit: int) -> None:
+        self._environ = environ
+        self.limit = limit
 
-def _error(start_response: StartResponse, status: int, message: str, kind: ErrorKind) -> list[bytes]:
-    status, headers, body = error_response(status, message, kind)
-    start_response(status_line(status), _wsgi_headers(headers))
-    return [body]
+    def read(self) -> bytes | BodyProblem:
+        environ = self._environ
+        declared = environ.get("CONTENT_LENGTH")
+        if declared:
+            try:
+                remaining = int(declared)
+            except ValueError:
+                remaining = 0
+        elif "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+            remaining = self.limit + 1  # de-chunked by the server: one byte past the limit tells
+        else:
+            return b""
+        body = bytearray()
+        while remaining > 0:
+            piece = environ["wsgi.input"].read(min(_READ_SIZE, remaining))
+            if not piece:
+                break
+            body += piece
+            remaining -= len(piece)
+            if len(body) > self.limit:
+                return BodyProblem.TOO_LARGE
+        return bytes(body)
 
 
 def _wsgi_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -1,4 +1,4 @@
-"""The gateway's own HTTP face: routing, client authentication, CORS, request ids, error bodies and plain request/response values.
+"""The gateway's own HTTP face: the front door (routing, client authentication, CORS, request ids, limits), error bodies and plain request/response values.
 
 This module is the public API of ``kiro_protocol.http``; its modules are private.
 """
@@ -7,6 +7,22 @@ from ._error_bodies import (
     anthropic_error_body,
     error_body_for,
     openai_error_body,
+)
+from ._front_door import (
+    body_refused,
+    BodyProblem,
+    ClientAuth,
+    endpoint_error,
+    front_door,
+    internal_error,
+    malformed_request,
+    no_response,
+    not_started,
+    Reply,
+    ReplyNow,
+    RequestHead,
+    Serve,
+    ServerState,
 )
 from ._messages import (
     HttpRequest,
@@ -35,6 +51,20 @@ __all__ = [
     "anthropic_error_body",
     "error_body_for",
     "openai_error_body",
+    "body_refused",
+    "BodyProblem",
+    "ClientAuth",
+    "endpoint_error",
+    "front_door",
+    "internal_error",
+    "malformed_request",
+    "no_response",
+    "not_started",
+    "Reply",
+    "ReplyNow",
+    "RequestHead",
+    "Serve",
+    "ServerState",
     "HttpRequest",
     "HttpResponse",
     "authenticate",

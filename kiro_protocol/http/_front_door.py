@@ -1,0 +1,290 @@
+"""The front door: one decision per request head, taken before any body is read.
+
+An adapter hands in what it knows once the head has arrived (method, target, headers, the
+declared length), how clients authenticate, and the server's state; it gets back either a
+complete answer to write (a preflight, 401, 404, 405, 413, 529) or the endpoint to serve with
+everything the runtime needs to serve it. The order of the checks is fixed here and only here:
+preflight and routing, then authentication, then the body limit, then (model endpoints only)
+shutdown and the session limit. Answers found later, outside the endpoints (a body over the
+limit while reading, a malformed request, a handler that failed), are also made here, so that no
+adapter picks a status code or an error kind.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, replace
+
+from .._errors import ErrorKind, LocalProtocolError, ProtocolError
+from ._routing import (
+    CORS_HEADERS,
+    REQUEST_ID_HEADER,
+    Dialect,
+    Endpoint,
+    Route,
+    authenticate,
+    dialect_for_path,
+    error_answer,
+    format_request_id,
+    preflight_headers,
+    route_request,
+    sane_request_id,
+    split_target,
+)
+
+__all__ = [
+    "RequestHead",
+    "ClientAuth",
+    "ServerState",
+    "Reply",
+    "ReplyNow",
+    "Serve",
+    "BodyProblem",
+    "front_door",
+    "endpoint_error",
+    "body_refused",
+    "malformed_request",
+    "not_started",
+    "no_response",
+    "internal_error",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestHead:
+    """A request as known before its body: what every serving mode can say about it."""
+
+    #: ``GET``, ``POST``... as received.
+    method: str
+    #: The request target: path and query string.
+    target: str
+    #: Header pairs, names lower-cased, in arrival order.
+    headers: tuple[tuple[str, str], ...]
+    #: ``1.1``, ``1.0`` or ``2`` (for the access log).
+    http_version: str = "1.1"
+    #: The peer address, ``host:port``.
+    client: str | None = None
+
+    def header(self, name: str) -> str | None:
+        """The first value of header ``name`` (give it lower-cased), or None."""
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def declared_length(self) -> int | None:
+        """The body length the client announced (``content-length``), or None if it did not
+        (a chunked or bodiless request) or announced nonsense."""
+        value = self.header("content-length")
+        if value is None:
+            return None
+        try:
+            length = int(value)
+        except ValueError:
+            return None
+        return length if length >= 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class ClientAuth:
+    """How clients prove who they are: today the one client token.
+
+    A value of its own (not a bare string) so that named client keys can join it later without
+    changing ``front_door``'s signature.
+    """
+
+    token: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerState:
+    """What the front door needs to know about the server at the moment a head arrives."""
+
+    #: A graceful shutdown began: model requests are refused, running ones go on.
+    shutting_down: bool = False
+    #: Model requests being served now.
+    sessions_in_use: int = 0
+    #: At most this many model requests at once (0: no limit).
+    session_limit: int = 0
+    #: The largest request body accepted, in bytes.
+    body_limit: int = 20 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """A complete response to write as it is (the adapter adds only framing: content-length)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    #: The error class, for the access log (None for a success).
+    error: ErrorKind | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplyNow:
+    """The front door answers by itself: write ``reply``; read no body."""
+
+    reply: Reply
+    request_id: str
+    #: The routed path (query string dropped), for the access log.
+    path: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Serve:
+    """Serve ``route``'s endpoint: read the body (at most ``body_limit`` bytes), then run it."""
+
+    route: Route
+    request_id: str
+    #: Added to every answer of this request (request id, CORS), unless the answer sets them.
+    headers: tuple[tuple[str, str], ...]
+    #: Counts against the session limit while it runs.
+    session: bool
+    body_limit: int
+    #: A HEAD request: answers keep their headers (and length) but send no body.
+    omit_body: bool
+
+    @property
+    def dialect(self) -> Dialect:
+        return self.route.dialect
+
+
+class BodyProblem(enum.Enum):
+    """Why reading a request body stopped short (as an adapter's body reader reports it)."""
+
+    #: More than the body limit arrived; the rest is left unread.
+    TOO_LARGE = "too_large"
+    #: The client went silent for longer than the read timeout.
+    TIMED_OUT = "timed_out"
+    #: The body broke the framing rules (a bad chunk): no more requests on this connection.
+    MALFORMED = "malformed"
+    #: The client left: there is nobody to answer.
+    CLIENT_GONE = "client_gone"
+
+
+_SESSION_ENDPOINTS = frozenset({Endpoint.MESSAGES, Endpoint.CHAT_COMPLETIONS, Endpoint.COUNT_TOKENS})
+
+
+def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_hex: str) -> ReplyNow | Serve:
+    """Decide what to do with a request from its head alone.
+
+    Args:
+        head: the request head.
+        auth: how clients authenticate.
+        state: the server's state now.
+        random_hex: randomness for the request id, used when the client sent no usable one.
+    """
+    request_id = sane_request_id(head.header(REQUEST_ID_HEADER)) or format_request_id(random_hex)
+    common = ((REQUEST_ID_HEADER, request_id),) + CORS_HEADERS
+    try:
+        route = route_request(head.method, head.target)
+        if route.endpoint is Endpoint.PREFLIGHT:
+            headers = preflight_headers(head.header("access-control-request-headers"))
+            reply = Reply(status=200, headers=headers + ((REQUEST_ID_HEADER, request_id),), body=b"")
+            return ReplyNow(reply=reply, request_id=request_id, path=route.path)
+        if route.requires_auth:
+            authenticate(head.headers, auth.token)
+        declared = head.declared_length
+        if declared is not None and declared > state.body_limit:
+            raise _too_large(state.body_limit)
+        session = route.endpoint in _SESSION_ENDPOINTS
+        if session and state.shutting_down:
+            raise LocalProtocolError("The server is shutting down; retry shortly.", kind=ErrorKind.OVERLOADED)
+        if session and state.session_limit and state.sessions_in_use >= state.session_limit:
+            raise LocalProtocolError(
+                f"Too many concurrent requests (limit {state.session_limit}); retry shortly.",
+                kind=ErrorKind.OVERLOADED,
+            )
+    except ProtocolError as error:
+        path = split_target(head.target)
+        reply = _error_reply(error, dialect_for_path(path), common)
+        if head.method == "HEAD":
+            reply = _bodiless(reply)
+        return ReplyNow(reply=reply, request_id=request_id, path=path)
+    return Serve(
+        route=route,
+        request_id=request_id,
+        headers=common,
+        session=session,
+        body_limit=state.body_limit,
+        omit_body=head.method == "HEAD",
+    )
+
+
+def endpoint_error(serve: Serve, error: ProtocolError) -> Reply:
+    """The answer to an endpoint that raised ``error`` before it answered."""
+    return _error_reply(error, serve.dialect, serve.headers)
+
+
+def body_refused(problem: BodyProblem, limit: int, serve: Serve | None = None) -> Reply | None:
+    """The answer to a body that could not be read whole (``limit``: the body limit); None when
+    the client left. ``serve`` is None for a handler that reads bodies without the front door
+    (the simulator)."""
+    if problem is BodyProblem.CLIENT_GONE:
+        return None
+    if problem is BodyProblem.TOO_LARGE:
+        error = _too_large(limit)
+    elif problem is BodyProblem.TIMED_OUT:
+        error = LocalProtocolError("Timed out reading the request body.", kind=ErrorKind.INVALID_REQUEST, status_hint=408)
+    else:
+        error = LocalProtocolError("Malformed request body.", kind=ErrorKind.INVALID_REQUEST)
+    return _error_reply(error, *_shape(serve))
+
+
+def malformed_request(status_hint: int, detail: str) -> Reply:
+    """The answer to bytes that are not an HTTP request (``status_hint`` as the parser suggests).
+
+    ``detail`` is the parser's explanation; a Python repr in it (``bytearray(b'...')``) is cut off,
+    as it means nothing to a client.
+    """
+    kind = ErrorKind.INVALID_REQUEST if 400 <= status_hint < 500 else ErrorKind.API
+    detail = _REPR.split(detail, 1)[0].rstrip(" :,")
+    message = f"Malformed HTTP request: {detail}." if detail else "Malformed HTTP request."
+    return _error_reply(LocalProtocolError(message, kind=kind, status_hint=status_hint), Dialect.ANTHROPIC, CORS_HEADERS)
+
+
+def not_started(hint: str) -> Reply:
+    """The answer while the gateway is not running yet (or any more); ``hint`` says what to do."""
+    error = LocalProtocolError(f"kiro2api has not been started: {hint}", kind=ErrorKind.OVERLOADED, status_hint=503)
+    return _error_reply(error, Dialect.ANTHROPIC, CORS_HEADERS)
+
+
+def no_response(serve: Serve | None = None) -> Reply:
+    """The answer when a handler returned without answering (a bug)."""
+    error = LocalProtocolError("The request handler returned no response.", kind=ErrorKind.API, status_hint=500)
+    return _error_reply(error, *_shape(serve))
+
+
+def internal_error(serve: Serve | None = None) -> Reply:
+    """The answer when a handler failed unexpectedly; the details go to the log, not the client."""
+    error = LocalProtocolError("Internal server error.", kind=ErrorKind.API, status_hint=500)
+    return _error_reply(error, *_shape(serve))
+
+
+# A repr of bytes in a parser's message, e.g. ``bytearray(b'GARBAGE')`` or ``b'\x00'``.
+_REPR = re.compile(r"""(?:bytearray\(|bytes\()?b['"]""")
+
+
+def _too_large(limit: int) -> LocalProtocolError:
+    return LocalProtocolError(
+        f"Request body exceeds the limit of {limit} bytes.", kind=ErrorKind.REQUEST_TOO_LARGE, status_hint=413
+    )
+
+
+def _shape(serve: Serve | None) -> tuple[Dialect, tuple[tuple[str, str], ...]]:
+    if serve is None:
+        return Dialect.ANTHROPIC, CORS_HEADERS
+    return serve.dialect, serve.headers
+
+
+def _error_reply(error: ProtocolError, dialect: Dialect, common: tuple[tuple[str, str], ...]) -> Reply:
+    answer = error_answer(error, dialect)
+    return Reply(status=answer.status, headers=answer.headers + common, body=answer.body, error=error.kind)
+
+
+def _bodiless(reply: Reply) -> Reply:
+    # RFC 9110 §9.3.2: a HEAD answer has the headers a GET would get, length included.
+    return replace(reply, headers=reply.headers + (("content-length", str(len(reply.body))),), body=b"")
