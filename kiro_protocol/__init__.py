@@ -51,12 +51,10 @@ from .pool import (
     Decision,
     Done,
     Endpoints,
-    Exchange,
     LoadState,
     Persist,
     PoolSettings,
     Refresh,
-    Respond,
     Retry,
     SendUpstream,
     StartStream,
@@ -66,7 +64,6 @@ from .pool import (
     connection_failure,
     parse_accounts,
     parse_strategy,
-    stream_interrupted,
     unavailable_reason,
 )
 from .requests import (
@@ -84,7 +81,6 @@ from .requests import (
     parse_model_map,
     parse_openai_request,
 )
-from .requests import Request as ChatRequest
 from .responses import (
     AssistantResponse,
     ContextUsage,
@@ -101,9 +97,7 @@ from .responses import (
     UpstreamEvent,
     UpstreamException,
     encode_upstream_event,
-    openai_encoder,
 )
-from .wire import SSE_HEADERS
 
 __all__ = [
     "__version__",
@@ -115,18 +109,18 @@ __all__ = [
     "RequestHead", "ClientAuth", "ServerState", "front_door", "ReplyNow", "Serve", "Reply", "BodyProblem",
     "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
     # requests
-    "ChatRequest", "parse_anthropic_request", "parse_openai_request", "ConversionConfig", "KiroRequest",
+    "parse_anthropic_request", "parse_openai_request", "ConversionConfig", "KiroRequest",
     "convert_request", "ResponsePlan", "list_models", "parse_model_map", "KIRO_MODELS", "lint_kiro_body",
     "LintLimits", "THINKING_PREFIX_MARKER", "count_input_tokens",
     # pool
     "AccountConfig", "ConfigurationError", "parse_accounts", "Endpoints", "PoolSettings", "parse_strategy",
-    "AccountState", "unavailable_reason", "AccountCheck", "checks_due", "Exchange", "Decision", "LoadState",
+    "AccountState", "unavailable_reason", "AccountCheck", "checks_due", "Decision", "LoadState",
     "AcquireLease", "Wait", "Refresh", "CheckUsage", "Persist", "Retry", "SendUpstream", "StartStream",
-    "Respond", "Done", "UpstreamFailure", "connection_failure", "stream_interrupted",
+    "Done", "UpstreamFailure", "connection_failure",
     # one model request, end to end
     "ModelCall", "CallSetup", "CallIds", "Answer", "ClientOutput",
     # responses (the upstream events are what the simulator encodes)
-    "ResponseTranslator", "ResponseEncoder", "StopReason", "openai_encoder", "SSE_HEADERS", "UpstreamEvent",
+    "ResponseTranslator", "ResponseEncoder", "StopReason", "UpstreamEvent",
     "AssistantResponse", "ToolUse", "ReasoningContent", "Metering", "ContextUsage", "TokenUsage",
     "MessageMetadata", "MessageStop", "UpstreamError", "UpstreamException", "encode_upstream_event",
 ]
