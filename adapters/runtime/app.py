@@ -56,28 +56,11 @@ log = logging.getLogger("kiro2api.server")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class Request:
+class Request(RequestHead):
     """A complete request, as an endpoint sees it (the body was read before the endpoint runs)."""
 
-    #: ``GET``, ``POST``...
-    method: str
-    #: The request target: path and query string.
-    target: str
-    #: Header pairs, names lower-cased, in arrival order.
-    headers: tuple[tuple[str, str], ...]
     #: The whole body (bounded by MAX_REQUEST_BODY_BYTES).
     body: bytes = b""
-    #: ``1.1``, ``1.0`` or ``2``.
-    http_version: str = "1.1"
-    #: The peer address, for the access log.
-    client: str | None = None
-
-    def header(self, name: str) -> str | None:
-        """The first value of header ``name`` (give it lower-cased), or None."""
-        for key, value in self.headers:
-            if key == name:
-                return value
-        return None
 
 
 class RequestBody(Protocol):
