@@ -18,7 +18,7 @@ import anyio
 
 from kiro_protocol import Answer, ClientOutput, Done, ModelCall, SendUpstream, StartStream
 
-from .app import Lifecycle, RequestLog, Responder
+from .app import Lifecycle, RequestLog, Responder, send_reply
 from .pool_driver import PoolDriver
 from .upstream import UpstreamConnectionError, UpstreamStream
 
@@ -62,7 +62,7 @@ async def run_call(
                 async with stack:
                     await _stream(call, upstream, driver, respond, lifecycle, monotonic)
             elif isinstance(decision, Answer):
-                await respond.send_response(decision.status, decision.headers, decision.body)
+                await send_reply(respond, decision.reply)
             elif isinstance(decision, Done):
                 return
             elif not await driver.execute(decision, call):

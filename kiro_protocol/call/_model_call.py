@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .._errors import ErrorKind, LocalProtocolError, ProtocolError
-from ..http._messages import HttpResponse
+from ..http._messages import HttpResponse, Reply
 from ..http._routing import Dialect, error_answer
 from ..pool._accounts import AccountState, PoolSettings
 from ..pool._credentials import AccountConfig
@@ -87,11 +87,7 @@ class CallIds:
 class Answer(Decision):
     """Final: write this complete response (an error before any byte, or a non-streamed body)."""
 
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    #: The error class for the access log (None for a success).
-    error: str | None = None
+    reply: Reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -358,7 +354,7 @@ class ModelCall:
             assert final is not None
             self.committed = True
             self._exchange.client_bytes_sent()
-            self._answer = Answer(status=final.status, headers=final.headers, body=final.body)
+            self._answer = Answer(reply=final)
         self._settle = self._close(translator, failure)
 
     def _close(self, translator: ResponseTranslator, failure: UpstreamFailure | None) -> Callable[[float], None]:
@@ -373,5 +369,4 @@ class ModelCall:
         return lambda now: self._exchange.stream_failed(failure, now)
 
     def _error_answer(self, error: ProtocolError) -> Answer:
-        rendered = error_answer(error, self.dialect)
-        return Answer(status=rendered.status, headers=rendered.headers, body=rendered.body, error=error.kind.value)
+        return Answer(reply=error_answer(error, self.dialect))

@@ -18,13 +18,13 @@ from ._front_door import (
     malformed_request,
     no_response,
     not_started,
-    Reply,
     ReplyNow,
     RequestHead,
     Serve,
     ServerState,
 )
 from ._messages import (
+    Reply,
     HttpRequest,
     HttpResponse,
 )
@@ -35,7 +35,6 @@ from ._routing import (
     dialect_for_path,
     Endpoint,
     error_answer,
-    ErrorAnswer,
     extract_client_token,
     format_request_id,
     MethodNotAllowed,
@@ -73,7 +72,6 @@ __all__ = [
     "dialect_for_path",
     "Endpoint",
     "error_answer",
-    "ErrorAnswer",
     "extract_client_token",
     "format_request_id",
     "MethodNotAllowed",

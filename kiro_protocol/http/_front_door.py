@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass, replace
 
 from .._errors import ErrorKind, LocalProtocolError, ProtocolError
+from ._messages import Reply
 from ._routing import (
     CORS_HEADERS,
     REQUEST_ID_HEADER,
@@ -37,7 +38,6 @@ __all__ = [
     "RequestHead",
     "ClientAuth",
     "ServerState",
-    "Reply",
     "ReplyNow",
     "Serve",
     "BodyProblem",
@@ -110,17 +110,6 @@ class ServerState:
     session_limit: int = 0
     #: The largest request body accepted, in bytes.
     body_limit: int = 20 * 1024 * 1024
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Reply:
-    """A complete response to write as it is (the adapter adds only framing: content-length)."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-    #: The error class, for the access log (None for a success).
-    error: ErrorKind | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -281,8 +270,8 @@ def _shape(serve: Serve | None) -> tuple[Dialect, tuple[tuple[str, str], ...]]:
 
 
 def _error_reply(error: ProtocolError, dialect: Dialect, common: tuple[tuple[str, str], ...]) -> Reply:
-    answer = error_answer(error, dialect)
-    return Reply(status=answer.status, headers=answer.headers + common, body=answer.body, error=error.kind)
+    reply = error_answer(error, dialect)
+    return replace(reply, headers=reply.headers + common)
 
 
 def _bodiless(reply: Reply) -> Reply:

@@ -1,13 +1,16 @@
-"""A plain value for an HTTP request the core wants sent (refresh, usage, generate).
+"""Plain HTTP values: a request the core wants sent (refresh, usage, generate), an upstream
+answer fed back, and a complete reply for the client.
 
-The core decides *what* to send; an adapter's upstream client decides *how*.
+The core decides *what* is sent and answered; an adapter decides *how* the bytes move.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["HttpRequest", "HttpResponse"]
+from .._errors import ErrorKind
+
+__all__ = ["HttpRequest", "HttpResponse", "Reply"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -37,3 +40,14 @@ class HttpResponse:
     status: int
     headers: tuple[tuple[str, str], ...] = ()
     body: bytes = b""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reply:
+    """A complete response for the client, written as it is (the adapter adds only framing)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+    #: The error class, for the access log (None for a success).
+    error: ErrorKind | None = None

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._errors import ErrorKind, LocalProtocolError, ProtocolError
+from ._messages import Reply
 from ._error_bodies import anthropic_error_body, openai_error_body
 
 __all__ = [
@@ -32,7 +33,6 @@ __all__ = [
     "sane_request_id",
     "format_request_id",
     "REQUEST_ID_HEADER",
-    "ErrorAnswer",
     "error_answer",
 ]
 
@@ -266,17 +266,9 @@ def format_request_id(random_hex: str) -> str:
     return f"req_{random_hex}"
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ErrorAnswer:
-    """A complete error response: status, headers (without CORS/request id) and JSON body."""
-
-    status: int
-    headers: tuple[tuple[str, str], ...]
-    body: bytes
-
-
-def error_answer(error: ProtocolError, dialect: Dialect) -> ErrorAnswer:
-    """Render ``error`` as a complete response in ``dialect``'s error shape."""
+def error_answer(error: ProtocolError, dialect: Dialect) -> Reply:
+    """Render ``error`` as a complete response in ``dialect``'s error shape (without the CORS and
+    request-id headers every answer gets)."""
     if dialect is Dialect.OPENAI:
         body = openai_error_body(error.kind, error.message, param=error.param)
     else:
@@ -286,4 +278,4 @@ def error_answer(error: ProtocolError, dialect: Dialect) -> ErrorAnswer:
         headers.append(("allow", ", ".join(error.allow)))
     if error.kind is ErrorKind.AUTHENTICATION:
         headers.append(("www-authenticate", 'Bearer realm="kiro2api"'))
-    return ErrorAnswer(status=error.status_hint, headers=tuple(headers), body=body)
+    return Reply(status=error.status_hint, headers=tuple(headers), body=body, error=error.kind)

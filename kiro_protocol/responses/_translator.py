@@ -26,7 +26,7 @@ from collections import deque
 
 from .._errors import ErrorKind, LocalProtocolError, RemoteProtocolError
 from .._util import NEED_DATA, NeedDataType
-from ..http._messages import HttpResponse
+from ..http._messages import Reply
 from ..pool._upstream_errors import UpstreamFailure, stream_interrupted
 from ..requests._plan import ResponsePlan
 from ..wire._eventstream import END_OF_STREAM, EventStreamDecoder
@@ -283,7 +283,7 @@ class ResponseTranslator:
         """The next lifecycle event (if ``keep_events``), or ``NEED_DATA``."""
         return self._events.popleft() if self._events else NEED_DATA
 
-    def final_response(self) -> HttpResponse | None:
+    def final_response(self) -> Reply | None:
         """For a non-streaming response, once it ended: the complete HTTP answer.
 
         200 with the encoder's body, or the error status with the encoder's error body. None
@@ -294,13 +294,14 @@ class ResponseTranslator:
         failure = self._tracker.failure
         if failure is None:
             assert self._body is not None
-            return HttpResponse(status=200, headers=(("content-type", self._encoder.media_type),), body=self._body)
+            return Reply(status=200, headers=(("content-type", self._encoder.media_type),), body=self._body)
         upstream = self._tracker.upstream_failure
         status = upstream.client_error.status_hint if upstream is not None else failure.kind.default_status
-        return HttpResponse(
+        return Reply(
             status=status,
             headers=(("content-type", JSON_MEDIA_TYPE),),
             body=self._encoder.error_body(failure.kind, failure.message),
+            error=failure.kind,
         )
 
     # -- internals ---------------------------------------------------------------------------

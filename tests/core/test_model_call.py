@@ -20,6 +20,7 @@ from kiro_protocol import (
     ConversionConfig,
     Dialect,
     Done,
+    ErrorKind,
     LoadState,
     LocalProtocolError,
     ModelCall,
@@ -192,22 +193,22 @@ def test_an_upstream_error_status_is_answered_in_the_clients_dialect() -> None:
     for dialect, body in ((Dialect.ANTHROPIC, anthropic()), (Dialect.OPENAI, {"model": "claude-sonnet-4-5", "messages": [{"role": "user", "content": "hi"}], "stream": True})):
         call = call_for(body, dialect=dialect)
         run = drive(call, [(400, bad)])
-        assert run.answer is not None and run.answer.status == 400 and run.outputs == []
-        error = json.loads(run.answer.body)
+        assert run.answer is not None and run.answer.reply.status == 400 and run.outputs == []
+        error = json.loads(run.answer.reply.body)
         if dialect is Dialect.ANTHROPIC:
             assert error["type"] == "error" and error["error"]["type"] == "invalid_request_error"
         else:
             assert error["error"]["type"] == "invalid_request_error" and "type" not in error
-        assert run.answer.error == "invalid_request_error" == call.error
+        assert run.answer.reply.error is ErrorKind.INVALID_REQUEST and call.error == "invalid_request_error"
 
 
 def test_a_non_streaming_answer_is_one_complete_response() -> None:
     call = call_for(anthropic(stream=False))
     run = drive(call, [(200, TEXT)])
-    assert run.outputs == [] and run.answer is not None and run.answer.status == 200
-    message = json.loads(run.answer.body)
+    assert run.outputs == [] and run.answer is not None and run.answer.reply.status == 200
+    message = json.loads(run.answer.reply.body)
     assert message["type"] == "message" and message["content"] == [{"type": "text", "text": "Hello"}]
-    assert run.answer.error is None and call.committed
+    assert run.answer.reply.error is None and call.committed
 
 
 def test_disable_stream_holds_everything_until_the_end() -> None:
@@ -242,8 +243,8 @@ def test_shutdown_past_the_commit_point_ends_the_stream_with_an_error_event() ->
 def test_shutdown_before_the_commit_point_answers_529() -> None:
     call = call_for(anthropic())
     run = drive(call, [(200, TEXT)], mid_stream=lambda c: c.shutdown(1.5))
-    assert run.outputs == [] and run.answer is not None and run.answer.status == 529
-    assert json.loads(run.answer.body)["error"]["type"] == "overloaded_error"
+    assert run.outputs == [] and run.answer is not None and run.answer.reply.status == 529
+    assert json.loads(run.answer.reply.body)["error"]["type"] == "overloaded_error"
     assert counters(run)["requests"] == 1, "the upstream call is still accounted"
     assert call.error == "shutdown" and "failures" not in counters(run)
 

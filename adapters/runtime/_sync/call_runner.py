@@ -19,7 +19,7 @@ from . import _anyio as anyio
 
 from kiro_protocol import Answer, ClientOutput, Done, ModelCall, SendUpstream, StartStream
 
-from .app import Lifecycle, RequestLog, Responder
+from .app import Lifecycle, RequestLog, Responder, send_reply
 from .pool_driver import PoolDriver
 from .upstream import UpstreamConnectionError, UpstreamStream
 
@@ -63,7 +63,7 @@ def run_call(
                 with stack:
                     _stream(call, upstream, driver, respond, lifecycle, monotonic)
             elif isinstance(decision, Answer):
-                respond.send_response(decision.status, decision.headers, decision.body)
+                send_reply(respond, decision.reply)
             elif isinstance(decision, Done):
                 return
             elif not driver.execute(decision, call):
