@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test typecheck unit fuzz bench clean
+.PHONY: serve test test-core test-runtime test-e2e typecheck unit fuzz bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,13 +15,33 @@ $(STAMP): pyproject.toml
 serve: $(STAMP)
 	$(BIN)/kiro2api serve
 
-# The end-to-end tests need real peers: a redis-server and the pinned Claude Code CLI. The
-# scripts install them when missing (idempotent, quick when present).
+# Everything: mypy, the three test tiers (the pure one under coverage), the bounded fuzz
+# targets. The end-to-end tests need real peers: a redis-server and the pinned Claude Code CLI;
+# the scripts install them when missing (idempotent, quick when present). Any test file not yet
+# sorted into a tier (tests/*.py) runs with the runtime and end-to-end tiers.
 test: $(STAMP)
 	scripts/ensure-redis-server
 	$(BIN)/mypy
-	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" $(BIN)/pytest
+	$(MAKE) --no-print-directory test-core
+	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" $(BIN)/pytest tests --ignore=tests/core
 	$(BIN)/pytest fuzz -p no:cacheprovider --hypothesis-profile=ci
+
+# Tier (a), the pure core (no socket, no process; tests/core/conftest.py enforces it), under
+# coverage: prints the TOTAL line of kiro_protocol's branch coverage, fails under 95 %.
+test-core: $(STAMP)
+	$(BIN)/coverage erase
+	$(BIN)/coverage run -m pytest tests/core -p no:cacheprovider
+	@$(BIN)/coverage report > $(VENV)/coverage-core.txt; status=$$?; \
+	grep -E '^(Name|TOTAL|Coverage failure)' $(VENV)/coverage-core.txt; exit $$status
+
+# Tier (b), the runtime: stores, the upstream client and streams against loopback fakes.
+test-runtime: $(STAMP)
+	$(BIN)/pytest tests/runtime
+
+# Tier (c), end to end: servers, SDKs, the Claude Code CLI, redis, the conformance suite.
+test-e2e: $(STAMP)
+	scripts/ensure-redis-server
+	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" $(BIN)/pytest tests/e2e
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -37,4 +57,4 @@ bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis .coverage

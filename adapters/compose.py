@@ -6,7 +6,7 @@ built-in upstream simulator in front of the gateway and hand the gateway setting
 URLs point at it. They say so loudly: a WARNING banner at start-up and two fields in ``/health``.
 
 Servers and adapters never import this module or the simulator; the simulator in turn only uses
-the standalone server to listen (``tests/test_layering.py`` keeps both directions so).
+the standalone server to listen (``tests/runtime/test_layering.py`` keeps both directions so).
 """
 
 from __future__ import annotations

@@ -481,7 +481,7 @@ def configuration_markdown() -> str:
     out = [
         "# Configuration",
         "",
-        "<!-- Generated from adapters/runtime/settings.py (SETTINGS); tests/test_settings.py checks it is current. -->",
+        "<!-- Generated from adapters/runtime/settings.py (SETTINGS); tests/runtime/test_settings.py checks it is current. -->",
         "",
         "kiro2api reads its settings once at start-up. Precedence: command-line flags (`--host`, `--port`, "
         "`--env-file`) > environment variables > the `.env` file in the working directory (or the file "

@@ -77,7 +77,7 @@ class _Stream(httpcore.NetworkStream):
       the whole request (on loopback this took a quarter of a millisecond off the answer).
       The head is known by its place, not its bytes: an HTTP/1.1 client (httpcore's, without
       pipelining) writes a request only after it has read the previous answer, and writes its
-      head first, alone (tests/test_httpcore_internals.py holds httpcore to both). So the first
+      head first, alone (tests/runtime/test_httpcore_internals.py holds httpcore to both). So the first
       write on a stream, and the first after a read, is held until the next write or read.
       Holding any write that way is safe whatever it is, because the client reads next, and a
       read sends what is held first; a change in httpcore could cost the saving, never bytes.
@@ -241,7 +241,7 @@ class _DirectPool:
                 # free: a turn of the loop (behind everything else ready) on every call and every
                 # close. One call at a time per connection here, so it is never contended. A
                 # private attribute: the pin of httpcore in pyproject.toml and
-                # tests/test_httpcore_internals.py keep it what this expects.
+                # tests/runtime/test_httpcore_internals.py keep it what this expects.
                 connection._state_lock = _UncontendedLock()  # type: ignore[assignment]
         try:
             response = lease.connection.handle_request(request)

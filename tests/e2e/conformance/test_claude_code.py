@@ -1,0 +1,92 @@
+"""The Claude Code CLI, headless and offline, on every way of serving (docs/clients.md).
+
+The streaming fallback and retries are off, so a broken stream fails the test instead of being
+silently retried without streaming. Skipped when the CLI cannot be installed
+(``scripts/ensure-claude-code``; ``CLAUDE_CODE_BIN`` overrides the path).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conformance.conftest import ROOT, Gateway
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
+
+
+@functools.cache
+def claude_binary() -> str | None:
+    explicit = os.environ.get("CLAUDE_CODE_BIN")
+    if explicit:
+        return explicit
+    try:
+        done = subprocess.run(
+            [str(ROOT / "scripts" / "ensure-claude-code")], capture_output=True, text=True, timeout=600, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    path = done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else ""
+    return path or None
+
+
+def run_claude(gateway: Gateway, tmp_path: Path, prompt: str) -> dict[str, Any]:
+    binary = claude_binary()
+    if binary is None:
+        pytest.skip("Claude Code CLI not available (scripts/ensure-claude-code failed)")
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(home),
+        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
+        "ANTHROPIC_BASE_URL": gateway.url,
+        "ANTHROPIC_API_KEY": gateway.token,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK": "1",
+        "CLAUDE_CODE_MAX_RETRIES": "0",
+    }
+    done = subprocess.run(
+        [binary, "-p", prompt, "--output-format", "json", "--max-turns", "4", "--allowedTools", "Bash(echo:*)"],
+        cwd=work,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.stdout.strip(), f"claude printed nothing (exit {done.returncode}): {done.stderr[-2000:]!r}"
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def test_one_turn_answer(gateway: Gateway, tmp_path: Path, marker: str) -> None:
+    result = run_claude(gateway, tmp_path, f"Say hello {marker}")
+    assert result["is_error"] is False, result
+    assert result["result"].strip()
+    calls = gateway.generate_calls(marker)
+    assert len(calls) == 1 and calls[0]["outcome"] == "complete"
+
+
+def test_tool_round_trip(gateway: Gateway, tmp_path: Path, marker: str) -> None:
+    result = run_claude(gateway, tmp_path, f"Use the Bash tool to run `echo {marker}-ran`")
+    assert result["is_error"] is False, result
+    calls = gateway.generate_calls(marker)
+    assert len(calls) == 2
+    tool_call = calls[0]["sent"]["toolCalls"][0]
+    assert tool_call["name"] == "Bash" and tool_call["input"]["command"] == f"echo {marker}-ran"
+    context = calls[1]["body"]["conversationState"]["currentMessage"]["userInputMessage"]["userInputMessageContext"]
+    (tool_result,) = context["toolResults"]
+    assert tool_result["toolUseId"] == tool_call["toolUseId"]
+    assert f"{marker}-ran" in json.dumps(tool_result["content"])
+    assert f"{marker}-ran" in result["result"]
