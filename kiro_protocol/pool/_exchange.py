@@ -208,8 +208,14 @@ class Exchange:
 
     def _out_of_accounts(self, now: float) -> Decision:
         assert self._states is not None
+        failed = self._tried
+        if self._attempts >= self._settings.max_attempts:
+            # Out of attempts, not of accounts: an account never tried (or refreshed and not
+            # tried again) is not "usable" for this request, and the client should see why.
+            spent = f"not tried (again): the request used its {self._attempts} attempt(s)"
+            failed = {a.account_id: self._tried.get(a.account_id, spent) for a in self._accounts}
         return self._fail(
-            no_account_error(self._accounts, self._states, now, failed=self._tried, last_error=self._last_error)
+            no_account_error(self._accounts, self._states, now, failed=failed, last_error=self._last_error)
         )
 
     def _select(self, now: float) -> Decision:

@@ -67,6 +67,8 @@ def test_the_retry_after_a_refresh_counts_against_max_attempts() -> None:
     assert isinstance(final, Respond) and isinstance(final.error, NoAccountAvailableError)
     assert final.error.status_hint == 502
     assert final.error.message.startswith("No Kiro account is available.")
+    assert "usable" not in final.error.message
+    assert "not tried (again): the request used its 1 attempt(s)" in final.error.message
     assert exchange.phase is ExchangePhase.FAILED
     assert exchange.next_decision(NOW) == final  # the final answer, as often as asked
 
