@@ -29,9 +29,6 @@ from ._handler import Handler, Lifecycle
 
 __all__ = ["H2Pump", "H2_PREFACE"]
 
-# The write lock's home was this module; its tests import it from here.
-_WriteLock = WriteLock
-
 log = logging.getLogger("kiro2api.server")
 
 #: What an HTTP/2 client sends first (RFC 9113 §3.4); seeing it on a cleartext connection

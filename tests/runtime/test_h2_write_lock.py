@@ -5,7 +5,7 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from adapters.anyio_server._h2_pump import _WriteLock
+from adapters.anyio_server._h2_stream import WriteLock
 
 pytestmark = pytest.mark.anyio
 
@@ -16,7 +16,7 @@ def anyio_backend() -> str:
 
 
 async def test_writers_take_turns_in_arrival_order() -> None:
-    lock = _WriteLock()
+    lock = WriteLock()
     order: list[str] = []
     inside = 0
 
@@ -38,7 +38,7 @@ async def test_writers_take_turns_in_arrival_order() -> None:
 
 
 async def test_a_cancelled_waiter_neither_holds_nor_loses_the_lock() -> None:
-    lock = _WriteLock()
+    lock = WriteLock()
     got: list[str] = []
 
     async def waiter(name: str, scope: anyio.CancelScope | None = None) -> None:
@@ -79,7 +79,7 @@ async def test_a_cancelled_waiter_neither_holds_nor_loses_the_lock() -> None:
 async def test_a_waiter_cancelled_after_the_hand_over_passes_the_lock_on() -> None:
     import asyncio
 
-    lock = _WriteLock()
+    lock = WriteLock()
     got: list[str] = []
 
     async def waiter(name: str) -> None:
