@@ -6,7 +6,7 @@ both pumps drive one shared handler (``App``: the core's front door, then an ``A
 
 from ._common import ConnectionLimits
 from adapters.runtime.basic_service import BasicService, ModelEntry
-from ._handler import (
+from adapters.runtime.app import (
     ApiService,
     App,
     Handler,

@@ -20,7 +20,7 @@ from adapters.runtime.answers import ResponseProgress, reason_phrase, stream_hea
 from kiro_protocol import BodyProblem, Reply, RequestHead, internal_error, malformed_request, no_response
 
 from ._common import IO_ERRORS, READ_SIZE, ConnectionLimits, WriteWatch
-from ._handler import Handler, Lifecycle
+from adapters.runtime.app import Handler, Lifecycle
 
 __all__ = ["H11Pump"]
 

@@ -25,7 +25,7 @@ from kiro_protocol import internal_error, no_response
 
 from ._common import IO_ERRORS, READ_SIZE, ConnectionLimits, WriteWatch
 from ._h2_stream import H2Responder, H2Stream, StreamGone, WriteLock
-from ._handler import Handler, Lifecycle
+from adapters.runtime.app import Handler, Lifecycle
 
 __all__ = ["H2Pump", "H2_PREFACE"]
 

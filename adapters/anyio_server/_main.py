@@ -15,7 +15,7 @@ from adapters.runtime.stores import StoreConfigurationError
 from kiro_protocol import __version__, ConfigurationError
 
 from ._common import ConnectionLimits
-from ._handler import ApiService, App, Lifecycle
+from adapters.runtime.app import ApiService, App, Lifecycle
 from ._server import Server, handle_signals, make_ssl_context
 
 __all__ = ["build_server", "serve_settings", "run"]

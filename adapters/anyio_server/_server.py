@@ -22,7 +22,7 @@ from adapters.runtime.aio import AioStream, open_server, running_asyncio
 from ._common import IO_ERRORS, ConnectionLimits
 from ._h2_pump import H2_PREFACE, H2Pump
 from ._h11_pump import H11Pump
-from ._handler import Handler, Lifecycle
+from adapters.runtime.app import Handler, Lifecycle
 
 __all__ = ["Server", "make_ssl_context", "handle_signals"]
 

@@ -22,7 +22,7 @@ import pytest
 from anyio.streams.tls import TLSAttribute
 
 from adapters.anyio_server import App, BasicService, ConnectionLimits, Lifecycle, Request, RequestContext, Responder, Server
-from adapters.anyio_server._handler import Handler, RequestBody, RequestHead
+from adapters.runtime.app import Handler, RequestBody, RequestHead
 from adapters.runtime.aio import AioStream
 
 pytestmark = [pytest.mark.anyio, pytest.mark.timeout(30)]
