@@ -7,7 +7,7 @@ Lookup order in ``resolve_model``:
 2. the built-in table of public names (dated, undated and ``-latest`` aliases);
 3. a Kiro id given directly (``claude-sonnet-4.5``);
 4. family matching: the name is read as family (opus / sonnet / haiku) plus version, in either
-   Anthropic spelling (``claude-opus-4-8``, ``claude-3-7-sonnet``), and mapped to that family's
+   Anthropic spelling (``claude-opus-4-8``, ``claude-3-7-sonnet``, ``claude-3-opus``), and mapped to that family's
    Kiro id of the same version, else of the newest version not newer than the one asked for
    (a newer Claude Code release naming ``claude-opus-5-5`` gets the newest Opus Kiro offers).
 
@@ -98,33 +98,47 @@ PUBLIC_MODELS: dict[str, str] = {
 
 # Family + version in either spelling: "claude-opus-4-8", "claude-sonnet-4.5-20250929",
 # "claude-3-7-sonnet-latest", "us.anthropic.claude-haiku-4-5-20251001-v1:0".
+# The version-first spelling may lack the minor version: "claude-3-opus-20240229".
 _FAMILY_FIRST = re.compile(r"claude-(opus|sonnet|haiku)(?:-(\d{1,2})(?:[-.](\d{1,2})(?!\d))?)?(?!\d)")
-_VERSION_FIRST = re.compile(r"claude-(\d{1,2})[-.](\d{1,2})-(opus|sonnet|haiku)")
+_VERSION_FIRST = re.compile(r"claude-(\d{1,2})(?:[-.](\d{1,2}))?-(opus|sonnet|haiku)")
 _SUFFIXES = ("-thinking",)
+
+
+def _family_version(name: str) -> tuple[str, tuple[int, int] | None] | None:
+    """The family and version a lower-case model name spells, in either spelling."""
+    m = _VERSION_FIRST.search(name)
+    if m is not None:
+        return m.group(3), (int(m.group(1)), int(m.group(2) or 0))
+    f = _FAMILY_FIRST.search(name)
+    if f is None:
+        return None
+    major, minor = f.group(2), f.group(3)
+    return f.group(1), ((int(major), int(minor or 0)) if major is not None else None)
+
+
+def _display_name(name: str, kiro_model: _KiroModel | None) -> str:
+    """What the public name calls itself: ``claude-3-5-haiku-20241022`` is "Claude Haiku 3.5"
+    even though Kiro serves it with Haiku 4.5, so the list never names a model that was not asked for."""
+    parsed = _family_version(name.lower())
+    if parsed is not None and parsed[1] is not None:
+        family, (major, minor) = parsed[0], parsed[1]
+        return f"Claude {family.capitalize()} {major}" + (f".{minor}" if minor else "")
+    return kiro_model.display_name if kiro_model is not None else name
 
 
 def _info(name: str, kiro_id: str) -> ModelInfo:
     known = _BY_KIRO_ID.get(kiro_id)
+    display = _TABLE_DISPLAY_NAMES.get(name) or _display_name(name, known)
     if known is None:
-        return ModelInfo(name=name, kiro_id=kiro_id, display_name=name)
-    return ModelInfo(
-        name=name, kiro_id=kiro_id, context_window=known.context_window, display_name=known.display_name
-    )
+        return ModelInfo(name=name, kiro_id=kiro_id, display_name=display)
+    return ModelInfo(name=name, kiro_id=kiro_id, context_window=known.context_window, display_name=display)
 
 
 def _family_match(name: str) -> str | None:
-    family: str
-    version: tuple[int, int] | None
-    m = _VERSION_FIRST.search(name)
-    if m is not None:
-        family, version = m.group(3), (int(m.group(1)), int(m.group(2)))
-    else:
-        f = _FAMILY_FIRST.search(name)
-        if f is None:
-            return None
-        family = f.group(1)
-        major, minor = f.group(2), f.group(3)
-        version = (int(major), int(minor or 0)) if major is not None else None
+    parsed = _family_version(name)
+    if parsed is None:
+        return None
+    family, version = parsed
     candidates = sorted((m for m in KIRO_MODELS if m.family == family), key=lambda m: m.version)
     if not candidates:
         return None
@@ -132,6 +146,10 @@ def _family_match(name: str) -> str | None:
         return candidates[-1].kiro_id
     not_newer = [m for m in candidates if m.version <= version]
     return (not_newer[-1] if not_newer else candidates[0]).kiro_id
+
+
+# Computed once: the table's names are listed on every GET /v1/models and resolved on most requests.
+_TABLE_DISPLAY_NAMES = {name: _display_name(name, _BY_KIRO_ID.get(kiro_id)) for name, kiro_id in PUBLIC_MODELS.items()}
 
 
 def resolve_model(name: str, overrides: Mapping[str, str] | None = None) -> ModelInfo:

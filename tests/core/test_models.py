@@ -48,6 +48,11 @@ def test_table(name: str, kiro_id: str, window: int) -> None:
         ("claude-sonnet-4.5", "claude-sonnet-4.5"),  # a Kiro id given directly
         ("claude-sonnet-4-5-thinking", "claude-sonnet-4.5"),
         ("claude-opus-4-6-thinking", "claude-opus-4.6"),
+        # Version first without a minor version: the Claude 3 names.
+        ("claude-3-opus-20240229", "claude-opus-4.5"),
+        ("claude-3-haiku-20240307", "claude-haiku-4.5"),
+        ("claude-3-sonnet-20240229", "claude-3.7-sonnet"),
+        ("claude-3-opus-latest", "claude-opus-4.5"),
     ],
 )
 def test_family_matching(name: str, kiro_id: str) -> None:
@@ -82,6 +87,29 @@ def test_list_models_covers_the_table() -> None:
     models = list_models()
     assert {m.name for m in models} == set(PUBLIC_MODELS)
     assert all(m.display_name for m in models)
+
+
+@pytest.mark.parametrize(
+    ("name", "display"),
+    [
+        ("claude-3-5-haiku-20241022", "Claude Haiku 3.5"),  # served by Haiku 4.5, named as asked
+        ("claude-opus-4-20250514", "Claude Opus 4"),
+        ("claude-opus-4-1", "Claude Opus 4.1"),
+        ("claude-sonnet-4-0", "Claude Sonnet 4"),
+        ("claude-3-7-sonnet-latest", "Claude Sonnet 3.7"),
+        ("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5"),
+        ("claude-opus-4-8", "Claude Opus 4.8"),
+    ],
+)
+def test_display_name_is_the_public_names_own(name: str, display: str) -> None:
+    assert resolve_model(name).display_name == display
+    assert {m.name: m.display_name for m in list_models()}[name] == display
+
+
+def test_display_name_of_an_override_without_a_version_is_the_kiro_models() -> None:
+    overrides = {"my-claude": "claude-sonnet-4.6", "deepseek": "deepseek-3.2"}
+    assert resolve_model("my-claude", overrides).display_name == "Claude Sonnet 4.6"
+    assert resolve_model("deepseek", overrides).display_name == "deepseek"
 
 
 def test_parse_model_map() -> None:
