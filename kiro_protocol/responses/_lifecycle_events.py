@@ -57,7 +57,7 @@ class StopReason(enum.Enum):
 
     #: The model finished its answer.
     END_TURN = "end_turn"
-    #: The answer was cut for length (Kiro's content-length exception, or ``max_tokens`` reached).
+    #: Kiro cut the answer for length (its content-length exception or its ``MAX_TOKENS`` stop reason).
     MAX_TOKENS = "max_tokens"
     #: A requested stop sequence appeared in the text; the text was cut before it.
     STOP_SEQUENCE = "stop_sequence"

@@ -23,8 +23,6 @@ def decide_stop_reason(
     length_cut: bool,
     upstream_stop_reason: str | None,
     tool_calls: int,
-    output_tokens: int,
-    max_tokens: int,
 ) -> StopReason:
     """Why the turn ended; the first matching rule wins.
 
@@ -32,8 +30,11 @@ def decide_stop_reason(
     2. Kiro cut the answer for length (a content-length exception after output began, or its own
        ``MAX_TOKENS`` stop reason) -> ``max_tokens``;
     3. the turn contains a tool call -> ``tool_use`` (Claude Code runs tools only then);
-    4. the output reached the client's ``max_tokens`` (Kiro does not enforce it) -> ``max_tokens``;
-    5. otherwise ``end_turn``.
+    4. otherwise ``end_turn``.
+
+    The client's ``max_tokens`` plays no part: Kiro takes no such limit and the gateway does not
+    cut answers, so an answer longer than it was still delivered whole. Calling it ``max_tokens``
+    would make clients ask for a continuation of a complete answer (docs/response.md, Stop reason).
     """
     if stop_sequence is not None:
         return StopReason.STOP_SEQUENCE
@@ -41,8 +42,6 @@ def decide_stop_reason(
         return StopReason.MAX_TOKENS
     if tool_calls:
         return StopReason.TOOL_USE
-    if max_tokens > 0 and output_tokens >= max_tokens:
-        return StopReason.MAX_TOKENS
     return StopReason.END_TURN
 
 

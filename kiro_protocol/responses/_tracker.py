@@ -494,8 +494,6 @@ class ResponseTracker:
             length_cut=self._length_cut,
             upstream_stop_reason=self._upstream_stop,
             tool_calls=self._tool_calls,
-            output_tokens=self._compute_usage().output_tokens,
-            max_tokens=self.plan.max_tokens,
         )
 
     def _compute_usage(self) -> Usage:

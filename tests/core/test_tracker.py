@@ -268,15 +268,15 @@ def test_upstream_max_tokens_stop_reason() -> None:
     assert tracker.stop_reason is StopReason.MAX_TOKENS
 
 
-def test_output_reaching_max_tokens_is_max_tokens() -> None:
-    # estimate_tokens=len: 10 characters are 10 tokens.
-    tracker, _ = run(text("0123456789"), max_tokens=10)
-    assert tracker.stop_reason is StopReason.MAX_TOKENS
-    tracker, _ = run(text("012345678"), max_tokens=10)
+def test_a_complete_answer_longer_than_max_tokens_ends_the_turn() -> None:
+    # estimate_tokens=len: the answer is ten times the client's max_tokens, all of it delivered.
+    tracker, events = run(text("0123456789" * 10), max_tokens=10)
     assert tracker.stop_reason is StopReason.END_TURN
+    assert shape(events)[-2:] == ["delta:end_turn", "message_stop"]
+    assert tracker.usage.output_tokens == 100  # reported as it was, not clipped to max_tokens
 
 
-def test_tool_use_wins_over_the_max_tokens_estimate_but_not_over_a_length_cut() -> None:
+def test_tool_use_with_output_over_max_tokens_but_not_over_a_length_cut() -> None:
     tracker, _ = run(tool("tooluse_1", input='{"a":"0123456789"}', stop=True), max_tokens=5)
     assert tracker.stop_reason is StopReason.TOOL_USE
     tracker, _ = run(
@@ -421,19 +421,17 @@ def test_stop_sequence_right_after_a_cut_off_tool_fails_once() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "expected"),
     [
-        (dict(stop_sequence="X", length_cut=True, tool_calls=1, output_tokens=99), StopReason.STOP_SEQUENCE),
+        (dict(stop_sequence="X", length_cut=True, tool_calls=1), StopReason.STOP_SEQUENCE),
         (dict(length_cut=True, tool_calls=1), StopReason.MAX_TOKENS),
         (dict(upstream_stop_reason="MAX_TOKENS", tool_calls=1), StopReason.MAX_TOKENS),
-        (dict(upstream_stop_reason="END_TURN", tool_calls=2, output_tokens=99), StopReason.TOOL_USE),
-        (dict(output_tokens=10), StopReason.MAX_TOKENS),
-        (dict(output_tokens=9), StopReason.END_TURN),
-        (dict(output_tokens=10, max_tokens=0), StopReason.END_TURN),
+        (dict(upstream_stop_reason="END_TURN", tool_calls=2), StopReason.TOOL_USE),
+        (dict(upstream_stop_reason="END_TURN"), StopReason.END_TURN),
+        (dict(upstream_stop_reason="LENGTH"), StopReason.MAX_TOKENS),
+        (dict(), StopReason.END_TURN),
     ],
 )
 def test_decide_stop_reason(kwargs: dict[str, Any], expected: StopReason) -> None:
-    args: dict[str, Any] = dict(
-        stop_sequence=None, length_cut=False, upstream_stop_reason=None, tool_calls=0, output_tokens=0, max_tokens=10
-    )
+    args: dict[str, Any] = dict(stop_sequence=None, length_cut=False, upstream_stop_reason=None, tool_calls=0)
     args.update(kwargs)
     assert decide_stop_reason(**args) is expected
 

@@ -121,6 +121,33 @@ def test_a_2000_frame_answer_arrives_complete(gateway: Gateway, marker: str) -> 
     assert [f"chunk-{i}" for i in range(1, 2001)] == text.split()[-2000:]
 
 
+def test_stop_reason_max_tokens_only_when_the_answer_was_cut(gateway: Gateway, marker: str) -> None:
+    # 300 frames are far more than max_tokens=50 by any estimate, but the answer is complete.
+    api = client(gateway)
+    with api.messages.stream(model=MODEL, max_tokens=50, messages=ask(f"[[sim:long:300]] {marker} a")) as stream:
+        text = "".join(stream.text_stream)
+        streamed = stream.get_final_message()
+    assert text.split()[-300:] == [f"chunk-{i}" for i in range(1, 301)]
+    assert streamed.stop_reason == "end_turn" and streamed.usage.output_tokens > 50
+    whole = api.messages.create(model=MODEL, max_tokens=50, messages=ask(f"[[sim:long:300]] {marker} b"))
+    assert whole.stop_reason == "end_turn"
+    # Kiro's own length cut is the one max_tokens.
+    cut = api.messages.create(model=MODEL, max_tokens=64000, messages=ask(f"[[sim:content-length-exceeded]] {marker}"))
+    assert cut.stop_reason == "max_tokens" and cut.content
+
+
+def test_stream_and_non_stream_report_the_same_usage(gateway: Gateway, marker: str) -> None:
+    api = client(gateway)
+    prompt = ask(f"Say hello {marker}")
+    with api.messages.stream(model=MODEL, max_tokens=200, messages=prompt) as stream:
+        streamed = stream.get_final_message()
+    whole = api.messages.create(model=MODEL, max_tokens=200, messages=prompt)
+    assert streamed.content[0].type == "text" and whole.content[0].type == "text"
+    assert streamed.content[0].text == whole.content[0].text
+    assert streamed.usage.model_dump() == whole.usage.model_dump()
+    assert streamed.usage.input_tokens > 0
+
+
 def test_models_and_count_tokens(gateway: Gateway) -> None:
     api = client(gateway)
     ids = [m.id for m in api.models.list()]

@@ -90,3 +90,15 @@ def test_tool_round_trip(gateway: Gateway, tmp_path: Path, marker: str) -> None:
     assert tool_result["toolUseId"] == tool_call["toolUseId"]
     assert f"{marker}-ran" in json.dumps(tool_result["content"])
     assert f"{marker}-ran" in result["result"]
+
+
+def test_a_long_complete_answer_is_a_success_in_one_turn(gateway: Gateway, tmp_path: Path, marker: str) -> None:
+    # About 40,000 output tokens by the gateway's estimate, over Claude Code's max_tokens of 32,000:
+    # complete all the same, so it ends with end_turn and Claude Code does not ask again.
+    result = run_claude(gateway, tmp_path, f"Write a very long essay {marker} [[sim:long:10000]]")
+    assert result["is_error"] is False, {k: v for k, v in result.items() if k != "result"}
+    assert result["num_turns"] == 1
+    assert result["result"].split()[-1] == "chunk-10000"
+    calls = gateway.generate_calls(marker)
+    assert len(calls) == 1 and calls[0]["outcome"] == "complete"
+    assert result["usage"]["output_tokens"] > 32_000

@@ -96,6 +96,19 @@ def test_tool_round_trip(gateway: Gateway, marker: str) -> None:
     assert f"{marker}-output" in (second.choices[0].message.content or "")
 
 
+def test_finish_reason_length_only_when_the_answer_was_cut(gateway: Gateway, marker: str) -> None:
+    api = client(gateway)
+    whole = api.chat.completions.create(model=MODEL, max_tokens=50, messages=ask(f"[[sim:long:300]] {marker} a"))
+    assert whole.choices[0].finish_reason == "stop"
+    assert (whole.choices[0].message.content or "").split()[-1] == "chunk-300"
+    chunks = list(
+        api.chat.completions.create(model=MODEL, max_tokens=50, messages=ask(f"[[sim:long:300]] {marker} b"), stream=True)
+    )
+    assert [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason] == ["stop"]
+    cut = api.chat.completions.create(model=MODEL, messages=ask(f"[[sim:content-length-exceeded]] {marker}"))
+    assert cut.choices[0].finish_reason == "length"
+
+
 def test_models_list(gateway: Gateway) -> None:
     assert MODEL in [m.id for m in client(gateway).models.list()]
 
