@@ -52,6 +52,8 @@ ERROR_TYPES = frozenset(
 _DELTA_FOR_BLOCK = {
     "text": {"text_delta"},
     "tool_use": {"input_json_delta"},
+    "server_tool_use": {"input_json_delta"},
+    "web_search_tool_result": set(),
     "thinking": {"thinking_delta", "signature_delta"},
     "redacted_thinking": set(),
 }
@@ -211,11 +213,13 @@ def check_anthropic_stream(data: bytes) -> Transcript:
             if btype == "text":
                 if block.get("text") != "":
                     raise _fail(i, name, "text block must start empty")
-            elif btype == "tool_use":
+            elif btype in ("tool_use", "server_tool_use"):
                 if block.get("input") != {}:
-                    raise _fail(i, name, "tool_use must start with input {} (arguments only as deltas)")
+                    raise _fail(i, name, f"{btype} must start with input {{}} (arguments only as deltas)")
                 if not block.get("id") or not block.get("name"):
-                    raise _fail(i, name, "tool_use needs an id and a name")
+                    raise _fail(i, name, f"{btype} needs an id and a name")
+            elif btype == "web_search_tool_result":
+                _check_search_result(block)
             elif btype == "thinking":
                 if block.get("thinking") != "":
                     raise _fail(i, name, "thinking block must start empty")
@@ -261,7 +265,7 @@ def check_anthropic_stream(data: bytes) -> Transcript:
             if open_index is None or obj.get("index") != open_index:
                 raise _fail(i, name, f"stop for index {obj.get('index')!r}, open block is {open_index}")
             block = message["content"][open_index]
-            if open_type == "tool_use":
+            if open_type in ("tool_use", "server_tool_use"):
                 raw = "".join(tool_json)
                 try:
                     parsed = json.loads(raw)
@@ -334,15 +338,31 @@ def check_anthropic_message(body: bytes) -> dict[str, Any]:
         if btype == "text":
             if not isinstance(block.get("text"), str):
                 raise SSEViolation("text block without text")
-        elif btype == "tool_use":
+        elif btype in ("tool_use", "server_tool_use"):
             if not isinstance(block.get("input"), dict) or not block.get("id") or not block.get("name"):
-                raise SSEViolation(f"bad tool_use block {block!r}")
+                raise SSEViolation(f"bad {btype} block {block!r}")
+        elif btype == "web_search_tool_result":
+            _check_search_result(block)
         elif btype == "thinking":
             if not isinstance(block.get("thinking"), str) or not block.get("signature"):
                 raise SSEViolation("thinking block without thinking or signature")
         elif btype != "redacted_thinking":
             raise SSEViolation(f"unknown block type {btype!r}")
     return msg
+
+
+def _check_search_result(block: dict[str, Any]) -> None:
+    """A ``web_search_tool_result``: complete at start, every hit in Anthropic's shape."""
+    if not str(block.get("tool_use_id", "")).startswith("srvtoolu_") or not isinstance(block.get("content"), list):
+        raise SSEViolation(f"bad web_search_tool_result block {block!r}")
+    for hit in block["content"]:
+        if (
+            not isinstance(hit, dict)
+            or hit.get("type") != "web_search_result"
+            or not all(isinstance(hit.get(k), str) for k in ("title", "url", "encrypted_content"))
+            or not (hit.get("page_age") is None or isinstance(hit.get("page_age"), str))
+        ):
+            raise SSEViolation(f"bad web_search_result {hit!r}")
 
 
 def _need_str(i: int, name: str, obj: dict[str, Any], key: str) -> None:
@@ -359,5 +379,9 @@ def _check_usage(i: int, name: str, usage: object, *, need_input: bool = True) -
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise _fail(i, name, f"usage.{key} must be a non-negative integer, not {value!r}")
     for key, value in usage.items():
+        if key == "server_tool_use":
+            if not isinstance(value, dict) or not all(isinstance(n, int) and n >= 0 for n in value.values()):
+                raise _fail(i, name, f"usage.server_tool_use must count requests, not {value!r}")
+            continue
         if value is not None and (not isinstance(value, int) or value < 0):
             raise _fail(i, name, f"usage.{key} must be a non-negative integer, not {value!r}")

@@ -36,15 +36,20 @@ from ..pool._accounts import AccountState, PoolSettings
 from ..pool._credentials import AccountConfig
 from ..pool._decisions import Decision, Done, Respond
 from ..pool._exchange import Exchange
+from ..pool._kiro_identity import KiroOperation
+from ..pool._mcp import web_search_call_body, web_search_request_id
 from ..pool._upstream_errors import UpstreamFailure, stream_interrupted
 from ..requests._anthropic import parse_anthropic_request
 from ..requests._conversion import ConversionConfig, KiroRequest, convert_request
 from ..requests._model import Request
 from ..requests._openai import parse_openai_request
+from ..requests._web_search import WebSearch, web_search_of
+from ..responses._anthropic import AnthropicMessageEncoder, AnthropicStreamEncoder
 from ..responses._lifecycle_events import Usage
 from ..responses._openai import openai_encoder
 from ..responses._translator import ResponseTranslator
 from ..wire._sse import SSE_HEADERS
+from ._web_search import WebSearchAnswer
 
 __all__ = ["Answer", "CallIds", "CallSetup", "ClientOutput", "ModelCall", "SHUTDOWN_MESSAGE"]
 
@@ -52,6 +57,8 @@ __all__ = ["Answer", "CallIds", "CallSetup", "ClientOutput", "ModelCall", "SHUTD
 SHUTDOWN_MESSAGE = "The server is shutting down; retry the request."
 #: The access log's error class of an answer the shutdown deadline ended.
 _SHUTDOWN = "shutdown"
+#: What reads an upstream 200 body: the EventStream translator, or a web search's answer.
+_Reader = ResponseTranslator | WebSearchAnswer
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -125,10 +132,10 @@ class ModelCall:
         self.kiro: KiroRequest = convert_request(
             self.api, config=setup.conversion, continuation_id=ids.continuation_id, session_id_header=session_id
         )
-        self._exchange = Exchange(
-            accounts=setup.accounts, settings=setup.pool, body=self.kiro.body, new_id=ids.new_id, random=ids.random
-        )
-        self._translator: ResponseTranslator | None = None
+        #: A web search (served through Kiro's MCP endpoint, not the model), or None.
+        self.web_search: WebSearch | None = web_search_of(self.api)
+        self._exchange = self._new_exchange(self.kiro)
+        self._translator: _Reader | None = None
         #: Client bytes not yet handed out, the time the current stream started.
         self._pending = bytearray()
         self._started_at = 0.0
@@ -223,6 +230,9 @@ class ModelCall:
     def upstream_started(self, now: float, mono: float) -> None:
         """Upstream answered 200; its body goes to ``receive_data`` after ``StartStream``."""
         self._exchange.upstream_started(now)
+        if self.web_search is not None:
+            self._start_search(self.web_search, mono)
+            return
         plan = self.kiro.response_plan
         encoder = None
         if self.dialect is Dialect.OPENAI:
@@ -307,7 +317,7 @@ class ModelCall:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _streaming(self) -> ResponseTranslator:
+    def _streaming(self) -> _Reader:
         if not self.reading:
             raise LocalProtocolError("ModelCall: upstream data outside a running stream")
         assert self._translator is not None
@@ -328,7 +338,7 @@ class ModelCall:
         if translator.finished and self._settle is None and not self._final:
             self._ended(translator)
 
-    def _ended(self, translator: ResponseTranslator) -> None:
+    def _ended(self, translator: _Reader) -> None:
         if self._shutting_down:
             self._commit_due = self._end_due = True
             self._settle = self._close(translator, None)
@@ -357,7 +367,50 @@ class ModelCall:
             self._answer = Answer(reply=final)
         self._settle = self._close(translator, failure)
 
-    def _close(self, translator: ResponseTranslator, failure: UpstreamFailure | None) -> Callable[[float], None]:
+    def _new_exchange(self, kiro: KiroRequest) -> Exchange:
+        setup, ids = self._setup, self._ids
+        if self.web_search is not None:
+            request_id = web_search_request_id(ids.new_id().replace("-", ""), ids.created * 1000)
+            call = web_search_call_body(self.web_search.query, request_id)
+            return Exchange(
+                accounts=setup.accounts,
+                settings=setup.pool,
+                body=lambda profile_arn: call,
+                new_id=ids.new_id,
+                random=ids.random,
+                operation=KiroOperation.WEB_SEARCH,
+            )
+        return Exchange(
+            accounts=setup.accounts,
+            settings=setup.pool,
+            body=kiro.body,
+            new_id=ids.new_id,
+            random=ids.random,
+        )
+
+    def _start_search(self, search: WebSearch, mono: float) -> None:
+        """The ``/mcp`` answer is read by a ``WebSearchAnswer`` (call/_web_search.py)."""
+        plan = self.kiro.response_plan
+        if self.dialect is Dialect.OPENAI:
+            encoder = openai_encoder(plan, completion_id=f"chatcmpl-{self._ids.response_hex}", created=self._ids.created)
+        else:
+            encoder = AnthropicStreamEncoder() if plan.stream else AnthropicMessageEncoder()
+        self._translator = WebSearchAnswer(
+            plan,
+            query=search.query,
+            tool_use_id="srvtoolu_" + self._ids.new_id().replace("-", ""),
+            message_id=f"msg_{self._ids.response_hex}",
+            encoder=encoder,
+            server_blocks=self.dialect is not Dialect.OPENAI,
+            now=mono,
+            ping_interval=self._setup.ping_interval,
+        )
+        self._pending.clear()
+        self._started_at = mono
+        self._commit_due = self._end_due = False
+        self._take_bytes(mono)
+
+    def _close(self, translator: _Reader, failure: UpstreamFailure | None) -> Callable[[float], None]:
         """How the exchange learns the outcome of an answer that reached (or left) the client."""
         usage = self.usage = translator.usage
         credits = translator.credits or 0.0

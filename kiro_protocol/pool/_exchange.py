@@ -48,7 +48,8 @@ from ._decisions import (
     Wait,
 )
 from ._failures import Verdict, judge_failure, retry_after_seconds
-from ._kiro_identity import api_region, generate_headers
+from ._kiro_identity import KiroOperation, request_head
+from ._mcp import classify_mcp_failure
 from ._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
 from ._updates import AccountUpdate, CreditsUsed, Picked, RefreshFailed, Served, TokenRefreshed
 from ._upstream_errors import UpstreamFailure, classify_upstream_failure, connection_failure
@@ -112,6 +113,8 @@ class Exchange:
         body: serialises the Kiro body for a profileArn (``KiroRequest.body``).
         new_id: a fresh random id (UUID4 text) per call: invocation ids and the lease owner.
         random: a random float in [0, 1) per call: the back-off jitter.
+        operation: what is asked of Kiro: a model answer, or a web search through ``/mcp`` (whose
+            body ``body`` makes, and whose failures are classified as a search's).
     """
 
     def __init__(
@@ -122,8 +125,10 @@ class Exchange:
         body: BodyFactory,
         new_id: Callable[[], str],
         random: Callable[[], float],
+        operation: KiroOperation = KiroOperation.GENERATE,
     ) -> None:
         self._accounts = tuple(accounts)
+        self._operation = operation
         self._settings = settings
         self._body = body
         self._new_id = new_id
@@ -295,14 +300,14 @@ class Exchange:
         assert state.access_token is not None
         self._attempts += 1
         profile_arn = state.profile_arn or account.profile_arn
-        endpoints = self._settings.endpoints
-        url = endpoints.generate_url(api_region(account, profile_arn, endpoints.default_region))
-        headers = generate_headers(
+        url, headers = request_head(
+            self._operation,
             account=account,
             access_token=state.access_token,
-            url=url,
-            invocation_id=self._new_id(),
+            profile_arn=profile_arn,
+            endpoints=self._settings.endpoints,
             versions=self._settings.versions,
+            invocation_id=self._new_id(),
         )
         self._sent_token = state.access_token
         self.phase = ExchangePhase.SENDING
@@ -444,7 +449,8 @@ class Exchange:
         self._expect("upstream_answered")
         if status == 200:
             raise self._misuse("upstream_answered() with status 200; call upstream_started()")
-        self._failed(classify_upstream_failure(status, body), now, retry_after_seconds(headers))
+        classify = classify_mcp_failure if self._operation is KiroOperation.WEB_SEARCH else classify_upstream_failure
+        self._failed(classify(status, body), now, retry_after_seconds(headers))
 
     def upstream_failed(self, message: str, now: float) -> None:
         """No HTTP answer (connect error, reset, timeout). ``message`` must hold no secret."""

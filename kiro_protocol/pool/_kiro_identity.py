@@ -10,6 +10,7 @@ Request headers, and Endpoints and regions).
 
 from __future__ import annotations
 
+import enum
 import hashlib
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -17,6 +18,8 @@ from urllib.parse import quote
 from ._credentials import AccountConfig, region_from_profile_arn
 
 __all__ = [
+    "KiroOperation",
+    "request_head",
     "ClientVersions",
     "Endpoints",
     "DEFAULT_REGION",
@@ -24,6 +27,7 @@ __all__ = [
     "api_region",
     "auth_region",
     "generate_headers",
+    "mcp_headers",
     "usage_limits_headers",
 ]
 
@@ -60,6 +64,9 @@ class Endpoints:
 
     def generate_url(self, region: str) -> str:
         return self.api_base.format(region=region) + "/generateAssistantResponse"
+
+    def mcp_url(self, region: str) -> str:
+        return self.api_base.format(region=region) + "/mcp"
 
     def usage_limits_url(self, region: str, profile_arn: str | None) -> str:
         url = self.api_base.format(region=region) + "/getUsageLimits?origin=AI_EDITOR&resourceType=AGENTIC_REQUEST"
@@ -133,6 +140,64 @@ def generate_headers(
         ("amz-sdk-invocation-id", invocation_id),
         ("amz-sdk-request", "attempt=1; max=3"),
         ("Authorization", f"Bearer {access_token}"),
+    )
+
+
+def mcp_headers(
+    *,
+    account: AccountConfig,
+    access_token: str,
+    url: str,
+    invocation_id: str,
+    versions: ClientVersions,
+    profile_arn: str | None,
+) -> tuple[tuple[str, str], ...]:
+    """Headers of an ``/mcp`` call (web search): the chat set without the opt-out and agent-mode
+    headers, plus ``x-amzn-kiro-profile-arn`` when the account has one (Kiro refuses a search
+    of an account whose profile it cannot see; docs/kiro-protocol.md, Web search through MCP)."""
+    skip = ("x-amzn-codewhisperer-optout", "x-amzn-kiro-agent-mode")
+    chat = generate_headers(
+        account=account, access_token=access_token, url=url, invocation_id=invocation_id, versions=versions
+    )
+    headers = tuple(h for h in chat if h[0] not in skip)
+    return headers + (("x-amzn-kiro-profile-arn", profile_arn),) if profile_arn else headers
+
+
+class KiroOperation(enum.Enum):
+    """What a call asks Kiro for: the same account, selection and failover, another endpoint."""
+
+    #: ``generateAssistantResponse``: a model answer (an EventStream).
+    GENERATE = "generate"
+    #: ``/mcp`` ``tools/call`` of ``web_search``: search results (one JSON-RPC answer).
+    WEB_SEARCH = "web_search"
+
+
+def request_head(
+    operation: KiroOperation,
+    *,
+    account: AccountConfig,
+    access_token: str,
+    profile_arn: str | None,
+    endpoints: Endpoints,
+    versions: ClientVersions,
+    invocation_id: str,
+) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """URL and headers of ``operation`` for an account, in the region of its profileArn."""
+    region = api_region(account, profile_arn, endpoints.default_region)
+    if operation is KiroOperation.WEB_SEARCH:
+        url = endpoints.mcp_url(region)
+        headers = mcp_headers(
+            account=account,
+            access_token=access_token,
+            url=url,
+            invocation_id=invocation_id,
+            versions=versions,
+            profile_arn=profile_arn,
+        )
+        return url, headers
+    url = endpoints.generate_url(region)
+    return url, generate_headers(
+        account=account, access_token=access_token, url=url, invocation_id=invocation_id, versions=versions
     )
 
 

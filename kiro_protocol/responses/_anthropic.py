@@ -25,6 +25,7 @@ from ._lifecycle_events import (
     MessageStopped,
     Ping,
     RedactedThinkingBlock,
+    ServerToolUseBlock,
     SignatureDelta,
     StreamFailed,
     TextBlock,
@@ -34,6 +35,7 @@ from ._lifecycle_events import (
     ToolInputDelta,
     ToolUseBlock,
     Usage,
+    WebSearchResultBlock,
 )
 
 __all__ = [
@@ -62,13 +64,15 @@ def dumps(obj: object) -> bytes:
         return json.dumps(obj, ensure_ascii=True, separators=(",", ":")).encode("ascii")
 
 
-def usage_json(usage: Usage) -> dict[str, int]:
+def usage_json(usage: Usage) -> dict[str, Any]:
     """Anthropic's ``usage`` object; cache fields appear only when upstream reported them."""
-    out = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
+    out: dict[str, Any] = {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}
     if usage.cache_creation_input_tokens is not None:
         out["cache_creation_input_tokens"] = usage.cache_creation_input_tokens
     if usage.cache_read_input_tokens is not None:
         out["cache_read_input_tokens"] = usage.cache_read_input_tokens
+    if usage.web_search_requests:
+        out["server_tool_use"] = {"web_search_requests": usage.web_search_requests, "web_fetch_requests": 0}
     return out
 
 
@@ -86,6 +90,15 @@ def block_start_json(block: ContentBlock) -> dict[str, Any]:
         return {"type": "redacted_thinking", "data": block.data}
     if isinstance(block, ToolUseBlock):
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": {}}
+    if isinstance(block, ServerToolUseBlock):
+        return {"type": "server_tool_use", "id": block.id, "name": block.name, "input": {}}
+    if isinstance(block, WebSearchResultBlock):
+        hits = [
+            {"type": "web_search_result", "title": h.title, "url": h.url,
+             "encrypted_content": h.encrypted_content, "page_age": h.page_age}
+            for h in block.results
+        ]  # fmt: skip
+        return {"type": "web_search_tool_result", "tool_use_id": block.tool_use_id, "content": hits}
     _never: None = block  # pragma: no cover - exhaustiveness is checked by mypy
     raise AssertionError(_never)
 
@@ -140,7 +153,7 @@ class AnthropicMessageEncoder:
             self._message["content"] = self._blocks
         elif isinstance(event, ContentBlockStarted):
             self._blocks.append(block_start_json(event.block))
-            if isinstance(event.block, ToolUseBlock):
+            if isinstance(event.block, (ToolUseBlock, ServerToolUseBlock)):
                 self._tool_json[event.index] = []
         elif isinstance(event, TextDelta):
             self._blocks[event.index]["text"] += event.text

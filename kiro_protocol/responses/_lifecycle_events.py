@@ -35,6 +35,9 @@ __all__ = [
     "ThinkingBlock",
     "RedactedThinkingBlock",
     "ToolUseBlock",
+    "ServerToolUseBlock",
+    "WebSearchHit",
+    "WebSearchResultBlock",
     "ContentBlock",
     "MessageStarted",
     "ContentBlockStarted",
@@ -77,6 +80,8 @@ class Usage:
     cache_creation_input_tokens: int | None = None
     #: Only when upstream reported it (``cacheReadInputTokens``); never invented.
     cache_read_input_tokens: int | None = None
+    #: Web searches the gateway ran for the answer (``server_tool_use.web_search_requests``).
+    web_search_requests: int = 0
 
     def __post_init__(self) -> None:
         if self.input_tokens < 0 or self.output_tokens < 0:
@@ -111,7 +116,39 @@ class ToolUseBlock:
     name: str
 
 
-ContentBlock: TypeAlias = TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolUseBlock
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerToolUseBlock:
+    """A tool the server ran itself (web search); its input arrives as ``ToolInputDelta``."""
+
+    #: ``srvtoolu_`` + 32 random hex characters.
+    id: str
+    #: ``web_search``.
+    name: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSearchHit:
+    """One item of a ``WebSearchResultBlock``."""
+
+    title: str
+    url: str
+    #: Anthropic's is opaque; the gateway's is the result's snippet (what a reader of it needs).
+    encrypted_content: str
+    page_age: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebSearchResultBlock:
+    """The results of a server web search; complete at start, no deltas."""
+
+    #: The ``id`` of the ``ServerToolUseBlock`` it answers.
+    tool_use_id: str
+    results: tuple[WebSearchHit, ...]
+
+
+ContentBlock: TypeAlias = (
+    TextBlock | ThinkingBlock | RedactedThinkingBlock | ToolUseBlock | ServerToolUseBlock | WebSearchResultBlock
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
