@@ -14,6 +14,8 @@ CONNECTION_FAILED      account's)
 INPUT_TOO_LONG,        answer the client with the error: another account would fail
 MALFORMED_REQUEST,     the same way
 BAD_REQUEST (4xx)
+TOOL_CALL_CUT          answer with the error, counted as a cut (no failure of the
+                       account); ``ModelCall`` asks once more before it comes to this
 =====================  ==============================================================
 """
 
@@ -52,6 +54,7 @@ class FailureVerdict:
 
 _FAILED = (("requests", 1.0), ("failures", 1.0))
 _CLIENT_ERROR = (("requests", 1.0), ("client_errors", 1.0))
+_TOOL_CALL_CUT = (("tool_calls_cut", 1.0),)
 
 
 def judge_failure(
@@ -75,6 +78,8 @@ def judge_failure(
     """
     cls = failure.failure_class
     what = f"HTTP {failure.status}: {failure.message}" if failure.status not in (0, 200) else failure.message
+    if cls is FailureClass.TOOL_CALL_CUT:
+        return FailureVerdict(verdict=Verdict.RESPOND, reason=what, update=None, counters=_TOOL_CALL_CUT)
     if not cls.retry_elsewhere:
         return FailureVerdict(verdict=Verdict.RESPOND, reason=what, update=None, counters=_CLIENT_ERROR)
     if cls is FailureClass.INVALID_TOKEN:

@@ -53,6 +53,9 @@ class FailureClass(enum.Enum):
     MALFORMED_REQUEST = "malformed_request"
     #: Any other 4xx: not retried.
     BAD_REQUEST = "bad_request"
+    #: Kiro cut the answer inside a tool call (its arguments never completed). Not the account's
+    #: fault, and another account would cut it the same way: the call asks again, differently.
+    TOOL_CALL_CUT = "tool_call_cut"
 
     @property
     def retry_elsewhere(self) -> bool:

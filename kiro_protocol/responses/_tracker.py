@@ -9,9 +9,11 @@ translate vocabulary:
 * a tool call is tracked by ``toolUseId``: its block starts with id and (mapped-back) name, its
   argument fragments are forwarded verbatim in order, and it closes on ``stop``, on the next
   tool or block, or at the end. A second start of an open id and any event for a closed id are
-  ignored (docs/kiro-protocol.md, Tool calls). A tool whose arguments are not a JSON object
-  when it closes was cut by Kiro: the response fails instead of presenting an incomplete call
-  as complete;
+  ignored (docs/kiro-protocol.md, Tool calls). A tool call's events are held until it closes
+  complete, so a client never sees part of a call: one whose arguments are not a JSON object
+  when it closes was cut by Kiro, and is dropped. Then the tracker either waits for the answer
+  to be asked again (``awaiting_continuation``; ``continue_answer`` takes the next upstream
+  answer as the rest of this one) or fails the response (``TOOL_CALL_CUT``);
 * ``<thinking>`` text (only when the client asked for thinking) and ``reasoningContentEvent``
   become thinking blocks, each closed with a signature;
 * stop sequences are cut locally; ``stop_reason`` and usage are decided by ``_outcome``;
@@ -125,6 +127,7 @@ class ResponseTracker:
         *,
         message_id: str,
         estimate_tokens: Callable[[str], int] = estimate_text_tokens,
+        resumable_cuts: int = 0,
     ) -> None:
         self.plan = plan
         self.message_id = message_id
@@ -151,6 +154,12 @@ class ResponseTracker:
         self._usage: Usage | None = None
         self._failure: StreamFailed | None = None
         self._upstream_failure: UpstreamFailure | None = None
+        # The events of the tool call being received, released when it closes complete.
+        self._held: list[LifecycleEvent] = []
+        self._emitted_blocks = 0
+        # Cut tool calls that may still be answered by asking again, and the one waiting for it.
+        self._resumable_cuts = resumable_cuts
+        self._cut: str | None = None
         self._emit(
             MessageStarted(
                 message_id=message_id,
@@ -195,8 +204,14 @@ class ResponseTracker:
 
     @property
     def content_started(self) -> bool:
-        """Whether any content block was produced (after that, a retry elsewhere is impossible)."""
-        return self._next_index > 0
+        """Whether any content block was released (a held tool call does not count)."""
+        return self._emitted_blocks > 0
+
+    @property
+    def awaiting_continuation(self) -> str | None:
+        """Why the answer stopped short (a tool call Kiro cut off, dropped unseen), when it
+        waits to be continued by ``continue_answer``; None otherwise."""
+        return self._cut
 
     @property
     def credits(self) -> float | None:
@@ -220,7 +235,7 @@ class ResponseTracker:
         Events after the response ended (a stop sequence or a length cut ends it early) are
         ignored: the adapter may close the upstream as soon as ``finished`` is true.
         """
-        if self.finished:
+        if self.finished or self._cut is not None:
             return
         self._upstream_events += 1
         if isinstance(event, AssistantResponse):
@@ -256,8 +271,9 @@ class ResponseTracker:
             raise AssertionError(_never)
 
     def end_of_stream(self) -> None:
-        """The upstream body ended cleanly: close what is open and finish the turn."""
-        if self.finished:
+        """The upstream body ended cleanly: close what is open and finish the turn (or wait
+        for its continuation, see ``awaiting_continuation``)."""
+        if self.finished or self._cut is not None:
             return
         if self._upstream_events == 0:
             self._fail_upstream(_remote_failure("Kiro ended the response without sending any event."))
@@ -274,6 +290,8 @@ class ResponseTracker:
         """
         if self.finished:
             return
+        self._held.clear()  # a call still being received never reaches the client
+        self._cut = None
         self._upstream_failure = upstream_failure
         self._failure = StreamFailed(kind=kind, message=message)
         self._state = next_state(self._state, Input.FAIL)
@@ -412,6 +430,8 @@ class ResponseTracker:
         opened = _OpenBlock(index=self._next_index, kind=kind, tool_id=tool_id, tool_name=tool_name)
         self._next_index += 1
         self._open = opened
+        if kind != "tool_use":
+            self._emitted_blocks += 1
         self._emit(ContentBlockStarted(index=opened.index, block=block))
         return opened
 
@@ -429,25 +449,53 @@ class ResponseTracker:
                 self._emit(ToolInputDelta(index=block.index, partial_json=content))
             elif not _is_json_object(content):
                 # Kiro truncates large tool calls mid-stream: no ``stop``, incomplete JSON (or
-                # none at all). Ending the turn with an error is the only honest answer; a
+                # none at all). The call was held, so the client saw none of it; a
                 # complete-looking call would run the tool with cut-off arguments.
-                self._open = None
-                size = len(content.encode("utf-8", "surrogatepass"))
-                self._fail_upstream(
-                    _remote_failure(
-                        f"Kiro cut off the tool call {block.tool_name!r} ({block.tool_id}): its arguments are not "
-                        f"complete JSON after {size} bytes. Kiro truncates very large tool calls; ask for "
-                        "smaller edits or writes."
-                    )
-                )
+                self._drop_cut_call(block, content)
                 return False
             self._closed_tools.add(block.tool_id)
+            self._emitted_blocks += 1
+            held, self._held = self._held, []
+            self._events.extend(held)
         elif block.kind == "thinking":
             self._emit(SignatureDelta(index=block.index, signature=block.signature or self._signature(block, content)))
         self._open = None
         self._done_blocks.append((block.kind, content))
         self._emit(ContentBlockStopped(index=block.index))
         return True
+
+    def _drop_cut_call(self, block: _OpenBlock, content: str) -> None:
+        self._open = None
+        self._held.clear()
+        self._next_index -= 1  # the dropped call's index goes to whatever comes instead
+        self._tool_calls -= 1
+        size = len(content.encode("utf-8", "surrogatepass"))
+        message = (
+            f"Kiro cut off the tool call {block.tool_name!r} ({block.tool_id}): its arguments are not "
+            f"complete JSON after {size} bytes. Kiro truncates very large tool calls; ask for "
+            "smaller edits or writes."
+        )
+        if self._resumable_cuts > 0:
+            self._resumable_cuts -= 1
+            self._cut = message
+            return
+        self._fail_upstream(_remote_failure(message, FailureClass.TOOL_CALL_CUT))
+
+    def continue_answer(self) -> None:
+        """Take the next upstream answer as the rest of this one (after ``awaiting_continuation``).
+
+        Blocks keep their indexes and the text already released stays; what described the cut
+        answer's upstream call (its usage figures, stop reason, credits) is forgotten, as the
+        continuation reports its own.
+        """
+        if self._cut is None:
+            raise RemoteProtocolError("ResponseTracker: continue_answer() without a cut answer to continue")
+        self._cut = None
+        self._upstream_events = 0
+        self._token_usage = None
+        self._context_percentage = None
+        self._upstream_stop = None
+        self._credits = None
 
     def _signature(self, block: _OpenBlock, thinking: str) -> str:
         # Kiro's inline thinking has no signature, but clients expect one and send it back with
@@ -459,7 +507,7 @@ class ResponseTracker:
     # -- the end -----------------------------------------------------------------------------
 
     def _on_exception(self, exception_type: str, message: str) -> None:
-        if is_content_length_exception(exception_type, message) and self.content_started:
+        if is_content_length_exception(exception_type, message) and self._next_index > 0:
             # Kiro cut the answer for length after output began: a max_tokens stop
             # (docs/kiro-protocol.md, Exception and error frames).
             self._length_cut = True
@@ -515,13 +563,16 @@ class ResponseTracker:
 
     def _emit(self, event: LifecycleEvent) -> None:
         self._state = next_state(self._state, Input.CONTENT)
-        self._events.append(event)
+        if self._open is not None and self._open.kind == "tool_use":
+            self._held.append(event)
+        else:
+            self._events.append(event)
 
 
-def _remote_failure(message: str) -> UpstreamFailure:
+def _remote_failure(message: str, failure_class: FailureClass = FailureClass.SERVER_ERROR) -> UpstreamFailure:
     """An upstream fault found by the tracker itself (not reported by Kiro as an error)."""
     return UpstreamFailure(
-        failure_class=FailureClass.SERVER_ERROR,
+        failure_class=failure_class,
         status=200,
         message=message,
         reason=None,

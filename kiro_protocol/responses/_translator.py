@@ -65,6 +65,8 @@ class ResponseTranslator:
         ping_interval: seconds of silence before a ``ping`` (streaming encoders only).
         keep_events: whether lifecycle events are kept for ``next_event`` (turn off when only
             bytes are needed, so a long answer is not held in memory twice).
+        resumable_cuts: how many tool calls Kiro cuts off may leave the answer waiting for a
+            continuation (``awaiting_continuation``) instead of failing it.
 
     Raises:
         LocalProtocolError: a malformed message id or a non-positive ping interval.
@@ -79,6 +81,7 @@ class ResponseTranslator:
         encoder: ResponseEncoder | None = None,
         ping_interval: float = DEFAULT_PING_INTERVAL,
         keep_events: bool = True,
+        resumable_cuts: int = 0,
     ) -> None:
         if not message_id.startswith("msg_") or len(message_id) < 4 + MIN_MESSAGE_ID_RANDOM:
             raise LocalProtocolError(f"message id must be 'msg_' + at least {MIN_MESSAGE_ID_RANDOM} characters")
@@ -91,7 +94,7 @@ class ResponseTranslator:
             encoder if encoder is not None else (AnthropicStreamEncoder() if plan.stream else AnthropicMessageEncoder())
         )
         self._decoder = EventStreamDecoder()
-        self._tracker = ResponseTracker(plan, message_id=message_id)
+        self._tracker = ResponseTracker(plan, message_id=message_id, resumable_cuts=resumable_cuts)
         self._keep_events = keep_events
         self._events: deque[LifecycleEvent] = deque()
         self._out = bytearray()
@@ -141,6 +144,12 @@ class ResponseTranslator:
     def content_started(self) -> bool:
         """Whether any content block was produced (a retry on another account is then too late)."""
         return self._tracker.content_started
+
+    @property
+    def awaiting_continuation(self) -> str | None:
+        """Why the answer stopped short and waits for ``continue_answer`` (a tool call Kiro cut
+        off, which the client never saw), or None."""
+        return self._tracker.awaiting_continuation
 
     @property
     def usage(self) -> Usage:
@@ -237,6 +246,14 @@ class ResponseTranslator:
         self._eof = True
         self._tracker.end_of_stream()
         self._pump(now)
+
+    def continue_answer(self) -> None:
+        """The next upstream body continues this answer (after ``awaiting_continuation``): feed it
+        with ``receive_data`` from its first byte; ``b""`` again at its end."""
+        self._check_usable()
+        self._tracker.continue_answer()
+        self._decoder = EventStreamDecoder()
+        self._eof = False
 
     def tick(self, now: float) -> None:
         """Advance the clock: queues a ``ping`` after ``ping_interval`` seconds without output."""

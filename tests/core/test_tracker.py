@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiro_protocol._errors import ErrorKind, LocalProtocolError
+from kiro_protocol.pool import FailureClass
 from kiro_protocol.responses._lifecycle_events import (
     ContentBlockStarted,
     ContentBlockStopped,
@@ -184,14 +185,16 @@ def test_tool_without_arguments_gets_an_empty_object() -> None:
 def test_tool_without_arguments_and_without_stop_is_truncated(then: UpstreamEvent | None) -> None:
     events_in: list[UpstreamEvent] = [tool("tooluse_1", name="Write")] + ([then] if then else [])
     tracker, events = run(*events_in)
-    assert shape(events) == ["start0:tooluse", "failed:api_error"]
+    assert shape(events) == ["failed:api_error"], "the client never sees part of a cut call"
     assert tracker.failure is not None and "after 0 bytes" in tracker.failure.message
+    assert tracker.upstream_failure is not None
+    assert tracker.upstream_failure.failure_class is FailureClass.TOOL_CALL_CUT
 
 
 @pytest.mark.parametrize("fragment", ['{"a": "unterminated', "[1, 2]", '"just a string"', "{} {}"])
 def test_tool_input_that_is_not_a_json_object_fails_the_response(fragment: str) -> None:
     tracker, events = run(tool("tooluse_1", name="Write", input=fragment, stop=True), text("after"))
-    assert shape(events) == ["start0:tooluse", f"json0:{fragment}", "failed:api_error"]
+    assert shape(events) == ["failed:api_error"]
     assert tracker.failure is not None and "'Write'" in tracker.failure.message
     assert tracker.stop_reason is None
 
@@ -412,7 +415,7 @@ def test_stop_sequence_right_after_a_cut_off_tool_fails_once() -> None:
     # Found by fuzzing: the text closes the tool (bad JSON -> failed), then the stop sequence
     # must not try to finish the failed response.
     _, events = run(tool("tooluse_a", input='{"a":'), text("><"), stop_sequences=("<",))
-    assert shape(events) == ["start0:tooluse", 'json0:{"a":', "failed:api_error"]
+    assert shape(events) == ["failed:api_error"]
 
 
 # -- the outcome rules as pure functions ---------------------------------------------------------
