@@ -70,6 +70,8 @@ from .requests import (
     KIRO_MODELS,
     THINKING_PREFIX_MARKER,
     ConversionConfig,
+    ImageJob,
+    ImageTransformError,
     KiroRequest,
     LintLimits,
     ResponsePlan,
@@ -110,6 +112,7 @@ __all__ = [
     "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
     # requests
     "parse_anthropic_request", "parse_openai_request", "ConversionConfig", "KiroRequest",
+    "ImageJob", "ImageTransformError",
     "convert_request", "ResponsePlan", "list_models", "parse_model_map", "KIRO_MODELS", "lint_kiro_body",
     "LintLimits", "THINKING_PREFIX_MARKER", "count_input_tokens",
     # pool

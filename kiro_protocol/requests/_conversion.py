@@ -41,6 +41,7 @@ from .._errors import LocalProtocolError
 from ..pool._upstream_errors import PROMPT_TOO_LONG_PREFIX
 from ._convert_history import AssistantTurn, Turn, UserTurn, build_turns, pair_tools
 from ._convert_tools import ToolNames, build_tool_specs
+from ._image_fit import ImageFitted, ImageTransform, refit_image
 from ._linter import Action, LintLimits, lint_kiro_body
 from ._model import ImageBlock, Request, TextBlock, ToolKind
 from ._models import resolve_model
@@ -84,6 +85,9 @@ class ConversionConfig:
     max_history_entries: int | None = 200
     #: ``KIRO_MODEL_MAP``: public model name -> Kiro model id, consulted before the table.
     model_overrides: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    #: Converts and downscales images Kiro would refuse or that are larger than useful (the
+    #: runtime's uses Pillow when installed); ``None``: such images are a 400 or sent as they are.
+    image_transform: ImageTransform | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -100,6 +104,8 @@ class KiroRequest:
     #: ``type`` of each server tool the client offered (``web_search_20250305``...): not sent
     #: to Kiro, reported so a later stage (web-search emulation, logs) can act on it.
     server_tools: tuple[str, ...] = ()
+    #: The images converted or downscaled before sending (also one ``repairs`` line each).
+    fitted_images: tuple[ImageFitted, ...] = ()
     _state_json: bytes = field(default=b"", repr=False)
 
     def body(self, profile_arn: str | None = None) -> bytes:
@@ -182,11 +188,22 @@ def _instructions(request: Request) -> list[str]:
     return parts
 
 
-def _image_json(image: ImageBlock) -> dict[str, object]:
+def _image_json(image: ImageBlock, transform: ImageTransform | None, fitted: list[ImageFitted]) -> dict[str, object]:
+    if image.refit is not None:
+        image, done = refit_image(image, transform)
+        if done is not None:
+            fitted.append(done)
     return {"format": image.format, "source": {"bytes": image.data}}
 
 
-def _user_json(turn: UserTurn, model_id: str, *, tools: list[dict[str, object]] | None) -> dict[str, object]:
+def _user_json(
+    turn: UserTurn,
+    model_id: str,
+    *,
+    tools: list[dict[str, object]] | None,
+    transform: ImageTransform | None = None,
+    fitted: list[ImageFitted] | None = None,
+) -> dict[str, object]:
     context: dict[str, object] = {}
     if tools:
         context["tools"] = tools
@@ -201,7 +218,8 @@ def _user_json(turn: UserTurn, model_id: str, *, tools: list[dict[str, object]] 
         ]
     msg: dict[str, object] = {"content": turn.content, "modelId": model_id, "origin": _ORIGIN}
     if turn.images:
-        msg["images"] = [_image_json(i) for i in turn.images]
+        done = fitted if fitted is not None else []
+        msg["images"] = [_image_json(i, transform, done) for i in turn.images]
     msg["userInputMessageContext"] = context
     return {"userInputMessage": msg}
 
@@ -289,12 +307,13 @@ def convert_request(
     thinking = thinking_prefix(request)
     thinking_on = bool(thinking) or any("<thinking_mode>" in b.text for b in request.system)
     history = _system_pair(request, thinking, model.kiro_id)
+    fitted: list[ImageFitted] = []
     for turn in turns[:-1]:
         if isinstance(turn, UserTurn):
             if not turn.content and not turn.results and not turn.images:
                 turn.texts.append(".")
                 repairs.append("user-content: empty user turn filled")
-            history.append(_user_json(turn, model.kiro_id, tools=None))
+            history.append(_user_json(turn, model.kiro_id, tools=None, transform=config.image_transform, fitted=fitted))
         else:
             history.append(_assistant_json(turn, names, with_thinking=thinking_on))
 
@@ -304,7 +323,7 @@ def convert_request(
         "agentTaskType": "vibe",
         "chatTriggerType": "MANUAL",
         "conversationId": conv_id,
-        "currentMessage": _user_json(current, model.kiro_id, tools=tools),
+        "currentMessage": _user_json(current, model.kiro_id, tools=tools, transform=config.image_transform, fitted=fitted),
     }
     if history:
         state["history"] = history
@@ -338,7 +357,8 @@ def convert_request(
         conversation_state=state,
         response_plan=plan,
         model_id=model.kiro_id,
-        repairs=tuple(repairs),
+        repairs=tuple(repairs) + tuple(f.describe() for f in fitted),
         server_tools=tuple(t.type for t in request.tools if t.kind is ToolKind.SERVER),
+        fitted_images=tuple(fitted),
         _state_json=state_json,
     )

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal, Union
 
 __all__ = [
     "TextBlock",
     "ImageBlock",
+    "ImageRefit",
     "ToolUseBlock",
     "ToolResultBlock",
     "ThinkingBlock",
@@ -44,18 +45,37 @@ class TextBlock:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ImageRefit:
+    """Why an image must be re-encoded before Kiro gets it: found by the parser from the image's
+    header, done by the converter through ``ConversionConfig.image_transform`` (docs/conversion.md)."""
+
+    #: The block's path (``messages.1.content.0``), for errors and the repair note.
+    path: str
+    #: The decoded image, kept so the converter need not decode the base64 again.
+    raw: bytes = field(repr=False)
+    #: What is wrong, in words (``"BMP"``, ``"6000000 bytes, over 5242880"``, ...).
+    reasons: tuple[str, ...]
+    #: Kiro refuses the image as it is (format, size): without a transform it is a 400. When
+    #: false the refit only saves tokens and bytes, and the image is sent as it is without one.
+    required: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ImageBlock:
     """A base64 image whose format was checked against its bytes."""
 
-    #: ``png`` / ``jpeg`` / ``gif`` / ``webp`` (the upstream ``format`` value).
+    #: ``png`` / ``jpeg`` / ``gif`` / ``webp`` (the upstream ``format`` value); ``bmp`` or
+    #: ``tiff`` only with a required ``refit``.
     format: str
-    #: The base64 text as the client sent it (forwarded unchanged).
+    #: The base64 text as the client sent it (forwarded unchanged unless refitted).
     data: str = ""
     #: Size of the decoded bytes.
     decoded_size: int = 0
     #: Pixel size when the header could be read, else 0 (used by the token estimate).
     width: int = 0
     height: int = 0
+    #: Set when the image needs converting or downscaling before it is sent.
+    refit: ImageRefit | None = None
 
     def __repr__(self) -> str:  # the data can be megabytes: never print it
         return f"ImageBlock(format={self.format!r}, decoded_size={self.decoded_size})"

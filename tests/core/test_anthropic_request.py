@@ -25,7 +25,7 @@ FIXTURES = Path(__file__).parent.parent / "fixtures"
 PNG_1PX = (
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
 )
-JPEG_HEAD = base64.b64encode(b"\xff\xd8\xff\xe0" + b"\x00" * 20).decode()
+JPEG_HEAD = base64.b64encode(b"\xff\xd8\xff\xe0" + b"\x00" * 20 + b"\xff\xd9").decode()
 
 
 def body(**overrides: Any) -> dict[str, Any]:
@@ -305,11 +305,14 @@ def test_bad_requests_name_the_field(case: str, raw: Any, param: str) -> None:
         assert exc.param == param
 
 
-def test_image_over_five_megabytes_is_refused() -> None:
-    big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * (5 * 1024 * 1024)).decode()
-    with pytest.raises(LocalProtocolError) as err:
-        parse_anthropic_request(body(messages=[{"role": "user", "content": [image(data=big)]}]))
-    assert err.value.param == "messages.0.content.0.source.data"
+def test_image_over_five_megabytes_is_marked_for_a_refit() -> None:
+    # The converter refits it, or refuses it without an image transform (tests/core/test_image_fit.py).
+    big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * (5 * 1024 * 1024) + b"IEND\xaeB`\x82").decode()
+    request = parse_anthropic_request(body(messages=[{"role": "user", "content": [{"type": "text", "text": "x"}, image(data=big)]}]))
+    block = request.messages[0].content[1]
+    assert isinstance(block, ImageBlock) and block.refit is not None
+    assert block.refit.required and block.refit.path == "messages.0.content.1"
+    assert block.refit.reasons == (f"{5 * 1024 * 1024 + 16} bytes, over the {5 * 1024 * 1024}-byte limit",)
 
 
 def test_jpeg_dimensions_and_declared_type() -> None:
@@ -326,7 +329,7 @@ def test_jpeg_dimensions_and_declared_type() -> None:
         ("image/webp", b"RIFF\x00\x00\x00\x00WEBPVP8X" + b"\x00" * 8 + (639).to_bytes(3, "little")
          + (479).to_bytes(3, "little") + b"\x00" * 4, (640, 480)),
         ("image/jpeg", b"\xff\xd8\xff\xe0\x00\x04\x00\x00\xff\xc0\x00\x11\x08" + (100).to_bytes(2, "big")
-         + (250).to_bytes(2, "big") + b"\x00" * 12, (250, 100)),
+         + (250).to_bytes(2, "big") + b"\x00" * 12 + b"\xff\xd9", (250, 100)),
         ("image/png", base64.b64decode(PNG_1PX), (1, 1)),
     ],
 )

@@ -499,7 +499,7 @@ def test_model_overrides_from_config() -> None:
 
 
 def test_images_are_not_in_reprs() -> None:
-    big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 3000).decode()
+    big = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 3000 + b"IEND\xaeB`\x82").decode()
     img = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": big}}
     result = convert(body([{"role": "user", "content": [img]}]))
     assert big not in repr(result.response_plan)

@@ -55,6 +55,9 @@ def test_webp_with_an_unknown_first_chunk_has_no_known_size() -> None:
     assert block.decoded_size == len(webp(b"ALPH", bytes(12)))
 
 
+EOI = b"\xff\xd9"
+
+
 def sof(width: int, height: int) -> bytes:
     """A baseline start-of-frame segment: length, precision, height, width."""
     return b"\xff\xc0" + struct.pack(">HBHH", 11, 8, height, width) + bytes(6)
@@ -68,6 +71,7 @@ def test_jpeg_size_is_read_past_standalone_markers_and_other_segments() -> None:
         + b"\xff\xe0" + struct.pack(">H", 6) + b"JFIF"  # an APP0 segment, skipped by its length
         + b"\xff\xc4" + struct.pack(">H", 4) + b"\x00\x00"  # DHT is not a frame header
         + sof(1024, 768)
+        + b"\xff\xd9"  # end of image
     )
     block = check_image("image/jpeg", b64(data), path="p")
     assert (block.format, block.width, block.height) == ("jpeg", 1024, 768)
@@ -76,9 +80,9 @@ def test_jpeg_size_is_read_past_standalone_markers_and_other_segments() -> None:
 @pytest.mark.parametrize(
     "data",
     [
-        b"\xff\xd8\xff\xe0" + struct.pack(">H", 1) + bytes(12),  # a segment length below 2
-        b"\xff\xd8\xff\xe0" + struct.pack(">H", 4) + b"\x00\x00" + b"\x00" * 12,  # no marker byte next
-        b"\xff\xd8\xff\xe0" + struct.pack(">H", 40) + bytes(10),  # the next segment lies past the end
+        b"\xff\xd8\xff\xe0" + struct.pack(">H", 1) + bytes(12) + EOI,  # a segment length below 2
+        b"\xff\xd8\xff\xe0" + struct.pack(">H", 4) + b"\x00\x00" + b"\x00" * 12 + EOI,  # no marker byte next
+        b"\xff\xd8\xff\xe0" + struct.pack(">H", 40) + bytes(10) + EOI,  # the next segment lies past the end
     ],
     ids=["short-length", "not-a-marker", "truncated"],
 )
@@ -93,26 +97,16 @@ def test_png_without_an_ihdr_chunk_first_has_no_known_size() -> None:
     assert (block.width, block.height) == (0, 0)
 
 
-def test_an_image_too_large_in_base64_is_refused_before_decoding() -> None:
-    data = "A" * ((MAX_IMAGE_BYTES + 2) // 3 * 4 + 8)
-    with pytest.raises(LocalProtocolError) as caught:
-        check_image("image/png", data, path="messages.1.content.2")
-    assert caught.value.message == f"messages.1.content.2.source.data: image is larger than {MAX_IMAGE_BYTES} bytes"
-    assert caught.value.param == "messages.1.content.2.source.data"
-    assert caught.value.status_hint == 400
-
-
 def test_unverified_images_take_the_declared_type_or_png() -> None:
     assert check_image("image/gif", "AAAA", path="p", verify=False).format == "gif"
     unknown = check_image("image/tiff", "AAAAAAAA", path="p", verify=False)
     assert (unknown.format, unknown.decoded_size, unknown.width) == ("png", 6, 0)
 
 
-def test_an_image_just_over_the_limit_is_refused_once_decoded() -> None:
-    raw = b"\x89PNG\r\n\x1a\n" + bytes(MAX_IMAGE_BYTES + 1 - 8)
-    with pytest.raises(LocalProtocolError) as caught:
-        check_image("image/png", b64(raw), path="m")
-    assert caught.value.message == (
-        f"m.source.data: image is {MAX_IMAGE_BYTES + 1} bytes, over the {MAX_IMAGE_BYTES}-byte limit"
-    )
-    assert caught.value.param == "m.source.data"
+def test_an_image_just_over_the_limit_is_marked_as_a_required_refit() -> None:
+    raw = b"\x89PNG\r\n\x1a\n" + bytes(MAX_IMAGE_BYTES + 1 - 20) + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    block = check_image("image/png", b64(raw), path="m")
+    assert block.refit is not None and block.refit.required and block.refit.raw == raw
+    assert block.refit.reasons == (f"{MAX_IMAGE_BYTES + 1} bytes, over the {MAX_IMAGE_BYTES}-byte limit",)
+    at_limit = raw[: MAX_IMAGE_BYTES - 12] + raw[-12:]
+    assert check_image("image/png", b64(at_limit), path="m").refit is None

@@ -406,7 +406,7 @@ def test_the_same_conversation_converts_alike_in_both_dialects() -> None:
             "PNG data",
         ),
         (
-            with_image("data:image/bmp;base64,AAAA"),
+            with_image("data:image/svg+xml;base64,AAAA"),
             "messages.0.content.0.image_url.url",
             "unsupported image type",
         ),

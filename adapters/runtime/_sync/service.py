@@ -37,6 +37,7 @@ from kiro_protocol import (
 from .app import Request, RequestContext, Responder
 from .basic_service import BasicService, model_entries
 from .call_runner import run_call
+from ..images import image_transform
 from .pool_driver import PoolDriver
 from ..settings import Settings
 from ..stores import StateStore, open_store
@@ -77,6 +78,7 @@ class KiroService(BasicService):
             conversion=ConversionConfig(
                 max_tool_description_length=settings.max_tool_description_length,
                 model_overrides=dict(settings.model_map),
+                image_transform=image_transform(),
             ),
             ping_interval=settings.ping_interval,
             buffered=settings.disable_stream,
