@@ -77,6 +77,7 @@ from .requests import (
     ResponsePlan,
     convert_request,
     count_input_tokens,
+    estimate_text_tokens,
     lint_kiro_body,
     list_models,
     parse_anthropic_request,
@@ -114,7 +115,7 @@ __all__ = [
     "parse_anthropic_request", "parse_openai_request", "ConversionConfig", "KiroRequest",
     "ImageJob", "ImageTransformError",
     "convert_request", "ResponsePlan", "list_models", "parse_model_map", "KIRO_MODELS", "lint_kiro_body",
-    "LintLimits", "THINKING_PREFIX_MARKER", "count_input_tokens",
+    "LintLimits", "THINKING_PREFIX_MARKER", "count_input_tokens", "estimate_text_tokens",
     # pool
     "AccountConfig", "ConfigurationError", "parse_accounts", "Endpoints", "PoolSettings", "parse_strategy",
     "AccountState", "unavailable_reason", "AccountCheck", "checks_due", "Decision", "LoadState",

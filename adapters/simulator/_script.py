@@ -46,6 +46,7 @@ from kiro_protocol import (
 )
 
 from ._arguments import example_arguments
+from ._context import context_tokens
 from ._markers import HTTP_FAILURES, HttpFailure, Markers, parse_markers, strip_markers
 from ._text import UNICODE_FRAMES, greeting, has_cjk, long_frames, reasoning_text, split_text, thinking_frames
 
@@ -131,8 +132,8 @@ class Turn:
     tool_results: tuple[ToolResultView, ...]
     #: The thinking-mode instruction is somewhere in the conversation.
     thinking: bool
-    #: Size of the body's JSON, for the context-usage estimate.
-    input_chars: int
+    #: The input tokens the model reads (``_context``), for the context-usage event.
+    input_tokens: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -241,7 +242,7 @@ def read_turn(body: Mapping[str, object]) -> Turn:
         tools=tuple(tools),
         tool_results=results,
         thinking=any(THINKING_PREFIX_MARKER in t for t in (*user_texts, current_text)),
-        input_chars=len(clean),
+        input_tokens=context_tokens(body),
     )
 
 
@@ -356,14 +357,14 @@ def _closing_events(
     turn: Turn, markers: Markers, calls: Sequence[ToolCall], output_chars: int
 ) -> list[UpstreamEvent]:
     window = _WINDOWS.get(turn.model, 200_000)
-    # About four characters per token, as Kiro's own estimate; credits grow with the output.
-    percentage = 100.0 if markers.context_full else round(min(turn.input_chars / 4 / window * 100, 100.0), 4)
+    # The share of the window the input took; credits grow with the output.
+    percentage = 100.0 if markers.context_full else round(min(turn.input_tokens / window * 100, 100.0), 4)
     credits = round(0.01 + output_chars / 200_000, 6)
     events: list[UpstreamEvent] = [Metering(unit="credit", usage=credits), ContextUsage(percentage=percentage)]
     if markers.token_usage:
         stop = "TOOL_USE" if calls else "END_TURN"
         usage = TokenUsage(
-            uncached_input_tokens=max(1, turn.input_chars // 4),
+            uncached_input_tokens=turn.input_tokens,
             output_tokens=max(1, output_chars // 4),
             cache_read_input_tokens=0,
             cache_write_input_tokens=0,

@@ -46,7 +46,7 @@ from ._linter import Action, LintLimits, lint_kiro_body
 from ._model import ImageBlock, Request, TextBlock, ToolKind
 from ._models import resolve_model
 from ._plan import ResponsePlan
-from ._token_estimator import count_input_tokens
+from ._token_estimator import EstimateCache, count_added_tokens, count_input_tokens
 
 __all__ = [
     "ConversionConfig",
@@ -79,6 +79,9 @@ class ConversionConfig:
 
     #: Tool descriptions longer than this are cut (Kiro's hard limit is 10,240).
     max_tool_description_length: int = 10_000
+    #: Remembers the input-token estimate of system prompts and tool definitions, which coding
+    #: agents repeat on every turn; one per service (a config built once shares it).
+    token_cache: EstimateCache = field(default_factory=EstimateCache, compare=False, repr=False)
     #: Serialised body budget in bytes; larger requests are a 400.
     max_body_bytes: int = 1_200_000
     #: Most history entries sent; more is a 400 (``None``: no limit).
@@ -246,6 +249,23 @@ def _system_pair(request: Request, thinking: str, model_id: str) -> list[dict[st
     ]
 
 
+def _estimate_input(request: Request, config: ConversionConfig, thinking: str, *, messages: int, prefill: bool) -> int:
+    """The input tokens of the conversation as Kiro's model reads it (docs/conversion.md, Token
+    estimates): the request's own text, cut tool descriptions, Kiro's message count, and what the
+    conversion adds (the instructions and acknowledgement of the system pair, the continuation)."""
+    added = [CONTINUE_PROMPT] if prefill else []
+    instructions = _instructions(request)
+    if thinking or instructions or any(b.text.strip() for b in request.system):
+        added += [thinking, *instructions, SYSTEM_ACK]
+    estimate = count_input_tokens(
+        request,
+        cache=config.token_cache,
+        description_limit=config.max_tool_description_length,
+        messages=messages,
+    )
+    return estimate + count_added_tokens(added, messages=0)
+
+
 def _history_tool_names(turns: list[Turn]) -> dict[str, None]:
     """Client names of the tools used in ``turns``, in order of first use."""
     names: dict[str, None] = {}
@@ -349,7 +369,7 @@ def convert_request(
         thinking=thinking_on,
         max_tokens=request.max_tokens,
         stop_sequences=request.stop_sequences,
-        estimated_input_tokens=count_input_tokens(request),
+        estimated_input_tokens=_estimate_input(request, config, thinking, messages=len(history) + 1, prefill=prefill),
         stream=request.stream,
     )
     return KiroRequest(

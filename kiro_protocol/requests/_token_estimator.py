@@ -6,7 +6,9 @@ is not public, so the gateway estimates. Two users:
 * the response side estimates output tokens from the text and tool-call JSON it emitted
   (``estimate_text_tokens``);
 * ``POST /v1/messages/count_tokens`` and the ``ResponsePlan`` need an estimate for a whole
-  request (``count_input_tokens``).
+  request (``count_input_tokens``). The system prompt and the tool definitions are most of a
+  coding agent's request and repeat on every turn, so their part can be remembered by digest
+  in an ``EstimateCache`` the caller owns.
 
 Method (documented with its measured error in ``docs/conversion.md``): the text is split into
 runs with one regular expression, and each run is charged by its class, approximating how a BPE
@@ -31,6 +33,7 @@ monotone: a prefix of a text never has a larger estimate than the text itself.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 
@@ -44,7 +47,7 @@ from ._model import (
     ToolUseBlock,
 )
 
-__all__ = ["estimate_text_tokens", "count_input_tokens"]
+__all__ = ["estimate_text_tokens", "count_input_tokens", "count_added_tokens", "EstimateCache"]
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _NON_ASCII = re.compile(r"[^\x00-\x7f]+")
@@ -180,27 +183,99 @@ def _block(block: ContentBlock, texts: list[str]) -> int:
     return 0  # redacted thinking is not re-read as tokens
 
 
-def count_input_tokens(request: Request) -> int:
+def count_added_tokens(texts: list[str], *, messages: int) -> int:
+    """The estimate of ``texts`` and of ``messages`` more messages' framing, which a request's
+    conversion adds to it."""
+    return _PER_MESSAGE * messages + estimate_text_tokens("\0".join(texts))
+
+
+class EstimateCache:
+    """The estimate of a system prompt plus tool definitions, remembered by their digest.
+
+    Pure memoisation (a hit returns exactly what the estimate would), bounded to
+    ``max_entries`` (the oldest entry goes first). The service that owns it hands it to every
+    estimate; sharing it between threads is safe, at worst an entry is computed twice.
+    """
+
+    __slots__ = ("_entries", "_max")
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._entries: dict[bytes, int] = {}
+        self._max = max(1, max_entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: bytes) -> int | None:
+        return self._entries.get(key)
+
+    def put(self, key: bytes, tokens: int) -> None:
+        entries = self._entries
+        while len(entries) >= self._max:
+            try:
+                del entries[next(iter(entries))]
+            except (KeyError, RuntimeError, StopIteration):  # another thread evicted it first
+                break
+        entries[key] = tokens
+
+
+def _prompt_texts(request: Request, description_limit: int | None) -> tuple[int, list[str]]:
+    """The fixed cost and the texts of the system prompt and the tool definitions."""
+    texts = [block.text for block in request.system]
+    fixed = _PER_SYSTEM * len(texts)
+    if request.tools:
+        fixed += _TOOLS_PREAMBLE + _PER_TOOL * len(request.tools)
+        for tool in request.tools:
+            texts.append(tool.name)
+            texts.append(tool.description[:description_limit])
+            # An absent schema is an empty piece (NUL costs nothing), so the pieces stay in step.
+            texts.append(_json_text(tool.input_schema) if tool.input_schema is not None else "")
+    return fixed, texts
+
+
+def _prompt_tokens(request: Request, cache: EstimateCache | None, description_limit: int | None) -> int:
+    fixed, texts = _prompt_texts(request, description_limit)
+    if cache is None or not texts:
+        return fixed + estimate_text_tokens("\0".join(texts))
+    # Each piece is length-prefixed, so no two different prompts feed the digest the same bytes.
+    shape = f"{len(request.system)},{len(request.tools)},{description_limit}"
+    digest = hashlib.blake2b(shape.encode(), digest_size=16)
+    for text in texts:
+        data = text.encode("utf-8", "surrogatepass")
+        digest.update(len(data).to_bytes(8, "little"))
+        digest.update(data)
+    key = digest.digest()
+    tokens = cache.get(key)
+    if tokens is None:
+        tokens = fixed + estimate_text_tokens("\0".join(texts))
+        cache.put(key, tokens)
+    return tokens
+
+
+def count_input_tokens(
+    request: Request,
+    *,
+    cache: EstimateCache | None = None,
+    description_limit: int | None = None,
+    messages: int | None = None,
+) -> int:
     """Estimate the input tokens of ``request`` (``POST /v1/messages/count_tokens``).
 
     The text estimate of every system block, message block, tool use, tool result and tool
     definition, plus fitted fixed costs for framing, tool definitions and images. Server
-    tools count like any other tool definition (the official count includes them). All text
-    is estimated in one pass (joined with NUL, which is in no token class and splits runs).
+    tools count like any other tool definition (the official count includes them). The texts
+    of the system prompt with the tools, and of the messages, are each estimated in one pass
+    (joined with NUL, which is in no token class and splits runs). With ``cache``, the system
+    prompt and tool definitions are estimated once per distinct digest of them.
+
+    The converter counts the request as Kiro's model reads it: tool descriptions cut at
+    ``description_limit`` characters, and ``messages`` messages (after merging and the
+    system pair) instead of the request's own.
     """
     texts: list[str] = []
-    total = _REQUEST_BASE
-    for block in request.system:
-        total += _PER_SYSTEM
-        texts.append(block.text)
+    total = _REQUEST_BASE + _prompt_tokens(request, cache, description_limit)
     for message in request.messages:
         total += _PER_MESSAGE + sum(_block(b, texts) for b in message.content)
-    if request.tools:
-        total += _TOOLS_PREAMBLE
-        for tool in request.tools:
-            total += _PER_TOOL
-            texts.append(tool.name)
-            texts.append(tool.description)
-            if tool.input_schema is not None:
-                texts.append(_json_text(tool.input_schema))
+    if messages is not None:
+        total += _PER_MESSAGE * (messages - len(request.messages))
     return max(1, total + estimate_text_tokens("\0".join(texts)))
