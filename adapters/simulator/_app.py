@@ -26,7 +26,15 @@ from adapters.anyio_server import Request, RequestBody, RequestHead, Responder, 
 from kiro_protocol import KIRO_MODELS, lint_kiro_body, LintLimits
 
 from ._documents import models_document, usage_document, web_search_text
-from ._markers import HTTP_FAILURES, IMPROPERLY_FORMED, INPUT_TOO_LONG, INVALID_BEARER, INVALID_MODEL, kiro_error_body
+from ._markers import (
+    HTTP_FAILURES,
+    IMPROPERLY_FORMED,
+    INPUT_TOO_LONG,
+    INVALID_BEARER,
+    INVALID_MODEL,
+    kiro_error_body,
+    parse_markers,
+)
 from ._script import Ending, ErrorReply, StreamReply, answer, read_turn
 from ._state import ACCOUNT_TAGS, SimulatorState, TokenProblem
 
@@ -351,13 +359,16 @@ class SimulatorApp:
     async def _mcp(self, request: Request, respond: Responder) -> None:
         """Kiro's MCP endpoint (JSON-RPC 2.0), used for web search.
 
-        See docs/kiro-protocol.md, Web search through MCP.
+        See docs/kiro-protocol.md, Web search through MCP. Markers in the query choose a failure:
+        the HTTP failure markers (``[[sim:throttle]]``...) answer as ``generateAssistantResponse``
+        does, ``[[sim:search-error...]]`` breaks the answer itself (docs/simulator.md).
         """
         entry = await self._authorised(request, respond, "mcp")
         if entry is None:
             return
         call = self._read_json(request)
         entry["body"] = call
+        entry["profileArn"] = request.header("x-amzn-kiro-profile-arn")
         call_id = call.get("id") if call is not None else None
         params = call.get("params") if call is not None else None
         params = params if isinstance(params, dict) else {}
@@ -368,11 +379,41 @@ class SimulatorApp:
         elif params.get("name") != "web_search" or not isinstance(query, str) or not query.strip():
             error = {"code": -32602, "message": "only web_search with a non-empty query is available"}
         else:
-            result = {"content": [{"type": "text", "text": web_search_text(query)}], "isError": False}
-            await self._json(respond, 200, _dumps({"id": call_id, "jsonrpc": "2.0", "result": result}))
+            entry["query"] = query
+            await self._search(query, call_id, entry, respond)
             return
         entry["outcome"] = "rpc-error"
         await self._json(respond, 200, _dumps({"id": call_id, "jsonrpc": "2.0", "error": error}))
+
+    async def _search(self, query: str, call_id: object, entry: dict[str, object], respond: Responder) -> None:
+        markers = parse_markers(query)
+        failure = HTTP_FAILURES.get(markers.failure or "")
+        if failure is not None and markers.failure is not None:
+            if not markers.once or self.state.fire_once(markers.failure, query):
+                answer = failure(markers.failure_args)
+                entry.update(status=answer.status, outcome="scenario", scenario=markers.failure)
+                await self._json(respond, answer.status, answer.body, error_type=answer.error_type)
+                return
+        kind = markers.search_error
+        if kind is not None:
+            entry.update(outcome="search-error", scenario=f"search-error:{kind}")
+        if kind == "garbage":
+            headers = [("content-type", "text/html"), ("x-amzn-requestid", str(uuid.uuid4()))]
+            await respond.send_response(200, headers, b"<html><body>Service Unavailable</body></html>")
+            return
+        if kind == "rpc":
+            error = {"code": -32603, "message": "Internal error: the web search is unavailable (simulated)"}
+            await self._json(respond, 200, _dumps({"id": call_id, "jsonrpc": "2.0", "error": error}))
+            return
+        if kind == "tool":
+            text = "web_search failed: the search provider timed out (simulated)"
+            result: dict[str, object] = {"content": [{"type": "text", "text": text}], "isError": True}
+        elif kind == "results":
+            text = json.dumps({"results": [], "error": "search quota exceeded (simulated)"})
+            result = {"content": [{"type": "text", "text": text}], "isError": False}
+        else:
+            result = {"content": [{"type": "text", "text": web_search_text(query, self.state.now())}], "isError": False}
+        await self._json(respond, 200, _dumps({"id": call_id, "jsonrpc": "2.0", "result": result}))
 
     # -- control routes --------------------------------------------------------------------------
 

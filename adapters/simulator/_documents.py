@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import datetime
 import json
+from urllib.parse import quote
 
 from kiro_protocol import KIRO_MODELS
 
@@ -108,15 +109,20 @@ def models_document() -> dict[str, object]:
     return {"models": models, "defaultModel": models[0], "nextToken": None}
 
 
-def web_search_text(query: str) -> str:
-    """``result.content[0].text`` of an MCP ``web_search`` call: JSON with three scripted results."""
-    quoted = query.strip()[:60]
+def web_search_text(query: str, now: float = 0.0) -> str:
+    """``result.content[0].text`` of an MCP ``web_search`` call: JSON with three scripted results
+    derived from the query (title and snippet quote it, the URL carries its words), in Kiro's
+    fields (``publishedDate`` in milliseconds, a day apart before ``now``; ``domain``)."""
+    quoted = " ".join(query.split())[:60]
+    slug = quote("-".join(quoted.lower().split())[:60], safe="-")
     results = [
         {
             "title": f"{quoted} — result {i} (simulated)",
-            "url": f"https://example.com/search/{i}",
+            "url": f"https://example.com/search/{slug}/{i}",
             "snippet": f'A scripted search result {i} for "{quoted}" from the kiro2api simulator.',
+            "publishedDate": int((now - 86400 * i) * 1000),
+            "domain": "example.com",
         }
         for i in (1, 2, 3)
     ]
-    return json.dumps({"results": results}, ensure_ascii=False)
+    return json.dumps({"results": results, "totalResults": len(results), "query": query}, ensure_ascii=False)

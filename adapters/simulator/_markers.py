@@ -20,6 +20,7 @@ __all__ = [
     "HttpFailure",
     "HTTP_FAILURES",
     "STREAM_FAILURES",
+    "SEARCH_FAILURES",
     "MARKERS",
     "kiro_error_body",
     "IMPROPERLY_FORMED",
@@ -108,6 +109,10 @@ HTTP_FAILURES: dict[str, Callable[[tuple[str, ...]], HttpFailure]] = {
     ),
 }
 
+#: ``search-error``: what the MCP endpoint does with a search for a query holding it (an
+#: argument -> the answer; no argument: a JSON-RPC error). Other endpoints ignore it.
+SEARCH_FAILURES = frozenset({"rpc", "garbage", "tool", "results"})
+
 #: Markers that answer 200 and then break or end the EventStream in a particular way.
 STREAM_FAILURES = frozenset(
     {"exception-mid-stream", "content-length-exceeded", "error-frame", "truncate", "bad-crc", "drop"}
@@ -116,7 +121,7 @@ _SHAPES = frozenset(
     {"long", "slow", "stall", "unicode", "tools", "tool", "thinking", "reasoning", "token-usage", "context-full"}
 )
 #: Every marker name the simulator understands.
-MARKERS = frozenset(HTTP_FAILURES) | STREAM_FAILURES | _SHAPES
+MARKERS = frozenset(HTTP_FAILURES) | STREAM_FAILURES | _SHAPES | {"search-error"}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -150,6 +155,8 @@ class Markers:
     context_full: bool = False
     #: ``stall:MS``: one pause of MS milliseconds after the first frames.
     stall_ms: int | None = None
+    #: ``search-error[:KIND]``: how a web search for this text fails (``SEARCH_FAILURES``).
+    search_error: str | None = None
     #: Markers with a name the simulator does not know (reported in the answer).
     unknown: tuple[str, ...] = ()
 
@@ -175,6 +182,7 @@ def parse_markers(text: str) -> Markers:
     stall_ms: int | None = None
     tools: int | None = None
     tool_name: str | None = None
+    search_error: str | None = None
     unknown: list[str] = []
     for match in _MARKER.finditer(text):
         name = match.group(1).lower()
@@ -203,6 +211,8 @@ def parse_markers(text: str) -> Markers:
             token_usage = True
         elif name == "context-full":
             context_full = True
+        elif name == "search-error":
+            search_error = args[0] if args and args[0] in SEARCH_FAILURES else "rpc"
         else:  # thinking
             thinking = True
     return Markers(
@@ -219,6 +229,7 @@ def parse_markers(text: str) -> Markers:
         token_usage=token_usage,
         context_full=context_full,
         stall_ms=stall_ms,
+        search_error=search_error,
         unknown=tuple(unknown),
     )
 

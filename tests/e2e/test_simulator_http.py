@@ -303,6 +303,41 @@ async def test_mcp_web_search() -> None:
         assert wrong["error"]["code"] == -32602 and "result" not in wrong
 
 
+def _search_call(query: str) -> bytes:
+    params = {"name": "web_search", "arguments": {"query": query}}
+    return json.dumps({"id": "web_search_tooluse_x", "jsonrpc": "2.0", "method": "tools/call", "params": params}).encode()
+
+
+async def test_mcp_results_derive_from_the_query_and_carry_kiros_fields() -> None:
+    async with running() as client:
+        auth = [("Authorization", f"Bearer {await client.access_token(social())}")]
+        answer = json.loads((await client.call("POST", "/mcp", _search_call("Kiro Gateway  notes"), auth)).body)
+        document = json.loads(answer["result"]["content"][0]["text"])
+        first = document["results"][0]
+        assert first["url"] == "https://example.com/search/kiro-gateway-notes/1"
+        assert first["title"].startswith("Kiro Gateway notes") and isinstance(first["publishedDate"], int)
+        assert document["query"] == "Kiro Gateway  notes"
+
+
+async def test_mcp_failure_markers() -> None:
+    async with running() as client:
+        auth = [("Authorization", f"Bearer {await client.access_token(social())}")]
+        rpc = json.loads((await client.call("POST", "/mcp", _search_call("q [[sim:search-error]]"), auth)).body)
+        assert rpc["error"]["code"] == -32603 and "result" not in rpc
+        garbage = await client.call("POST", "/mcp", _search_call("q [[sim:search-error:garbage]]"), auth)
+        assert garbage.status == 200 and garbage.body.startswith(b"<html>")
+        tool = json.loads((await client.call("POST", "/mcp", _search_call("q [[sim:search-error:tool]]"), auth)).body)
+        assert tool["result"]["isError"] is True
+        inner = json.loads((await client.call("POST", "/mcp", _search_call("q [[sim:search-error:results]]"), auth)).body)
+        assert "error" in json.loads(inner["result"]["content"][0]["text"])
+        throttled = await client.call("POST", "/mcp", _search_call("q [[sim:throttle:once]]"), auth)
+        assert throttled.status == 429 and b"ThrottlingException" in throttled.body
+        again = await client.call("POST", "/mcp", _search_call("q [[sim:throttle:once]]"), auth)
+        assert again.status == 200
+        broken = await client.call("POST", "/mcp", _search_call("q [[sim:server-error]]"), auth)
+        assert broken.status == 500
+
+
 # -- generateAssistantResponse validation ----------------------------------------------------------
 
 
