@@ -201,6 +201,15 @@ def test_the_last_user_message_holds_the_query() -> None:
     assert search is not None and search.query == "second question"
 
 
+def test_a_trailing_assistant_message_is_skipped_for_the_query() -> None:
+    messages = [{"role": "user", "content": "kiro"}, {"role": "assistant", "content": "Searching"}]
+    search = parsed(search_body(messages=messages))
+    assert search is not None and search.query == "kiro"
+    with pytest.raises(LocalProtocolError) as caught:
+        parsed(search_body(messages=[{"role": "assistant", "content": "no user here"}]))
+    assert caught.value.status_hint == 400 and "needs a user message" in caught.value.message
+
+
 def test_web_search_beside_ordinary_tools_is_an_ordinary_request() -> None:
     body = search_body(tools=[WEB_SEARCH_TOOL, BASH_TOOL])
     del body["tool_choice"]
@@ -304,10 +313,12 @@ def test_hits_of_an_answer() -> None:
 
 def test_hits_without_url_are_left_out_and_the_count_is_bounded() -> None:
     items: list[Any] = [{"title": "no url"}, "not an object", {"url": "https://a.example/", "publishedDate": "2 days ago"}]
+    items += [{"url": "https://c.example/", "publishedDate": flag} for flag in (True, -5, float("inf"), "  ")]
     items += [{"url": f"https://b.example/{i}"} for i in range(50)]
     hits = parse_web_search_answer(mcp_answer(items))
     assert len(hits) == MAX_SEARCH_HITS
     assert hits[0] == SearchHit(title="https://a.example/", url="https://a.example/", snippet="", page_age="2 days ago")
+    assert all(hit.page_age is None for hit in hits[1:5])
 
 
 def test_an_answer_with_no_results_is_an_empty_search_not_a_failure() -> None:
