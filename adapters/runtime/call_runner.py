@@ -63,6 +63,8 @@ async def run_call(
                     await _stream(call, upstream, driver, respond, lifecycle, monotonic)
             elif isinstance(decision, Answer):
                 await send_reply(respond, decision.reply)
+            elif isinstance(decision, ClientOutput):  # a stream that ended between upstream calls
+                await _write_output(respond, decision)
             elif isinstance(decision, Done):
                 return
             elif not await driver.execute(decision, call):
@@ -192,6 +194,16 @@ async def _stream(
         unwatch()
 
 
+async def _write_output(respond: Responder, output: ClientOutput) -> None:
+    if output.head is not None:
+        status, headers = output.head
+        await respond.start_stream(status, headers, output.data)
+    elif output.data:
+        await respond.send_chunk(output.data)
+    if output.end:
+        await respond.end_stream()
+
+
 class _Writer:
     """Writes a call's output: one write in flight at a time, bytes produced meanwhile join the
     next one. ``close()`` when the producers are done; ``wait_until_written()`` then returns
@@ -219,21 +231,12 @@ class _Writer:
                     return
                 self._writing = True
             try:
-                await self._write(output)
+                await _write_output(self._respond, output)
             finally:
                 with self.mutex:
                     self._writing = False
                     if self._closed:
                         self._bell.set()
-
-    async def _write(self, output: ClientOutput) -> None:
-        if output.head is not None:
-            status, headers = output.head
-            await self._respond.start_stream(status, headers, output.data)
-        elif output.data:
-            await self._respond.send_chunk(output.data)
-        if output.end:
-            await self._respond.end_stream()
 
     def close(self) -> None:
         with self.mutex:

@@ -21,6 +21,8 @@ _MAX_DEPTH = 6
 # An ``echo`` the prompt spells out: "run `echo hi`", "run echo 'hi'" (up to a backtick,
 # double quote or the end of the line).
 _ECHO_IN_PROMPT = re.compile(r"\becho\s+[^`\n\"]{1,200}")
+# An absolute file path the user named ("write /home/me/notes.txt"): a path argument uses it.
+_PATH_IN_PROMPT = re.compile(r"(?<![\w/])/(?:[\w.-]+/)*[\w-]+\.[A-Za-z0-9]{1,8}\b")
 
 
 def echo_command(prompt: str, index: int = 0) -> str:
@@ -38,6 +40,9 @@ def _by_name(name: str, prompt: str, index: int) -> str:
     if key in ("command", "cmd", "shell_command", "script"):
         return echo_command(prompt, index)
     if "path" in key or "file" in key or key in ("dir", "directory", "cwd"):
+        named = _PATH_IN_PROMPT.search(prompt)
+        if named and index == 0:
+            return named.group(0)
         return "/tmp/kiro2api-simulator.txt" if index == 0 else f"/tmp/kiro2api-simulator-{index + 1}.txt"
     if "url" in key or "uri" in key:
         return "https://example.com/"

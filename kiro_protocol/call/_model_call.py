@@ -34,11 +34,11 @@ from ..http._messages import HttpResponse, Reply
 from ..http._routing import Dialect, error_answer
 from ..pool._accounts import AccountState, PoolSettings
 from ..pool._credentials import AccountConfig
-from ..pool._decisions import Decision, Done, Respond
+from ..pool._decisions import Decision, Done, Persist, Respond, Retry, StartStream
 from ..pool._exchange import Exchange
 from ..pool._kiro_identity import KiroOperation
 from ..pool._mcp import web_search_call_body, web_search_request_id
-from ..pool._upstream_errors import UpstreamFailure, stream_interrupted
+from ..pool._upstream_errors import FailureClass, UpstreamFailure, stream_interrupted
 from ..requests._anthropic import parse_anthropic_request
 from ..requests._conversion import ConversionConfig, KiroRequest, convert_request
 from ..requests._model import Request
@@ -49,6 +49,7 @@ from ..responses._lifecycle_events import Usage
 from ..responses._openai import openai_encoder
 from ..responses._translator import ResponseTranslator
 from ..wire._sse import SSE_HEADERS
+from ._recovery import with_recovery_instruction
 from ._web_search import WebSearchAnswer
 
 __all__ = ["Answer", "CallIds", "CallSetup", "ClientOutput", "ModelCall", "SHUTDOWN_MESSAGE"]
@@ -57,6 +58,8 @@ __all__ = ["Answer", "CallIds", "CallSetup", "ClientOutput", "ModelCall", "SHUTD
 SHUTDOWN_MESSAGE = "The server is shutting down; retry the request."
 #: The access log's error class of an answer the shutdown deadline ended.
 _SHUTDOWN = "shutdown"
+#: How many times one answer is asked again after Kiro cut a tool call in it.
+_RECOVERIES = 1
 #: What reads an upstream 200 body: the EventStream translator, or a web search's answer.
 _Reader = ResponseTranslator | WebSearchAnswer
 
@@ -98,8 +101,9 @@ class Answer(Decision):
 
 
 @dataclass(frozen=True, slots=True)
-class ClientOutput:
-    """The next client bytes of a streamed answer.
+class ClientOutput(Decision):
+    """The next client bytes of a streamed answer (from ``take_output``; as a decision: the last
+    bytes of a stream that ended between two upstream calls).
 
     ``head`` is set once, on the output that commits the response (status and headers, written
     together with ``data``); ``end`` on the last one.
@@ -132,9 +136,15 @@ class ModelCall:
         self.kiro: KiroRequest = convert_request(
             self.api, config=setup.conversion, continuation_id=ids.continuation_id, session_id_header=session_id
         )
+        self._session_id = session_id
         #: A web search (served through Kiro's MCP endpoint, not the model), or None.
         self.web_search: WebSearch | None = web_search_of(self.api)
         self._exchange = self._new_exchange(self.kiro)
+        #: After a cut tool call: the exchange that asks again, and what to do before it.
+        self._next_exchange: Exchange | None = None
+        self._between: list[Decision] = []
+        #: Tool calls Kiro cut off that were asked again (for the log).
+        self.recoveries = 0
         self._translator: _Reader | None = None
         #: Client bytes not yet handed out, the time the current stream started.
         self._pending = bytearray()
@@ -188,17 +198,33 @@ class ModelCall:
         upstream body into ``receive_data``), ``Answer``, or ``Done``."""
         if self._settle is not None:
             settle, self._settle = self._settle, None
-            self._translator = None
+            if self._next_exchange is None:
+                self._translator = None
             settle(now)
         if self._answer is not None:
             answer, self._answer = self._answer, None
             return answer
         if self._final:
             return Done()
+        if self._between and self._next_exchange is None:
+            return self._between.pop(0)
         decision = self._exchange.next_decision(now)
-        if isinstance(decision, Respond):
+        if isinstance(decision, Done) and self._next_exchange is not None:
+            # The cut answer's exchange is closed: the one that asks again takes over.
+            self._exchange, self._next_exchange = self._next_exchange, None
+            return self.next_decision(now)
+        if isinstance(decision, StartStream) and self._commit_due:
+            self._exchange.client_bytes_sent()  # a continuation: the client has the answer's start
+        elif isinstance(decision, Respond):
             self._final = True
             self.error = decision.error.kind.value
+            translator = self._translator
+            if self._commit_due and translator is not None:
+                # The answer being continued had reached the client: it ends with the error.
+                translator.fail(decision.error.kind, decision.error.message)
+                self._pending += translator.data_to_send()
+                self._end_due = True
+                return self.take_output() or Done()
             return self._error_answer(decision.error)
         return decision
 
@@ -230,6 +256,10 @@ class ModelCall:
     def upstream_started(self, now: float, mono: float) -> None:
         """Upstream answered 200; its body goes to ``receive_data`` after ``StartStream``."""
         self._exchange.upstream_started(now)
+        if self._translator is not None:  # the continuation of an answer cut in a tool call
+            self._translator.continue_answer()
+            self._take_bytes(mono)
+            return
         if self.web_search is not None:
             self._start_search(self.web_search, mono)
             return
@@ -249,6 +279,7 @@ class ModelCall:
             encoder=encoder,
             ping_interval=self._setup.ping_interval,
             keep_events=False,
+            resumable_cuts=_RECOVERIES,
         )
         self._pending.clear()
         self._started_at = mono
@@ -335,8 +366,11 @@ class ModelCall:
                 or now - self._started_at >= translator.ping_interval
             ):
                 self._commit_due = True
-        if translator.finished and self._settle is None and not self._final:
-            self._ended(translator)
+        if self._settle is None and not self._final:
+            if translator.finished:
+                self._ended(translator)
+            elif translator.awaiting_continuation is not None:
+                self._ask_again(translator, translator.awaiting_continuation)
 
     def _ended(self, translator: _Reader) -> None:
         if self._shutting_down:
@@ -366,6 +400,25 @@ class ModelCall:
             self._exchange.client_bytes_sent()
             self._answer = Answer(reply=final)
         self._settle = self._close(translator, failure)
+
+    def _ask_again(self, translator: _Reader, why: str) -> None:
+        """Kiro cut a tool call (the client saw none of it): the answer continues with what Kiro
+        says when asked again with an instruction to make smaller calls."""
+        account = self._exchange.account
+        assert account is not None
+        self.recoveries += 1
+        self._settle = self._close(translator, None)
+        recovery = convert_request(
+            with_recovery_instruction(self.api),
+            config=self._setup.conversion,
+            continuation_id=self._ids.continuation_id,
+            session_id_header=self._session_id,
+        )
+        self._next_exchange = self._new_exchange(recovery)
+        self._between = [
+            Persist(account_id=account.account_id, counters=(("tool_call_recoveries", 1.0),)),
+            Retry(account=account, reason=f"{why.split(':', 1)[0]}; asking Kiro again for smaller calls"),
+        ]
 
     def _new_exchange(self, kiro: KiroRequest) -> Exchange:
         setup, ids = self._setup, self._ids
@@ -419,6 +472,11 @@ class ModelCall:
                 now, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, credits=credits
             )
         self.error = failure.failure_class.value
+        if failure.failure_class is FailureClass.TOOL_CALL_CUT:
+            # The client has the error event; the account did nothing wrong (tool_calls_cut).
+            return lambda now: self._exchange.finished(
+                now, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, credits=credits
+            )
         return lambda now: self._exchange.stream_failed(failure, now)
 
     def _error_answer(self, error: ProtocolError) -> Answer:

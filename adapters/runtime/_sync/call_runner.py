@@ -64,6 +64,8 @@ def run_call(
                     _stream(call, upstream, driver, respond, lifecycle, monotonic)
             elif isinstance(decision, Answer):
                 send_reply(respond, decision.reply)
+            elif isinstance(decision, ClientOutput):  # a stream that ended between upstream calls
+                _write_output(respond, decision)
             elif isinstance(decision, Done):
                 return
             elif not driver.execute(decision, call):
@@ -193,6 +195,16 @@ def _stream(
         unwatch()
 
 
+def _write_output(respond: Responder, output: ClientOutput) -> None:
+    if output.head is not None:
+        status, headers = output.head
+        respond.start_stream(status, headers, output.data)
+    elif output.data:
+        respond.send_chunk(output.data)
+    if output.end:
+        respond.end_stream()
+
+
 class _Writer:
     """Writes a call's output: one write in flight at a time, bytes produced meanwhile join the
     next one. ``close()`` when the producers are done; ``wait_until_written()`` then returns
@@ -220,21 +232,12 @@ class _Writer:
                     return
                 self._writing = True
             try:
-                self._write(output)
+                _write_output(self._respond, output)
             finally:
                 with self.mutex:
                     self._writing = False
                     if self._closed:
                         self._bell.set()
-
-    def _write(self, output: ClientOutput) -> None:
-        if output.head is not None:
-            status, headers = output.head
-            self._respond.start_stream(status, headers, output.data)
-        elif output.data:
-            self._respond.send_chunk(output.data)
-        if output.end:
-            self._respond.end_stream()
 
     def close(self) -> None:
         with self.mutex:

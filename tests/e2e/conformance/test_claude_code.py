@@ -36,7 +36,7 @@ def claude_binary() -> str | None:
     return path or None
 
 
-def run_claude(gateway: Gateway, tmp_path: Path, prompt: str) -> dict[str, Any]:
+def run_claude(gateway: Gateway, tmp_path: Path, prompt: str, *, allowed: str = "Bash(echo:*)") -> dict[str, Any]:
     binary = claude_binary()
     if binary is None:
         pytest.skip("Claude Code CLI not available (scripts/ensure-claude-code failed)")
@@ -57,7 +57,7 @@ def run_claude(gateway: Gateway, tmp_path: Path, prompt: str) -> dict[str, Any]:
         "CLAUDE_CODE_MAX_RETRIES": "0",
     }
     done = subprocess.run(
-        [binary, "-p", prompt, "--output-format", "json", "--max-turns", "4", "--allowedTools", "Bash(echo:*)"],
+        [binary, "-p", prompt, "--output-format", "json", "--max-turns", "4", "--allowedTools", allowed],
         cwd=work,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -102,3 +102,18 @@ def test_a_long_complete_answer_is_a_success_in_one_turn(gateway: Gateway, tmp_p
     calls = gateway.generate_calls(marker)
     assert len(calls) == 1 and calls[0]["outcome"] == "complete"
     assert result["usage"]["output_tokens"] > 32_000
+
+
+def test_a_cut_off_write_is_recovered_into_a_working_turn(gateway: Gateway, tmp_path: Path, marker: str) -> None:
+    # Kiro cuts the first answer's Write (the simulator's [[sim:truncate:once]]); the gateway asks
+    # once more with its note, the smaller call arrives whole, and Claude Code runs it.
+    target = tmp_path / "work" / "notes.txt"
+    result = run_claude(gateway, tmp_path, f"[[sim:truncate:once]] Use the Write tool to write {target} {marker}", allowed="Write")
+    assert result["is_error"] is False, result
+    assert target.read_text() == "Hello from the kiro2api simulator."
+    calls = gateway.generate_calls(marker)
+    assert [c["scenario"] for c in calls] == ["truncate", None, None]
+    assert "cut off in the middle of a tool call" in json.dumps(calls[1]["body"]["conversationState"]["currentMessage"])
+    context = calls[2]["body"]["conversationState"]["currentMessage"]["userInputMessage"]["userInputMessageContext"]
+    (tool_result,) = context["toolResults"]
+    assert tool_result["toolUseId"] == calls[1]["sent"]["toolCalls"][0]["toolUseId"] and tool_result["status"] == "success"
