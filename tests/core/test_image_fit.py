@@ -150,6 +150,8 @@ def test_bmp_and_tiff_headers_give_their_pixel_size() -> None:
     assert image_size("tiff", tiff(300, 200)) == (300, 200)
     assert image_size("tiff", tiff(70000, 5, big_endian=True, long_width=True)) == (70000, 5)
     assert image_size("tiff", b"II*\x00" + struct.pack("<I", 4000)) == (0, 0)  # the IFD lies past the end
+    rational = b"II*\x00" + struct.pack("<IH", 8, 1) + struct.pack("<HHII", 256, 5, 1, 0)
+    assert image_size("tiff", rational) == (0, 0)  # a width of a type no TIFF writer uses is not read
     assert sniff_format(b"BM" + bytes(12) + struct.pack("<I", 99) + bytes(8)) is None  # no known DIB header
 
 
