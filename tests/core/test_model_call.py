@@ -31,7 +31,7 @@ from kiro_protocol import (
     StartStream,
     parse_accounts,
 )
-from kiro_protocol.responses import AssistantResponse, ContextUsage, UpstreamException, encode_upstream_event
+from kiro_protocol.responses import AssistantResponse, ContextUsage, ToolUse, UpstreamException, encode_upstream_event
 
 T0 = 1_750_000_000.0
 ACCOUNTS = parse_accounts(json.dumps([{"auth": "Social", "refreshToken": f"aor-{i}" + "x" * 40} for i in range(2)]))
@@ -120,6 +120,8 @@ def drive(call: ModelCall, upstream: list[tuple[int, bytes]], *, mid_stream: obj
         elif isinstance(decision, Answer):
             assert run.answer is None, "one answer per call"
             run.answer = decision
+        elif isinstance(decision, ClientOutput):  # the end of a stream, between upstream calls
+            run.outputs.append(decision)
         elif isinstance(decision, Done):
             return run
         else:  # pragma: no cover - a decision this test does not expect
@@ -287,3 +289,99 @@ def test_an_account_check_never_waits() -> None:
     check = AccountCheck(account=ACCOUNTS[0], settings=PoolSettings(), new_id=lambda: "id", random=lambda: 0.5)
     with pytest.raises(LocalProtocolError, match="waited"):
         check.waited(T0)
+
+
+
+# -- tool calls Kiro cuts off -------------------------------------------------------------------
+
+BASH_TOOL = {"name": "Bash", "input_schema": {"type": "object", "properties": {"command": {"type": "string"}}}}
+CUT_CALL = frames(ToolUse(tool_use_id="tooluse_cut", name="Bash", input='{"command": "echo aaaa', stop=False))
+WHOLE_CALL = frames(
+    AssistantResponse(content="In parts."),
+    ToolUse(tool_use_id="tooluse_ok", name="Bash", input='{"command": "echo a"}', stop=False),
+    ToolUse(tool_use_id="tooluse_ok", name="Bash", input="", stop=True),
+    ContextUsage(percentage=1.0),
+)
+
+
+def with_tools(stream: bool = True) -> dict[str, object]:
+    return {**anthropic(stream), "tools": [BASH_TOOL]}
+
+
+def recovery_counters(run: Run) -> list[tuple[str, float]]:
+    return [c for p in run.persists for c in p.counters if c[0] in ("tool_call_recoveries", "tool_calls_cut", "failures")]
+
+
+def test_a_cut_call_before_the_commit_point_is_asked_again_unseen() -> None:
+    call = call_for(with_tools())
+    run = drive(call, [(200, CUT_CALL), (200, WHOLE_CALL)])
+    text = run.body.decode()
+    assert len(run.sent) == 2 and call.recoveries == 1 and call.error is None
+    assert "tooluse_cut" not in text and '"id":"tooluse_ok"' in text and '"index":1' in text
+    assert text.count("event: message_start") == 1 and run.outputs[-1].end
+    assert '"stop_reason":"tool_use"' in text
+    assert recovery_counters(run) == [("tool_call_recoveries", 1.0)]
+    assert len(run.retries) == 1 and "asking Kiro again for smaller calls" in run.retries[0].reason
+
+
+def test_text_already_released_stays_and_the_continuation_follows_it() -> None:
+    first = frames(AssistantResponse(content="Writing it now.")) + CUT_CALL
+    call = call_for(with_tools())
+    run = drive(call, [(200, first), (200, WHOLE_CALL)])
+    text = run.body.decode()
+    assert text.index("Writing it now.") < text.index("In parts.") < text.index("tooluse_ok")
+    assert [o.head is not None for o in run.outputs].count(True) == 1
+    assert '"index":2,"content_block":{"type":"tool_use"' in text, "the dropped call's index is reused"
+
+
+def test_the_instruction_goes_into_the_second_upstream_body_only() -> None:
+    call = call_for(with_tools())
+    bodies: list[bytes] = []
+    now = T0
+    answers = [CUT_CALL, WHOLE_CALL]
+    while not isinstance(d := call.next_decision(now), Done):
+        if isinstance(d, LoadState):
+            call.state_loaded({a: FRESH for a in d.account_ids}, now)
+        elif isinstance(d, SendUpstream):
+            bodies.append(d.request.body)
+            call.upstream_started(now, 0.0)
+        elif isinstance(d, StartStream):
+            call.receive_data(answers.pop(0), 1.0)
+            call.receive_data(b"", 1.0) if call.reading else None
+            while call.take_output() is not None:
+                pass
+    assert len(bodies) == 2
+    assert b"cut off in the middle of a tool call" not in bodies[0]
+    assert b"cut off in the middle of a tool call" in bodies[1]
+
+
+def test_a_second_cut_is_the_clear_error_and_no_fault_of_the_account() -> None:
+    call = call_for(with_tools())
+    run = drive(call, [(200, frames(AssistantResponse(content="Hi.")) + CUT_CALL), (200, CUT_CALL)])
+    text = run.body.decode()
+    assert "event: error" in text and "Kiro cut off the tool call 'Bash'" in text and run.outputs[-1].end
+    assert "tooluse_cut" not in text.split("event: error")[0]
+    assert call.error == "tool_call_cut"
+    assert ("failures", 1.0) not in recovery_counters(run)
+
+
+def test_a_second_cut_before_any_byte_is_a_502() -> None:
+    run = drive(call_for(with_tools(stream=False)), [(200, CUT_CALL), (200, CUT_CALL)])
+    assert run.answer is not None and run.answer.reply.status == 502
+    assert "Kiro cut off the tool call" in json.loads(run.answer.reply.body)["error"]["message"]
+    assert ("tool_calls_cut", 1.0) in recovery_counters(run)
+
+
+def test_a_continuation_refused_upstream_ends_the_started_stream_with_its_error() -> None:
+    refused = json.dumps({"message": "Improperly formed request.", "reason": None}).encode()
+    run = drive(call_for(with_tools()), [(200, frames(AssistantResponse(content="Hi.")) + CUT_CALL), (400, refused)])
+    text = run.body.decode()
+    assert run.answer is None and "Hi." in text and "event: error" in text and run.outputs[-1].end
+    assert [o.end for o in run.outputs].count(True) == 1
+
+
+def test_a_non_streamed_answer_is_recovered_into_one_body() -> None:
+    run = drive(call_for(with_tools(stream=False)), [(200, CUT_CALL), (200, WHOLE_CALL)])
+    assert run.answer is not None and run.answer.reply.status == 200
+    content = json.loads(run.answer.reply.body)["content"]
+    assert [b["type"] for b in content] == ["text", "tool_use"] and content[1]["input"] == {"command": "echo a"}
