@@ -46,6 +46,7 @@ from .pool import (
     AccountConfig,
     AccountState,
     AcquireLease,
+    CheckModels,
     CheckUsage,
     ConfigurationError,
     Decision,
@@ -119,7 +120,7 @@ __all__ = [
     # pool
     "AccountConfig", "ConfigurationError", "parse_accounts", "Endpoints", "PoolSettings", "parse_strategy",
     "AccountState", "unavailable_reason", "AccountCheck", "checks_due", "Decision", "LoadState",
-    "AcquireLease", "Wait", "Refresh", "CheckUsage", "Persist", "Retry", "SendUpstream", "StartStream",
+    "AcquireLease", "Wait", "Refresh", "CheckModels", "CheckUsage", "Persist", "Retry", "SendUpstream", "StartStream",
     "Done", "UpstreamFailure", "connection_failure",
     # one model request, end to end
     "ModelCall", "CallSetup", "CallIds", "Answer", "ClientOutput",

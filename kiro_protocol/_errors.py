@@ -73,6 +73,8 @@ class ProtocolError(Exception):
 
     default_kind: ErrorKind = ErrorKind.API
     default_status: int | None = None
+    #: Seconds after which asking again may succeed; the answer's ``retry-after`` header.
+    retry_after: float | None = None
 
     def __init__(
         self,

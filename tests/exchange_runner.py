@@ -21,6 +21,7 @@ from kiro_protocol.pool._accounts import PoolSettings
 from kiro_protocol.pool._checks import AccountCheck
 from kiro_protocol.pool._decisions import (
     AcquireLease,
+    CheckModels,
     CheckUsage,
     Decision,
     Done,
@@ -98,6 +99,8 @@ def answer(status: int, body: str | Mapping[str, object] = "", headers: tuple[tu
 
 
 OK = HttpResponse(status=200)
+#: What an account's ``ListAvailableModels`` answers unless scripted.
+DEFAULT_MODELS = ("auto", "claude-sonnet-4.5", "claude-haiku-4.5", "claude-opus-4.5")
 
 
 @dataclass
@@ -108,6 +111,7 @@ class Upstream:
     refresh: dict[int, list[Answer]] = field(default_factory=dict)
     generate: dict[int, list[Answer]] = field(default_factory=dict)
     usage: dict[int, list[Answer]] = field(default_factory=dict)
+    models: dict[int, list[Answer]] = field(default_factory=dict)
     #: Every request the executor sent, in order: (kind, account index, request).
     sent: list[tuple[str, int, HttpRequest]] = field(default_factory=list)
     _tokens: itertools.count[int] = field(default_factory=itertools.count)
@@ -117,7 +121,8 @@ class Upstream:
 
     def answer(self, kind: str, account: AccountConfig, request: HttpRequest) -> Answer:
         self.sent.append((kind, account.index, request))
-        script = {"refresh": self.refresh, "generate": self.generate, "usage": self.usage}[kind].get(account.index)
+        scripts = {"refresh": self.refresh, "generate": self.generate, "usage": self.usage, "models": self.models}
+        script = scripts[kind].get(account.index)
         if script:
             return script.pop(0)
         if kind == "refresh":
@@ -125,6 +130,8 @@ class Upstream:
         if kind == "usage":
             return answer(200, {"usageBreakdownList": [
                 {"resourceType": "CREDIT", "usageLimitWithPrecision": 100.0, "currentUsageWithPrecision": 10.0}]})
+        if kind == "models":
+            return answer(200, {"models": [{"modelId": m} for m in DEFAULT_MODELS], "nextToken": None})
         return OK
 
     def count(self, kind: str, index: int | None = None) -> int:
@@ -166,20 +173,27 @@ def run_exchange(
     jitter: float = 0.5,
     stream_ok: bool = True,
     max_steps: int = 1000,
+    model_id: str | None = None,
+    in_flight: Mapping[str, int] | None = None,
 ) -> Outcome:
-    """Drive one Exchange to its end; a started stream is finished at once (or failed)."""
+    """Drive one Exchange to its end; a started stream is finished at once (or failed).
+
+    ``in_flight``: the calls in flight per account the driver reports (a ``Wait`` frees them).
+    """
     ex = Exchange(accounts=accounts, settings=settings or PoolSettings(), body=body, new_id=_ids(),
-                  random=lambda: jitter)
+                  random=lambda: jitter, model_id=model_id)
     log: list[Decision] = []
     for _ in range(max_steps):
         d = ex.next_decision(clock())
         log.append(d)
         if isinstance(d, LoadState):
-            ex.state_loaded(store.load_many(d.account_ids), clock())
+            ex.state_loaded(store.load_many(d.account_ids), clock(), in_flight)
         elif isinstance(d, AcquireLease):
             ex.lease_result(store.try_lease(d.account_id, d.owner, d.ttl), clock())
         elif isinstance(d, Wait):
             clock.advance(d.seconds)
+            if d.line:
+                in_flight = None  # the calls that filled the slots ended meanwhile
             ex.waited(clock())
         elif isinstance(d, Refresh):
             got = upstream.answer("refresh", d.account, d.request)
@@ -244,6 +258,12 @@ def run_check(
                 check.usage_failed(got, clock())
             else:
                 check.usage_answered(got, clock())
+        elif isinstance(d, CheckModels):
+            got = upstream.answer("models", d.account, d.request)
+            if isinstance(got, str):
+                check.models_failed(got, clock())
+            else:
+                check.models_answered(got, clock())
         elif isinstance(d, Persist):
             apply_persist(store, d)
         elif isinstance(d, Done):

@@ -52,6 +52,8 @@ async def run_call(
     try:
         while True:
             decision = call.next_decision(driver.clock())
+            if isinstance(decision, (SendUpstream, Answer, Done)):
+                driver.leave_line(call)  # no longer waiting for an account
             if isinstance(decision, SendUpstream):
                 record.account = decision.account.label
                 opened = await _send(call, decision, driver, timeout, monotonic)
@@ -70,6 +72,7 @@ async def run_call(
             elif not await driver.execute(decision, call):
                 raise RuntimeError(f"unexpected decision {type(decision).__name__}")
     finally:
+        driver.leave_line(call)  # the client left while the call waited in line
         record.input_tokens, record.output_tokens = call.usage.input_tokens, call.usage.output_tokens
         record.error = call.error
         if opened is not None:
@@ -83,6 +86,9 @@ async def _send(
     """Open the upstream call and feed its answer; the open stream when it answered 200."""
     stack = contextlib.AsyncExitStack()
     label = decision.account.label
+    # Counted from before the connection is taken until the call is closed, however it ends.
+    driver.call_opened(decision.account.account_id)
+    stack.callback(driver.call_closed, decision.account.account_id)
     try:
         upstream = await stack.enter_async_context(
             driver.upstream.stream(decision.request, account=decision.account.account_id, timeout=timeout)
@@ -92,6 +98,11 @@ async def _send(
         log.warning("account %s: no answer from Kiro: %s", label, exc.failure.message)
         call.upstream_failed(exc.failure.message, driver.clock())
         return None
+    except BaseException:
+        # Cancelled (the client left) before the answer's head: the slot must not stay counted.
+        with anyio.CancelScope(shield=True):
+            await stack.aclose()
+        raise
     if upstream.status == 200:
         call.upstream_started(driver.clock(), monotonic())
         return stack, upstream

@@ -81,6 +81,16 @@ def _positive_float(unit_seconds: float) -> Callable[[str], float]:
     return parse
 
 
+def _seconds_or_zero(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError(f"expected a number, got {raw!r}") from None
+    if not 0 <= value < float("inf"):
+        raise ValueError(f"must be 0 or a positive number, got {raw!r}")
+    return value
+
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
@@ -239,6 +249,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(env="MAX_CONCURRENT_SESSIONS", attr="max_concurrent_sessions", default="0",
                 parse=_int_range(0, 1_000_000),
                 help="Requests served at once; beyond it clients get 529 overloaded_error. 0: no limit."),
+    SettingSpec(env="KIRO_WAIT_FOR_ACCOUNT_SECONDS", attr="wait_for_account", default="30", parse=_seconds_or_zero,
+                help="When every account is only briefly out (throttled, at its connection cap), a request waits "
+                     "this long at most for one, first come first served; then 429 with retry-after. 0: no wait."),
+    SettingSpec(env="KIRO_MAX_CONNECTIONS_PER_ACCOUNT", attr="max_connections_per_account", default="100",
+                parse=_int_range(1, 100_000),
+                help="Upstream calls in flight per account and process; beyond it a request takes another "
+                     "account or waits (KIRO_WAIT_FOR_ACCOUNT_SECONDS)."),
     SettingSpec(env="MAX_REQUEST_BODY_BYTES", attr="max_request_body_bytes", default=str(20 * MIB),
                 parse=_int_range(1024, 2**40), help="Largest request body; larger bodies get 413 unread."),
     SettingSpec(env="PING_INTERVAL_SECONDS", attr="ping_interval", default="15", parse=_positive_float(1),
@@ -300,6 +317,8 @@ class Settings:
     max_tool_description_length: int = 10000
     disable_stream: bool = False
     max_concurrent_sessions: int = 0
+    wait_for_account: float = 30.0
+    max_connections_per_account: int = 100
     max_request_body_bytes: int = 20 * MIB
     ping_interval: float = 15.0
     request_timeout: float = 600.0

@@ -230,8 +230,10 @@ class ModelCall:
 
     # -- pool feeds (wall-clock ``now``) ---------------------------------------------------------
 
-    def state_loaded(self, states: Mapping[str, AccountState], now: float) -> None:
-        self._exchange.state_loaded(states, now)
+    def state_loaded(
+        self, states: Mapping[str, AccountState], now: float, in_flight: Mapping[str, int] | None = None
+    ) -> None:
+        self._exchange.state_loaded(states, now, in_flight)
 
     def lease_result(self, acquired: bool, now: float) -> None:
         self._exchange.lease_result(acquired, now)
@@ -439,6 +441,7 @@ class ModelCall:
             body=kiro.body,
             new_id=ids.new_id,
             random=ids.random,
+            model_id=kiro.model_id,
         )
 
     def _start_search(self, search: WebSearch, mono: float) -> None:

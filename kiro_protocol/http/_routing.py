@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import hmac
+import math
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -278,4 +279,7 @@ def error_answer(error: ProtocolError, dialect: Dialect) -> Reply:
         headers.append(("allow", ", ".join(error.allow)))
     if error.kind is ErrorKind.AUTHENTICATION:
         headers.append(("www-authenticate", 'Bearer realm="kiro2api"'))
+    if error.retry_after is not None:
+        # Whole seconds (RFC 9110), rounded up: a client retrying at once would be refused again.
+        headers.append(("retry-after", str(max(1, math.ceil(error.retry_after)))))
     return Reply(status=error.status_hint, headers=tuple(headers), body=body, error=error.kind)

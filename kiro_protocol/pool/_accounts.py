@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, Mapping, Sequence
 
-from .._errors import ErrorKind, RemoteProtocolError
+from .._errors import ErrorKind, LocalProtocolError, RemoteProtocolError
 from ._credentials import AccountConfig, ConfigurationError
 from ._kiro_identity import ClientVersions, Endpoints
 
@@ -35,10 +35,13 @@ __all__ = [
     "TokenStatus",
     "token_status",
     "unavailable_reason",
+    "comes_back_at",
+    "offers_model",
     "choose_account",
     "backoff_delay",
     "NoAccountAvailableError",
     "no_account_error",
+    "model_not_offered_error",
 ]
 
 
@@ -95,12 +98,25 @@ class PoolSettings:
     usage_check_interval: float = 300.0
     #: Upstream sends per client request (the same-account retry after a refresh counts).
     max_attempts: int = 4
+    #: ``KIRO_WAIT_FOR_ACCOUNT_SECONDS``: when every account is only temporarily out (cooling
+    #: down, its refresh backing off, at its connection cap), a request waits this long at most
+    #: for the first one to come back; past it, 429 with ``retry-after`` (docs/accounts.md).
+    max_account_wait: float = 30.0
+    #: ``KIRO_MAX_CONNECTIONS_PER_ACCOUNT``: upstream calls in flight per account and process.
+    max_connections_per_account: int = 100
+    #: How often a request waiting for a connection slot looks again (the driver wakes it
+    #: sooner when a slot frees).
+    slot_poll: float = 1.0
     versions: ClientVersions = ClientVersions()
     endpoints: Endpoints = Endpoints()
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ConfigurationError("max_attempts must be at least 1")
+        if self.max_connections_per_account < 1:
+            raise ConfigurationError("max_connections_per_account must be at least 1")
+        if self.max_account_wait < 0:
+            raise ConfigurationError("max_account_wait must not be negative")
         if self.min_token_validity > self.refresh_margin:
             raise ConfigurationError("min_token_validity must not exceed refresh_margin")
 
@@ -132,6 +148,9 @@ class AccountState:
     subscription_title: str | None = None
     usage_checked_at: float = 0.0
     last_used_at: float = 0.0
+    #: The Kiro model ids the account's tier offers (``ListAvailableModels``); None: not known
+    #: yet, and then every model is tried.
+    models: tuple[str, ...] | None = None
 
     def to_json(self) -> str:
         """Serialise for a store (compact JSON; holds secrets, so stores must be private)."""
@@ -152,6 +171,11 @@ class AccountState:
         defaults = cls()
         for f in fields(cls):
             if f.name not in raw:
+                continue
+            if f.name == "models":
+                models = raw["models"]
+                if isinstance(models, list) and all(isinstance(m, str) for m in models):
+                    values["models"] = tuple(models)
                 continue
             value, default = raw[f.name], getattr(defaults, f.name)
             if _same_kind(value, default, f.name):
@@ -252,6 +276,26 @@ def _out_until(state: AccountState, now: float) -> float | None:
     return max(times) if times else None
 
 
+def comes_back_at(account: AccountConfig, state: AccountState, now: float) -> float | None:
+    """When an account that is only briefly out (cooling down, its refresh backing off) is
+    usable again; None when it is usable now or out for long (disabled, invalid, exhausted).
+
+    A request may wait for such an account (``PoolSettings.max_account_wait``); it never waits
+    for a quarantine or a monthly quota.
+    """
+    if account.disabled or state.disabled_reason or state.invalid_until > now or state.exhausted_until > now:
+        return None
+    until = state.cooldown_until if state.cooldown_until > now else None
+    if state.refresh_retry_at > now and not (state.access_token and state.expires_at > now):
+        until = max(until or 0.0, state.refresh_retry_at)
+    return until
+
+
+def offers_model(state: AccountState, model_id: str | None) -> bool:
+    """Whether the account's tier offers ``model_id`` (true while its catalogue is unknown)."""
+    return model_id is None or state.models is None or model_id in state.models
+
+
 def choose_account(
     accounts: Sequence[AccountConfig],
     states: Mapping[str, AccountState],
@@ -324,6 +368,7 @@ def no_account_error(
     *,
     failed: Mapping[str, str] | None = None,
     last_error: RemoteProtocolError | None = None,
+    out_of_wait: tuple[float, float] | None = None,
 ) -> NoAccountAvailableError:
     """The "no account available" error, listing every account and why it is out.
 
@@ -331,6 +376,9 @@ def no_account_error(
         failed: accounts that failed this very request, with what happened.
         last_error: the last upstream failure of this request; its kind and status are kept
             (a request that met only 5xx answers says "overloaded", not "no account").
+        out_of_wait: ``(seconds waited, seconds until the first account is back)`` when the
+            request gives up because that is past its wait budget: always 429 with that
+            ``retry_after``, whatever the request met on the way.
     """
     failed = failed or {}
     reasons: list[tuple[str, str]] = []
@@ -345,7 +393,15 @@ def no_account_error(
     retry_after = min(comebacks) if comebacks else None
     detail = "; ".join(f"{label}: {why}" for label, why in reasons)
     message = f"No Kiro account is available. {detail}" if reasons else "No Kiro account is configured."
-    if last_error is not None:
+    if out_of_wait is not None:
+        waited, retry_after = out_of_wait
+        if waited > 0:
+            message = (
+                f"No Kiro account is available within the wait budget (waited {waited:.0f} s; the "
+                f"first account is back in {_for(retry_after)}). {detail}"
+            )
+        kind, status = ErrorKind.RATE_LIMIT, 429
+    elif last_error is not None:
         kind, status = last_error.kind, last_error.status_hint
     elif retry_after is not None:
         kind, status = ErrorKind.RATE_LIMIT, 429
@@ -355,3 +411,28 @@ def no_account_error(
         message, reasons=tuple(reasons), retry_after=retry_after, kind=kind, status_hint=status
     )
 
+
+
+def model_not_offered_error(
+    accounts: Sequence[AccountConfig], states: Mapping[str, AccountState], model_id: str
+) -> LocalProtocolError:
+    """404 ``not_found_error``: no usable account's tier offers ``model_id``.
+
+    404 like Anthropic's and OpenAI's answer for a model the key has no access to: the request
+    is valid, but asking again will not help until an account with another tier is configured.
+    The message names the model and the tiers (subscription titles) that lack it.
+    """
+    tiers = sorted(
+        {
+            states.get(a.account_id, _FRESH).subscription_title or "unknown tier"
+            for a in accounts
+            if not offers_model(states.get(a.account_id, _FRESH), model_id)
+        }
+    )
+    return LocalProtocolError(
+        f"The model {model_id} is not offered by any configured Kiro account: the tier"
+        f"{'s' if len(tiers) > 1 else ''} {', '.join(tiers)} lack{'' if len(tiers) > 1 else 's'} it.",
+        kind=ErrorKind.NOT_FOUND,
+        status_hint=404,
+        param="model",
+    )

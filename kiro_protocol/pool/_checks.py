@@ -1,4 +1,5 @@
-"""Background account checks: refresh ahead of expiry and usage limits, off the request path.
+"""Background account checks: refresh ahead of expiry, usage limits and the model catalogue,
+off the request path.
 
 The runtime asks ``checks_due`` every few seconds and runs an ``AccountCheck`` for each account
 it returns, one at a time (never the whole pool at once: bulk refreshes are what peers' users
@@ -19,9 +20,10 @@ from .._errors import LocalProtocolError
 from ..http._messages import HttpRequest, HttpResponse
 from ._accounts import AccountState, PoolSettings, TokenStatus, token_status
 from ._credentials import AccountConfig
-from ._decisions import AcquireLease, CheckUsage, Decision, Done, LoadState, Persist, Refresh
+from ._decisions import AcquireLease, CheckModels, CheckUsage, Decision, Done, LoadState, Persist, Refresh
+from ._model_catalogue import ModelCatalogueError, build_models_request, parse_available_models
 from ._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
-from ._updates import AccountUpdate, RefreshFailed, TokenRefreshed, UsageChecked, UsageCheckFailed
+from ._updates import AccountUpdate, ModelsChecked, RefreshFailed, TokenRefreshed, UsageChecked, UsageCheckFailed
 from ._usage_limits import UsageLimitsError, build_usage_limits_request, parse_usage_limits
 
 __all__ = ["checks_due", "AccountCheck"]
@@ -58,6 +60,9 @@ class _Phase(enum.Enum):
     REFRESHING = "refreshing"
     READY = "ready"
     CHECKING = "checking"
+    #: The usage answer is in: the model catalogue is asked next (same token, same interval).
+    CATALOGUE = "catalogue"
+    LISTING = "listing"
     DONE = "done"
 
 
@@ -95,12 +100,16 @@ class AccountCheck:
             return LoadState(account_ids=(self._account.account_id,))
         if self._phase is _Phase.READY:
             return self._usage_step(now)
+        if self._phase is _Phase.CATALOGUE:
+            return self._models_step()
         if self._phase is _Phase.DONE:
             return Done()
         raise LocalProtocolError(f"AccountCheck misused: next_decision() in phase {self._phase.name}")
 
-    def state_loaded(self, states: Mapping[str, AccountState], now: float) -> None:
-        """The account's stored state (for ``LoadState``)."""
+    def state_loaded(
+        self, states: Mapping[str, AccountState], now: float, in_flight: Mapping[str, int] | None = None
+    ) -> None:
+        """The account's stored state (for ``LoadState``); ``in_flight`` is not needed here."""
         self._expect("state_loaded", _Phase.LOADING)
         self._state = states.get(self._account.account_id, AccountState())
         wants = _wants_refresh(self._state, now, self._settings)
@@ -196,10 +205,42 @@ class AccountCheck:
             except UsageLimitsError:
                 pass
         self._pending.append(Persist(account_id=self._account.account_id, update=update))
-        self._phase = _Phase.DONE
+        self._phase = _Phase.CATALOGUE
 
     def usage_failed(self, message: str, now: float) -> None:
         """The usage call got no answer."""
         self._expect("usage_failed", _Phase.CHECKING)
         self._pending.append(Persist(account_id=self._account.account_id, update=UsageCheckFailed(now=now)))
+        self._phase = _Phase.CATALOGUE
+
+    def _models_step(self) -> Decision:
+        state = self._state
+        assert state.access_token is not None  # the usage step ran with it
+        request = build_models_request(
+            self._account,
+            access_token=state.access_token,
+            profile_arn=state.profile_arn,
+            versions=self._settings.versions,
+            endpoints=self._settings.endpoints,
+            invocation_id=self._new_id(),
+        )
+        self._phase = _Phase.LISTING
+        return CheckModels(account=self._account, request=request)
+
+    def models_answered(self, response: HttpResponse, now: float) -> None:
+        """The ListAvailableModels answer. Only a 200 with a model list changes what is known:
+        a failed check is no proof that the tier lost its models."""
+        self._expect("models_answered", _Phase.LISTING)
+        if response.status == 200:
+            try:
+                update = ModelsChecked(models=parse_available_models(response.body))
+            except ModelCatalogueError:
+                pass
+            else:
+                self._pending.append(Persist(account_id=self._account.account_id, update=update))
+        self._phase = _Phase.DONE
+
+    def models_failed(self, message: str, now: float) -> None:
+        """The models call got no answer: keep what was known."""
+        self._expect("models_failed", _Phase.LISTING)
         self._phase = _Phase.DONE

@@ -23,6 +23,7 @@ __all__ = [
     "Wait",
     "Refresh",
     "CheckUsage",
+    "CheckModels",
     "Persist",
     "Retry",
     "SendUpstream",
@@ -56,9 +57,18 @@ class AcquireLease(Decision):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Wait(Decision):
-    """Another process is refreshing the account: sleep, then call ``waited``."""
+    """Sleep, then call ``waited``: another request is refreshing the account, or (``line``)
+    every account is briefly out.
+
+    ``line``: the request waits for an account. The driver keeps such requests in a line in
+    arrival order (first come, first served): a request keeps its place across its waits
+    until it sends, answers or ends, may be woken early when a connection slot frees, and the
+    in-flight counts it is fed (``state_loaded``) count each request ahead of it as one more call
+    on every account, so a freed slot goes to the request that waited longest.
+    """
 
     seconds: float
+    line: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +82,14 @@ class Refresh(Decision):
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckUsage(Decision):
     """Send this getUsageLimits request; feed ``usage_answered`` (or ``usage_failed``)."""
+
+    account: AccountConfig
+    request: HttpRequest = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckModels(Decision):
+    """Send this ListAvailableModels request; feed ``models_answered`` (or ``models_failed``)."""
 
     account: AccountConfig
     request: HttpRequest = field(repr=False)

@@ -18,6 +18,7 @@ byte reached the client (``client_bytes_sent``).
 from __future__ import annotations
 
 import enum
+import math
 from collections import deque
 from typing import Callable, Mapping, Sequence
 
@@ -29,7 +30,10 @@ from ._accounts import (
     Strategy,
     TokenStatus,
     choose_account,
+    comes_back_at,
+    model_not_offered_error,
     no_account_error,
+    offers_model,
     token_status,
     unavailable_reason,
 )
@@ -51,10 +55,13 @@ from ._failures import Verdict, judge_failure, retry_after_seconds
 from ._kiro_identity import KiroOperation, request_head
 from ._mcp import classify_mcp_failure
 from ._refresh import RefreshedToken, RefreshFailure, build_refresh_request, parse_refresh_response
-from ._updates import AccountUpdate, CreditsUsed, Picked, RefreshFailed, Served, TokenRefreshed
+from ._updates import AccountUpdate, CreditsUsed, Picked, RefreshFailed, Served, Throttled, TokenRefreshed
 from ._upstream_errors import UpstreamFailure, classify_upstream_failure, connection_failure
 
 __all__ = ["Exchange", "ExchangePhase", "BodyFactory"]
+
+#: How long past an account's comeback a waiting request looks again.
+_WAKE_MARGIN = 0.01
 
 #: Serialises the Kiro body for an account's profileArn (``KiroRequest.body``).
 BodyFactory = Callable[[str | None], bytes]
@@ -113,6 +120,7 @@ class Exchange:
         body: serialises the Kiro body for a profileArn (``KiroRequest.body``).
         new_id: a fresh random id (UUID4 text) per call: invocation ids and the lease owner.
         random: a random float in [0, 1) per call: the back-off jitter.
+        model_id: the Kiro model id of the request: only accounts whose tier offers it serve it.
         operation: what is asked of Kiro: a model answer, or a web search through ``/mcp`` (whose
             body ``body`` makes, and whose failures are classified as a search's).
     """
@@ -125,10 +133,12 @@ class Exchange:
         body: BodyFactory,
         new_id: Callable[[], str],
         random: Callable[[], float],
+        model_id: str | None = None,
         operation: KiroOperation = KiroOperation.GENERATE,
     ) -> None:
         self._accounts = tuple(accounts)
         self._operation = operation
+        self._model_id = model_id
         self._settings = settings
         self._body = body
         self._new_id = new_id
@@ -144,6 +154,13 @@ class Exchange:
         self._auth_retried: set[str] = set()
         self._use_current_token: set[str] = set()
         self._wait_started: float | None = None
+        #: Upstream calls in flight per account, as the driver last reported them.
+        self._in_flight: Mapping[str, int] = {}
+        #: When this request first found no account (its wait budget counts from there).
+        self._waiting_since: float | None = None
+        #: Accounts that throttled this request -> the end of the cooldown it recorded: they may
+        #: serve it again after that (not before, whatever a stale store says).
+        self._may_return: dict[str, float] = {}
         self._lease_held = False
         self._sent_token: str | None = None
         self._attempts = 0
@@ -211,9 +228,9 @@ class Exchange:
         self._current = None
         return self._final
 
-    def _out_of_accounts(self, now: float) -> Decision:
+    def _out_of_accounts(self, now: float, out: Mapping[str, str] | None = None) -> Decision:
         assert self._states is not None
-        failed = self._tried
+        failed = {**self._tried, **(out or {})}
         if self._attempts >= self._settings.max_attempts:
             # Out of attempts, not of accounts: an account never tried (or refreshed and not
             # tried again) is not "usable" for this request, and the client should see why.
@@ -237,11 +254,10 @@ class Exchange:
         if account is None:
             if self._attempts >= self._settings.max_attempts:
                 return self._next_or(self._out_of_accounts(now))
-            account = choose_account(
-                self._accounts, self._states, now, self._settings.strategy, exclude=frozenset(self._tried)
-            )
+            out = self._out_for_this_request(now)
+            account = choose_account(self._accounts, self._states, now, self._settings.strategy, exclude=frozenset(out))
             if account is None:
-                return self._next_or(self._out_of_accounts(now))
+                return self._next_or(self._wait_or_fail(now, out))
             self._current = account
             self._wait_started = None
             if self._settings.strategy is Strategy.ROUND_ROBIN:
@@ -281,6 +297,60 @@ class Exchange:
         self.phase = ExchangePhase.LEASING
         # A queued Picked goes first: others must see it before this request waits for the lease.
         return self._next_or(AcquireLease(account_id=account.account_id, owner=self._owner, ttl=self._settings.lease_ttl))
+
+    def _out_for_this_request(self, now: float) -> dict[str, str]:
+        """Accounts this request must not use now, and why: failed it, lack its model, or are
+        at their connection cap."""
+        out = {k: why for k, why in self._tried.items() if self._may_return.get(k, math.inf) > now}
+        cap = self._settings.max_connections_per_account
+        for a in self._accounts:
+            state = self._state(a)
+            if not offers_model(state, self._model_id):
+                out[a.account_id] = f"its tier ({state.subscription_title or 'unknown'}) does not offer {self._model_id}"
+            elif self._in_flight.get(a.account_id, 0) >= cap and a.account_id not in out:
+                out[a.account_id] = f"at its connection cap ({cap} calls in flight)"
+        return out
+
+    def _wait_or_fail(self, now: float, out: dict[str, str]) -> Decision:
+        """No account can serve now: wait (in line) for the first to come back, within the
+        budget, or answer why not."""
+        assert self._states is not None
+        lacking = [a for a in self._accounts if not offers_model(self._state(a), self._model_id)]
+        if lacking and all(a in lacking or a.disabled or self._state(a).disabled_reason for a in self._accounts):
+            assert self._model_id is not None
+            return self._fail(model_not_offered_error(self._accounts, self._states, self._model_id))
+        cap = self._settings.max_connections_per_account
+        comeback: float | None = None
+        slots_awaited = False
+        for a in self._accounts:
+            state = self._state(a)
+            why = out.get(a.account_id)
+            busy = self._in_flight.get(a.account_id, 0) >= cap
+            throttled_us = self._may_return.get(a.account_id)
+            if why is not None and not busy and throttled_us is None or not offers_model(state, self._model_id):
+                continue  # failed this request for good, or lacks its model: nothing to wait for
+            back = comes_back_at(a, state, now)
+            if throttled_us is not None and throttled_us > now:
+                back = max(back or now, throttled_us)
+            if busy and (back is not None or unavailable_reason(a, state, now) is None):
+                # A slot frees when a call ends: the driver wakes the line then; look again soon.
+                slots_awaited = True
+                back = max(back or now, now + self._settings.slot_poll)
+            if back is not None and (comeback is None or back < comeback):
+                comeback = back
+        if comeback is None:
+            return self._out_of_accounts(now, out)
+        if self._waiting_since is None:
+            self._waiting_since = now
+        deadline = self._waiting_since + self._settings.max_account_wait
+        if now >= deadline or (comeback > deadline and not slots_awaited):
+            waited = now - self._waiting_since
+            return self._fail(
+                no_account_error(self._accounts, self._states, now, failed=out, out_of_wait=(waited, comeback - now))
+            )
+        self.phase = ExchangePhase.WAITING
+        # A little past the comeback: the store's times are compared with the driver's clock.
+        return Wait(seconds=min(comeback, deadline) - now + _WAKE_MARGIN, line=True)
 
     def _release_lease(self, account: AccountConfig) -> None:
         if self._lease_held:
@@ -335,6 +405,7 @@ class Exchange:
                 )
             )
         self._tried[account.account_id] = reason
+        self._may_return.pop(account.account_id, None)  # failed again, not only throttled
         self._queue.append(Retry(account=account, reason=reason))
         self._current = None
         self._states = None  # look at the store again: other requests may have changed it
@@ -342,10 +413,18 @@ class Exchange:
 
     # -- feeds: state, leases, waits ----------------------------------------------------------
 
-    def state_loaded(self, states: Mapping[str, AccountState], now: float) -> None:
-        """The stored states of the requested accounts (missing ids mean "never seen")."""
+    def state_loaded(
+        self, states: Mapping[str, AccountState], now: float, in_flight: Mapping[str, int] | None = None
+    ) -> None:
+        """The stored states of the requested accounts (missing ids mean "never seen").
+
+        ``in_flight``: upstream calls in flight per account in this process (missing: none),
+        plus one per request ahead of this one in the line (see ``Wait.line``); an account at
+        ``max_connections_per_account`` is not chosen.
+        """
         self._expect("state_loaded")
         self._states = {a.account_id: states.get(a.account_id, AccountState()) for a in self._accounts}
+        self._in_flight = in_flight or {}
         self.phase = ExchangePhase.SELECT
 
     def lease_result(self, acquired: bool, now: float) -> None:
@@ -524,4 +603,7 @@ class Exchange:
             self._queue.append(Retry(account=account, reason=judged.reason, same_account=True))
             self.phase = ExchangePhase.SELECT
         else:
+            throttled = judged.update.apply(self._state(account)) if isinstance(judged.update, Throttled) else None
             self._move_on(account, judged.reason, judged.update, judged.counters, now)
+            if throttled is not None:
+                self._may_return[account.account_id] = throttled.cooldown_until

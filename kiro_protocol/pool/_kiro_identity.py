@@ -74,6 +74,12 @@ class Endpoints:
             url += "&profileArn=" + quote(profile_arn, safe="")
         return url
 
+    def models_url(self, region: str, profile_arn: str | None) -> str:
+        url = self.api_base.format(region=region) + "/ListAvailableModels?origin=AI_EDITOR&maxResults=50"
+        if profile_arn:
+            url += "&profileArn=" + quote(profile_arn, safe="")
+        return url
+
 
 def machine_id(account: AccountConfig) -> str:
     """The account's machine id: the configured one, else SHA-256("KotlinNativeAPI/" + token).

@@ -26,6 +26,7 @@ __all__ = [
     "UsageChecked",
     "UsageCheckFailed",
     "CreditsUsed",
+    "ModelsChecked",
 ]
 
 
@@ -220,3 +221,13 @@ class CreditsUsed(AccountUpdate):
         if state.remaining_credits is None or not self.credits > 0:
             return state
         return replace(state, remaining_credits=max(0.0, state.remaining_credits - self.credits))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ModelsChecked(AccountUpdate):
+    """The account's tier offers these Kiro model ids (None: the answer was only a first page)."""
+
+    models: tuple[str, ...] | None
+
+    def apply(self, state: AccountState) -> AccountState:
+        return replace(state, models=self.models)

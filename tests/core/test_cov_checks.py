@@ -11,6 +11,7 @@ import pytest
 
 from kiro_protocol import HttpResponse, LocalProtocolError
 from kiro_protocol.pool import (
+    CheckModels,
     AccountCheck,
     AccountConfig,
     AccountState,
@@ -109,7 +110,7 @@ def test_an_unreadable_usage_answer_counts_as_a_failed_check(body: bytes) -> Non
     check = usage_check(config)
     check.usage_answered(HttpResponse(status=200, body=body), NOW)
     assert check.next_decision(NOW) == Persist(account_id=config.account_id, update=UsageCheckFailed(now=NOW))
-    assert check.next_decision(NOW) == Done()
+    assert isinstance(check.next_decision(NOW), CheckModels), "the catalogue is asked even so"
 
 
 def test_an_unanswered_usage_call_counts_as_a_failed_check() -> None:
@@ -117,7 +118,9 @@ def test_an_unanswered_usage_call_counts_as_a_failed_check() -> None:
     check = usage_check(config)
     check.usage_failed("timed out", NOW + 1)
     assert check.next_decision(NOW) == Persist(account_id=config.account_id, update=UsageCheckFailed(now=NOW + 1))
-    assert check.next_decision(NOW) == Done()
+    assert isinstance(check.next_decision(NOW), CheckModels)
+    check.models_failed("timed out", NOW + 1)
+    assert check.next_decision(NOW) == Done(), "no answer: what was known is kept"
 
 
 def test_misuse_names_the_call_and_the_phase() -> None:

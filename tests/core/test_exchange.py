@@ -4,6 +4,7 @@ upstream answers, a store and an injected clock (tests/exchange_runner.py is the
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Callable, TypeVar
 
 import pytest
@@ -176,6 +177,7 @@ def test_429_cools_down_with_exponential_backoff_and_jitter_never_disabled() -> 
 
 def test_success_resets_the_backoff_level() -> None:
     accounts, clock, store, upstream, settings = setup(1)
+    settings = replace(settings, max_account_wait=0.0)
     upstream.generate[0] = [answer(429, {"message": "slow down"})]
     out = run_exchange(accounts, store, upstream, clock, settings=settings)
     assert isinstance(out.error.error, NoAccountAvailableError)
@@ -370,7 +372,7 @@ def test_no_account_error_says_why_each_account_is_out() -> None:
     store.update(a, lambda s: AccountState(disabled_reason="the refresh token was rejected (HTTP 400: invalid_grant)"))
     store.update(b, lambda s: AccountState(cooldown_until=clock.now + 30, cooldown_reason="HTTP 429: slow"))
     store.update(c, lambda s: AccountState(exhausted_until=clock.now + 86400, exhausted_reason="HTTP 402: quota"))
-    out = run_exchange(accounts, store, upstream, clock, settings=settings)
+    out = run_exchange(accounts, store, upstream, clock, settings=replace(settings, max_account_wait=0.0))
     err = out.error.error
     assert isinstance(err, NoAccountAvailableError)
     assert err.status_hint == 429 and err.retry_after == 30

@@ -40,6 +40,7 @@ from kiro_protocol.pool._decisions import (
     SendUpstream,
     StartStream,
     Wait,
+    CheckModels,
 )
 from tests.exchange_runner import FakeClock, answer, make_accounts, refresh_ok
 
@@ -133,6 +134,9 @@ def test_pool_never_picks_an_unusable_account_and_never_refreshes_twice(
                     f.ex.refresh_failed(outcome, now)
                 else:
                     f.ex.refresh_answered(outcome, now)
+            elif isinstance(d, CheckModels):
+                assert isinstance(f.ex, AccountCheck)
+                f.ex.models_answered(answer(200, {"models": [{"modelId": "auto"}]}), now)
             elif isinstance(d, CheckUsage):
                 assert isinstance(f.ex, AccountCheck)
                 f.ex.usage_answered(USAGE_OUTCOMES[data.draw(st.sampled_from(sorted(USAGE_OUTCOMES)), label="usage")], now)
@@ -157,12 +161,14 @@ def test_pool_never_picks_an_unusable_account_and_never_refreshes_twice(
             f.ex.lease_result(acquired, now)
         elif isinstance(d, Wait):
             assert isinstance(f.ex, Exchange)
-            f.ex.waited(now)  # time moves only by explicit ticks (see below)
+            if d.line and not held:
+                clock.advance(d.seconds)  # waiting for an account to come back lets time pass
+            f.ex.waited(clock())  # otherwise time moves only by explicit ticks (see below)
         elif isinstance(d, Refresh):
             assert d.account.account_id not in refreshing, "two concurrent refreshes of one account"
             refreshing.add(d.account.account_id)
             f.pending = d
-        elif isinstance(d, CheckUsage):
+        elif isinstance(d, (CheckUsage, CheckModels)):
             f.pending = d
         elif isinstance(d, SendUpstream):
             seen = f.last_loaded.get(d.account.account_id, AccountState())

@@ -71,7 +71,7 @@ def test_background_check_reads_usage_and_records_credits() -> None:
     due = checks_due(accounts, store.load_many([a.account_id for a in accounts]), clock.now, settings)
     assert due == (accounts[0],)  # the other has no token: checked after its first use
     log = run_check(accounts[0], store, upstream, clock)
-    assert [type(d).__name__ for d in log] == ["LoadState", "CheckUsage", "Persist", "Done"]
+    assert [type(d).__name__ for d in log] == ["LoadState", "CheckUsage", "Persist", "CheckModels", "Persist", "Done"]
     st = store.load_many([accounts[0].account_id])[accounts[0].account_id]
     assert st.remaining_credits == 90 and st.usage_checked_at == clock.now
     assert checks_due(accounts, {accounts[0].account_id: st}, clock.now + 10, settings) == ()
@@ -148,4 +148,6 @@ def test_background_check_skips_a_refresh_someone_else_is_doing() -> None:
     assert store.try_lease(accounts[0].account_id, "request-elsewhere", 90)
     log = run_check(accounts[0], store, upstream, clock)
     assert upstream.count("refresh") == 0
-    assert [type(d).__name__ for d in log] == ["LoadState", "AcquireLease", "CheckUsage", "Persist", "Done"]
+    assert [type(d).__name__ for d in log] == [
+        "LoadState", "AcquireLease", "CheckUsage", "Persist", "CheckModels", "Persist", "Done"
+    ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import anyio
@@ -48,7 +48,9 @@ class Reader:
     def __init__(self) -> None:
         self.states: dict[str, AccountState] | None = None
 
-    def state_loaded(self, states: dict[str, AccountState], now: float) -> None:
+    def state_loaded(
+        self, states: dict[str, AccountState], now: float, in_flight: Mapping[str, int] | None = None
+    ) -> None:
         self.states = states
 
     def next_decision(self, now: float) -> object:  # pragma: no cover - not driven here

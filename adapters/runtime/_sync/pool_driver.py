@@ -5,6 +5,11 @@ The core decides; this module does the IO each decision names: read and update t
 store (synchronous stores, run in a worker thread), sleep, send refresh and usage calls through
 the upstream client, and feed the answers back. ``SendUpstream`` / ``StartStream`` are not here:
 they belong to the service, which owns the client response.
+
+It also keeps what only this process knows: the upstream calls in flight per account (the core
+caps them, ``PoolSettings.max_connections_per_account``) and the line of requests waiting for an
+account (``Wait.line``), in arrival order. Both are per process: replicas sharing a store each
+keep their own line and their own count (docs/accounts.md, Waiting for an account).
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import contextlib
 import logging
 import math
 import random
+import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from . import _anyio as anyio
@@ -26,6 +32,7 @@ from kiro_protocol import (
     AccountState,
     AcquireLease,
     checks_due,
+    CheckModels,
     CheckUsage,
     Decision,
     Done,
@@ -50,13 +57,18 @@ log = logging.getLogger("kiro2api.pool")
 
 T = TypeVar("T")
 
+# How often a request waiting in line looks whether a slot freed or the line moved.
+_LINE_NAP = 0.05
+
 
 class Machine(Protocol):
     """The feed methods shared by ``ModelCall`` and ``AccountCheck``."""
 
     def next_decision(self, now: float) -> Decision: ...
 
-    def state_loaded(self, states: dict[str, AccountState], now: float) -> None: ...
+    def state_loaded(
+        self, states: dict[str, AccountState], now: float, in_flight: Mapping[str, int] | None = None
+    ) -> None: ...
 
     def lease_result(self, acquired: bool, now: float) -> None: ...
 
@@ -108,6 +120,14 @@ class PoolDriver:
         self._queued = 0
         self._applied = 0
         self._applied_changed = anyio.Event()
+        #: Upstream calls in flight per account id (generate calls, opened by the runner).
+        self._in_flight: dict[str, int] = {}
+        #: Machines waiting for an account, in arrival order (``Wait.line``).
+        self._line: list[object] = []
+        #: Bumped when a slot frees or the line moves: waiters in line then look again.
+        self._line_moves = 0
+        # The synchronous twin runs requests in threads.
+        self._counts_lock = threading.Lock()
 
     def _store(self, fn: Callable[..., T], *args: Any) -> T:
         if self._inline:
@@ -124,13 +144,16 @@ class PoolDriver:
         if isinstance(decision, LoadState):
             self._written()
             states = self._load(decision.account_ids)
-            machine.state_loaded(states, self.clock())
+            machine.state_loaded(states, self.clock(), self._in_flight_for(machine))
         elif isinstance(decision, AcquireLease):
             self._written()
             acquired = self._store(self.store.try_lease, decision.account_id, decision.owner, decision.ttl)
             machine.lease_result(acquired, self.clock())
         elif isinstance(decision, Wait):
-            anyio.sleep(decision.seconds)
+            if decision.line:
+                self._wait_in_line(machine, decision.seconds)
+            else:
+                anyio.sleep(decision.seconds)
             machine.waited(self.clock())
         elif isinstance(decision, Refresh):
             try:
@@ -152,6 +175,52 @@ class PoolDriver:
         else:
             return False
         return True
+
+    def _in_flight_for(self, machine: object) -> Mapping[str, int] | None:
+        """The in-flight counts ``machine`` is shown: each request ahead of it in line counts as
+        one more call on every account, so a freed slot goes to the longest waiter."""
+        with self._counts_lock:
+            ahead = self._line.index(machine) if machine in self._line else len(self._line)
+            if not ahead:
+                return dict(self._in_flight) if self._in_flight else None
+            return {a.account_id: self._in_flight.get(a.account_id, 0) + ahead for a in self.accounts}
+
+    def _wait_in_line(self, machine: object, seconds: float) -> None:
+        with self._counts_lock:
+            if machine not in self._line:
+                self._line.append(machine)
+        # Short naps rather than an event with a timeout: the synchronous twin has no
+        # cancellable timed wait, and a waiter must notice a freed slot soon.
+        moves = self._line_moves
+        deadline = anyio.current_time() + seconds
+        while self._line_moves == moves:
+            remaining = deadline - anyio.current_time()
+            if remaining <= 0:
+                return
+            anyio.sleep(min(remaining, _LINE_NAP))
+
+    def leave_line(self, machine: object) -> None:
+        """``machine`` stopped waiting for an account (it sends, answered, or its client left)."""
+        with self._counts_lock:
+            if machine in self._line:
+                self._line.remove(machine)
+                self._line_moves += 1
+
+    def call_opened(self, account_id: str) -> None:
+        """An upstream generate call of ``account_id`` is in flight."""
+        with self._counts_lock:
+            self._in_flight[account_id] = self._in_flight.get(account_id, 0) + 1
+
+    def call_closed(self, account_id: str) -> None:
+        """That call is over: its slot is free."""
+        with self._counts_lock:
+            left = self._in_flight.get(account_id, 0) - 1
+            if left > 0:
+                self._in_flight[account_id] = left
+            else:
+                self._in_flight.pop(account_id, None)
+            if self._line:
+                self._line_moves += 1
 
     def persist(self, decision: Persist) -> None:
         """Apply a ``Persist``: queued for the writer task when it runs, else now (shielded).
@@ -215,15 +284,16 @@ class PoolDriver:
             decision = check.next_decision(self.clock())
             if isinstance(decision, Done):
                 return
-            if isinstance(decision, CheckUsage):
+            if isinstance(decision, (CheckUsage, CheckModels)):
+                usage = isinstance(decision, CheckUsage)
                 try:
                     response = self.upstream.send(
                         decision.request, account=account.account_id, timeout=SMALL_CALL_TIMEOUT
                     )
                 except UpstreamConnectionError as exc:
-                    check.usage_failed(exc.failure.message, self.clock())
+                    (check.usage_failed if usage else check.models_failed)(exc.failure.message, self.clock())
                 else:
-                    check.usage_answered(response, self.clock())
+                    (check.usage_answered if usage else check.models_answered)(response, self.clock())
                 continue
             if not self.execute(decision, check):
                 raise RuntimeError(f"AccountCheck asked for an unexpected {type(decision).__name__}")

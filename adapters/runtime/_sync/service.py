@@ -48,6 +48,8 @@ __all__ = ["KiroService", "Prepared", "prepare", "open_service"]
 log = logging.getLogger("kiro2api.service")
 
 _JSON = (("content-type", "application/json"),)
+# Connections per account beyond KIRO_MAX_CONNECTIONS_PER_ACCOUNT, for the background calls.
+_SMALL_CALL_HEADROOM = 4
 
 
 class KiroService(BasicService):
@@ -167,6 +169,8 @@ def prepare(settings: Settings) -> Prepared:
     accounts = parse_accounts(settings.auth_token_json) if settings.auth_token_json is not None else ()
     pool = PoolSettings(
         strategy=parse_strategy(settings.token_selection_strategy),
+        max_account_wait=settings.wait_for_account,
+        max_connections_per_account=settings.max_connections_per_account,
         endpoints=Endpoints(
             api_base=settings.upstream_url,
             social_refresh=settings.social_refresh_url,
@@ -199,6 +203,9 @@ def open_service(
         connect_timeout=settings.upstream_connect_timeout,
         read_timeout=settings.upstream_read_timeout,
         proxy=settings.https_proxy,
+        # The core caps generate calls; the headroom is for refresh, usage and model calls, so a
+        # full account still refreshes its token.
+        max_connections_per_account=settings.max_connections_per_account + _SMALL_CALL_HEADROOM,
     )
     driver = PoolDriver(accounts=prepared.accounts, settings=prepared.pool, store=prepared.store, upstream=upstream)
     checks = anyio.CancelScope()
