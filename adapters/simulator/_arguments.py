@@ -53,10 +53,10 @@ def _by_name(name: str, prompt: str, index: int) -> str:
         return excerpt or "kiro2api simulator"
     if key in ("location", "city", "place"):
         return "Tokyo"
-    if key == "old_string":
-        return "hello"
+    if key == "old_string":  # what a Write by the simulator put in the file
+        return "Hello from"
     if key == "new_string":
-        return "hello, world"
+        return "Hello again from"
     if key in ("content", "text", "body", "message", "contents"):
         return "Hello from the kiro2api simulator."
     if key in ("description", "summary", "title", "reason"):

@@ -118,7 +118,7 @@ STREAM_FAILURES = frozenset(
     {"exception-mid-stream", "content-length-exceeded", "error-frame", "truncate", "bad-crc", "drop"}
 )
 _SHAPES = frozenset(
-    {"long", "slow", "stall", "unicode", "tools", "tool", "thinking", "reasoning", "token-usage", "context-full"}
+    {"long", "slow", "stall", "unicode", "tools", "tool", "thinking", "reasoning", "token-usage", "context-full", "plan"}
 )
 #: Every marker name the simulator understands.
 MARKERS = frozenset(HTTP_FAILURES) | STREAM_FAILURES | _SHAPES | {"search-error"}
@@ -157,6 +157,9 @@ class Markers:
     stall_ms: int | None = None
     #: ``search-error[:KIND]``: how a web search for this text fails (``SEARCH_FAILURES``).
     search_error: str | None = None
+    #: ``plan:TOOL:TOOL@2:...``: one tool call per turn, in this order, then a text answer
+    #: (``@N``: path arguments take the N-th absolute path of the prompt).
+    plan: tuple[str, ...] = ()
     #: Markers with a name the simulator does not know (reported in the answer).
     unknown: tuple[str, ...] = ()
 
@@ -183,6 +186,7 @@ def parse_markers(text: str) -> Markers:
     tools: int | None = None
     tool_name: str | None = None
     search_error: str | None = None
+    plan: tuple[str, ...] = ()
     unknown: list[str] = []
     for match in _MARKER.finditer(text):
         name = match.group(1).lower()
@@ -213,6 +217,8 @@ def parse_markers(text: str) -> Markers:
             context_full = True
         elif name == "search-error":
             search_error = args[0] if args and args[0] in SEARCH_FAILURES else "rpc"
+        elif name == "plan":
+            plan = tuple(a for a in args if a)[:MAX_TOOL_CALLS]
         else:  # thinking
             thinking = True
     return Markers(
@@ -230,6 +236,7 @@ def parse_markers(text: str) -> Markers:
         context_full=context_full,
         stall_ms=stall_ms,
         search_error=search_error,
+        plan=plan,
         unknown=tuple(unknown),
     )
 

@@ -91,6 +91,8 @@ FALLBACK_TOOL = "Write"
 # A model told that its last answer was cut inside a tool call (the gateway's note when it asks
 # again) makes smaller calls, which Kiro does not cut.
 _ASKED_FOR_SMALLER_CALLS = re.compile(r"cut off in the middle of a tool call", re.IGNORECASE)
+# Absolute file paths in the prompt, in order (a ``plan`` step's ``@N``).
+_PATHS = re.compile(r"(?<![\w/])/(?:[\w.-]+/)*[\w-]+\.[A-Za-z0-9]{1,8}\b")
 
 
 class Ending(enum.Enum):
@@ -137,6 +139,8 @@ class Turn:
     thinking: bool
     #: The input tokens the model reads (``_context``), for the context-usage event.
     input_tokens: int
+    #: Tool calls the model made earlier in the conversation (a ``plan`` marker's progress).
+    calls_made: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -213,15 +217,19 @@ def read_turn(body: Mapping[str, object]) -> Turn:
     context = _dict(current.get("userInputMessageContext"))
     history = _list(state.get("history"))
     user_texts: list[str] = []
+    calls_made = 0
     for entry in history:
         content = _dict(_dict(entry).get("userInputMessage")).get("content")
         if isinstance(content, str):
             user_texts.append(content)
+        calls_made += len(_list(_dict(_dict(entry).get("assistantResponseMessage")).get("toolUses")))
     content = current.get("content")
     current_text = content if isinstance(content, str) else ""
     prompt = current_text
-    if not prompt.strip():
-        prompt = next((t for t in reversed(user_texts) if t.strip()), "")
+    if not _CLIENT_CONTEXT.sub("", prompt).strip():
+        # Only tool results, or only what the client wraps around turns (Claude Code's
+        # reminders): the user's words are those of the last turn that had some.
+        prompt = next((t for t in reversed(user_texts) if _CLIENT_CONTEXT.sub("", t).strip()), prompt)
     tools: list[tuple[str, object]] = []
     for tool in _list(context.get("tools")):
         spec = _dict(_dict(tool).get("toolSpecification"))
@@ -246,6 +254,7 @@ def read_turn(body: Mapping[str, object]) -> Turn:
         tool_results=results,
         thinking=any(THINKING_PREFIX_MARKER in t for t in (*user_texts, current_text)),
         input_tokens=context_tokens(body),
+        calls_made=calls_made,
     )
 
 
@@ -285,6 +294,8 @@ def _default_tool(turn: Turn, preferred: str | None = None) -> tuple[str, object
 
 
 def _tool_calls(turn: Turn, markers: Markers, seed: int) -> tuple[ToolCall, ...]:
+    if markers.plan:
+        return _planned_call(turn, markers.plan, seed)
     if turn.tool_results:
         return ()  # results are in: the model now answers with text
     chosen = _chosen_tool(turn, markers)
@@ -297,6 +308,23 @@ def _tool_calls(turn: Turn, markers: Markers, seed: int) -> tuple[ToolCall, ...]
         ToolCall(tool_use_id=tool_use_id(seed, i), name=name, arguments=example_arguments(schema, prompt=turn.said, index=i))
         for i in range(markers.tools or 1)
     )
+
+
+def _planned_call(turn: Turn, plan: tuple[str, ...], seed: int) -> tuple[ToolCall, ...]:
+    """The next step of a ``plan`` marker: one call per turn, then (plan done) none."""
+    if turn.calls_made >= len(plan):
+        return ()
+    name, _, which = plan[turn.calls_made].partition("@")
+    offered = {n.lower(): (n, schema) for n, schema in turn.tools}
+    if name.lower() not in offered:
+        return ()
+    name, schema = offered[name.lower()]
+    paths = _PATHS.findall(turn.said)
+    nth = int(which) - 1 if which.isdigit() and int(which) >= 1 else 0
+    # Path arguments take the first absolute path of the prompt: put the chosen one first.
+    prompt = f"{paths[nth]} {turn.said}" if nth < len(paths) else turn.said
+    call_id = tool_use_id(seed, turn.calls_made)
+    return (ToolCall(tool_use_id=call_id, name=name, arguments=example_arguments(schema, prompt=prompt, index=0)),)
 
 
 _WRITE_SCHEMA: Mapping[str, object] = {

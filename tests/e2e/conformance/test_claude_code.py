@@ -36,13 +36,15 @@ def claude_binary() -> str | None:
     return path or None
 
 
-def run_claude(gateway: Gateway, tmp_path: Path, prompt: str, *, allowed: str = "Bash(echo:*)") -> dict[str, Any]:
+def run_claude(
+    gateway: Gateway, tmp_path: Path, prompt: str, *, allowed: str = "Bash(echo:*)", max_turns: int = 4
+) -> dict[str, Any]:
     binary = claude_binary()
     if binary is None:
         pytest.skip("Claude Code CLI not available (scripts/ensure-claude-code failed)")
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir()
-    work.mkdir()
+    work.mkdir(exist_ok=True)  # a test may put files there first
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(home),
@@ -57,7 +59,7 @@ def run_claude(gateway: Gateway, tmp_path: Path, prompt: str, *, allowed: str = 
         "CLAUDE_CODE_MAX_RETRIES": "0",
     }
     done = subprocess.run(
-        [binary, "-p", prompt, "--output-format", "json", "--max-turns", "4", "--allowedTools", allowed],
+        [binary, "-p", prompt, "--output-format", "json", "--max-turns", str(max_turns), "--allowedTools", allowed],
         cwd=work,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -117,3 +119,35 @@ def test_a_cut_off_write_is_recovered_into_a_working_turn(gateway: Gateway, tmp_
     context = calls[2]["body"]["conversationState"]["currentMessage"]["userInputMessage"]["userInputMessageContext"]
     (tool_result,) = context["toolResults"]
     assert tool_result["toolUseId"] == calls[1]["sent"]["toolCalls"][0]["toolUseId"] and tool_result["status"] == "success"
+
+
+def test_a_ten_turn_session_with_every_file_tool_and_an_image(gateway: Gateway, tmp_path: Path, marker: str) -> None:
+    # The simulated model follows a plan: one call per turn, the answers quoting each result.
+    from PIL import Image
+
+    work = tmp_path / "work"
+    work.mkdir()
+    notes, picture, other = work / "notes.txt", work / "picture.png", work / "other.txt"
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(picture)
+    plan = "Write:Read:Edit:Read:Bash:Read@2:Write@3:Edit@3:Read@3:Bash"
+    prompt = f"[[sim:plan:{plan}]] Work on {notes}, look at {picture}, then {other}; run `echo {marker}-ran`."
+    result = run_claude(gateway, tmp_path, prompt, allowed="Write,Read,Edit,Bash(echo:*)", max_turns=14)
+    assert result["is_error"] is False, {k: v for k, v in result.items() if k != "result"}
+    assert result["num_turns"] >= 10
+    assert notes.read_text() == "Hello again from the kiro2api simulator."
+    assert other.read_text() == "Hello again from the kiro2api simulator."
+    calls = gateway.generate_calls(marker)
+    assert len(calls) == 11 and all(c["outcome"] == "complete" for c in calls)
+    made = [c["sent"]["toolCalls"][0]["name"] for c in calls if c["sent"]["toolCalls"]]
+    assert made == ["Write", "Read", "Edit", "Read", "Bash", "Read", "Write", "Edit", "Read", "Bash"]
+    for call in calls[1:]:  # every tool ran: its result came back, none an error
+        context = call["body"]["conversationState"]["currentMessage"]["userInputMessage"]["userInputMessageContext"]
+        (tool_result,) = context["toolResults"]
+        assert tool_result["status"] == "success", tool_result
+    # The image Claude Code read went to Kiro as an image of the turn that carried its result.
+    image_turn = calls[6]["body"]["conversationState"]["currentMessage"]["userInputMessage"]
+    assert [i["format"] for i in image_turn.get("images", [])] == ["png"]
+    assert f"{marker}-ran" in json.dumps(calls[5]["body"]["conversationState"]["currentMessage"])
+    # Usage: what Claude Code counted is what the gateway reported for the eleven turns.
+    usage = result["usage"]
+    assert usage["output_tokens"] > 0 and usage["input_tokens"] > 11 * 1000
