@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import anyio
+import anyio.to_thread
 
 from kiro_protocol import (
     __version__,
@@ -47,6 +48,8 @@ __all__ = ["KiroService", "Prepared", "prepare", "open_service"]
 log = logging.getLogger("kiro2api.service")
 
 _JSON = (("content-type", "application/json"),)
+# Bodies larger than this are parsed and converted in a worker thread.
+_OFF_LOOP_BODY = 256 * 1024
 # Connections per account beyond KIRO_MAX_CONNECTIONS_PER_ACCOUNT, for the background calls.
 _SMALL_CALL_HEADROOM = 4
 
@@ -127,13 +130,20 @@ class KiroService(BasicService):
             new_id=driver.new_id,
             random=driver.random,
         )
-        call = ModelCall(
-            dialect=dialect,
-            body=request.body,
-            session_id=request.header("x-claude-code-session-id"),
-            setup=self._setup,
-            ids=ids,
-        )
+
+        def build() -> ModelCall:
+            return ModelCall(
+                dialect=dialect,
+                body=request.body,
+                session_id=request.header("x-claude-code-session-id"),
+                setup=self._setup,
+                ids=ids,
+            )
+
+        # Parsing and converting costs about 1 ms per 100 KB, and a body that large may carry
+        # images to convert (a 12-megapixel photo: a few hundred ms): off the event loop then,
+        # so other streams keep moving. Small bodies are cheaper than the thread hop.
+        call = await anyio.to_thread.run_sync(build) if len(request.body) > _OFF_LOOP_BODY else build()
         ctx.log.model = call.model
         for repair in call.kiro.repairs:
             log.debug("request repaired: %s", repair)
