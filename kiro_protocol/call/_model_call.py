@@ -458,6 +458,7 @@ class ModelCall:
             message_id=f"msg_{self._ids.response_hex}",
             encoder=encoder,
             server_blocks=self.dialect is not Dialect.OPENAI,
+            keeps=search.keeps,
             now=mono,
             ping_interval=self._setup.ping_interval,
         )

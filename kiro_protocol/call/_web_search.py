@@ -20,6 +20,7 @@ results). A search that fails ends with ``StreamFailed`` and the 502 ``web searc
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from .._errors import ErrorKind, LocalProtocolError, ProtocolError, RemoteProtocolError
 from ..http._messages import Reply
@@ -83,6 +84,7 @@ class WebSearchAnswer:
             (Anthropic); without, the text block alone (OpenAI).
         now: monotonic seconds (the keep-alive clock).
         ping_interval: seconds of silence before a ``ping``.
+        keeps: the client's domain filters: whether a result at this URL is kept.
     """
 
     def __init__(
@@ -96,8 +98,10 @@ class WebSearchAnswer:
         server_blocks: bool,
         now: float,
         ping_interval: float,
+        keeps: Callable[[str], bool] = lambda url: True,
     ) -> None:
         self.query = query
+        self._keeps = keeps
         self.ping_interval = ping_interval
         self._tool_use_id = tool_use_id
         self._encoder = encoder
@@ -214,6 +218,7 @@ class WebSearchAnswer:
         self._send(self.failure)
 
     def _answer(self, hits: tuple[SearchHit, ...], now: float | None) -> None:
+        hits = tuple(h for h in hits if self._keeps(h.url))
         self.hits = hits
         self.content_started = True
         index = 0

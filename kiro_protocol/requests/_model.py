@@ -143,6 +143,9 @@ class Tool:
     kind: ToolKind = ToolKind.CUSTOM
     #: The versioned ``type`` of provider-defined tools (``web_search_20250305``), else ``""``.
     type: str = ""
+    #: A web-search server tool's domain filters (at most one of the two is set).
+    allowed_domains: tuple[str, ...] = ()
+    blocked_domains: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

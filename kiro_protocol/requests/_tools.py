@@ -92,6 +92,15 @@ _DEFINED_TOOLS: dict[str, tuple[str, dict[str, object]]] = {
 }
 
 
+def _domains(obj: Mapping[str, object], path: str) -> tuple[str, ...]:
+    value = obj.get(path.rsplit(".", 1)[1])
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(d, str) and d.strip() for d in value):
+        fail(path, "expected an array of domain names")
+    return tuple(d.strip().lower() for d in value)
+
+
 def parse_tool(obj: Mapping[str, object], path: str) -> Tool:
     """Parse one entry of ``tools`` (``path`` is its location, ``tools.3``)."""
     name = obj.get("name")
@@ -108,7 +117,17 @@ def parse_tool(obj: Mapping[str, object], path: str) -> Tool:
         fail(f"{path}.type", "expected a string")
     if kind and kind != "custom":
         if kind.startswith(SERVER_TOOL_PREFIXES):
-            return Tool(name=name, description=description, kind=ToolKind.SERVER, type=kind)
+            allowed, blocked = _domains(obj, f"{path}.allowed_domains"), _domains(obj, f"{path}.blocked_domains")
+            if allowed and blocked:
+                fail(path, "allowed_domains and blocked_domains cannot both be set")
+            return Tool(
+                name=name,
+                description=description,
+                kind=ToolKind.SERVER,
+                type=kind,
+                allowed_domains=allowed,
+                blocked_domains=blocked,
+            )
         for prefix, (default_description, defined_schema) in _DEFINED_TOOLS.items():
             if kind.startswith(prefix):
                 return Tool(

@@ -34,6 +34,19 @@ class WebSearch:
     query: str
     #: The server tool's ``type`` as the client sent it (``web_search_20250305``).
     tool_type: str
+    #: Only results from these domains (and their subdomains) are kept; none: every domain.
+    allowed_domains: tuple[str, ...] = ()
+    #: Results from these domains (and their subdomains) are dropped.
+    blocked_domains: tuple[str, ...] = ()
+
+    def keeps(self, url: str) -> bool:
+        """Whether a result at ``url`` passes the client's domain filters."""
+        if not self.allowed_domains and not self.blocked_domains:
+            return True
+        location = _host_and_path(url)
+        if self.allowed_domains:
+            return any(_within(location, d) for d in self.allowed_domains)
+        return not any(_within(location, d) for d in self.blocked_domains)
 
 
 def _is_web_search(tool: Tool) -> bool:
@@ -58,7 +71,30 @@ def web_search_of(request: Request) -> WebSearch | None:
     forced = choice is not None and choice.type == "tool" and any(t.name == choice.name for t in searches)
     if not forced and len(searches) != len(tools):
         return None
-    return WebSearch(query=_query(request), tool_type=searches[0].type)
+    tool = searches[0]
+    return WebSearch(
+        query=_query(request),
+        tool_type=tool.type,
+        allowed_domains=tool.allowed_domains,
+        blocked_domains=tool.blocked_domains,
+    )
+
+
+def _host_and_path(url: str) -> str:
+    rest = url.split("://", 1)[1] if "://" in url else url
+    host, _, path = rest.partition("/")
+    host = host.rsplit("@", 1)[-1].split(":", 1)[0].lower()
+    return f"{host}/{path}"
+
+
+def _within(location: str, domain: str) -> bool:
+    # "example.com" covers example.com and its subdomains; "example.com/blog" that path too.
+    domain = domain.split("://", 1)[-1].rstrip("/")
+    wanted_host, _, wanted_path = domain.partition("/")
+    host, _, path = location.partition("/")
+    if host != wanted_host and not host.endswith("." + wanted_host):
+        return False
+    return not wanted_path or path == wanted_path or path.startswith(wanted_path + "/")
 
 
 def _query(request: Request) -> str:

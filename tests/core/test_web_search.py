@@ -550,3 +550,47 @@ def test_the_answer_refuses_a_continuation_and_ignores_data_after_its_end() -> N
     answer.tick(100.0)  # nothing is due after the end
     assert not answer.failed and answer.final_response() is None  # streamed: no final body
     assert "WebSearchAnswer" in repr(answer)
+
+
+# -- the client's domain filters ---------------------------------------------------------------
+
+
+def search_with(**filters: list[str]) -> dict[str, Any]:
+    body = search_body(stream=False)
+    body["tools"] = [{**body["tools"][0], **filters}]
+    return body
+
+
+def result_urls(body: dict[str, Any]) -> list[str]:
+    answer = drive(call_for(body), [(200, OK)]).answer
+    assert answer is not None and answer.reply.status == 200
+    (_, results, _) = json.loads(answer.reply.body)["content"]
+    return [r["url"] for r in results["content"]]
+
+
+def test_allowed_domains_keep_only_their_results_subdomains_included() -> None:
+    assert result_urls(search_with(allowed_domains=["kiro.dev"])) == ["https://kiro.dev/changelog"]
+    assert result_urls(search_with(allowed_domains=["dev"])) == ["https://kiro.dev/changelog"]
+    assert result_urls(search_with(allowed_domains=["EXAMPLE.com/notes"])) == ["https://example.com/notes"]
+    assert result_urls(search_with(allowed_domains=["example.com/blog"])) == []
+    assert result_urls(search_with(allowed_domains=["ample.com"])) == [], "a suffix of a label is no subdomain"
+
+
+def test_blocked_domains_drop_their_results() -> None:
+    assert result_urls(search_with(blocked_domains=["example.com"])) == ["https://kiro.dev/changelog"]
+    assert len(result_urls(search_with(blocked_domains=["other.org"]))) == 2
+
+
+def test_both_filters_at_once_are_a_400() -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        parsed(search_with(allowed_domains=["a.com"], blocked_domains=["b.com"]))
+    assert info.value.status_hint == 400 and "cannot both be set" in info.value.message
+
+
+@pytest.mark.parametrize("value", ["kiro.dev", [1], [""], {"a": 1}])
+def test_a_malformed_domain_list_is_a_400(value: object) -> None:
+    body = search_body()
+    body["tools"] = [{**body["tools"][0], "allowed_domains": value}]
+    with pytest.raises(LocalProtocolError) as info:
+        parsed(body)
+    assert "allowed_domains" in info.value.message
