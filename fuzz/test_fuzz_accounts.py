@@ -19,10 +19,19 @@ from kiro_protocol.http._messages import HttpResponse
 from kiro_protocol.pool._accounts import AccountState
 from kiro_protocol.pool._refresh import RefreshedToken, RefreshFailure, parse_refresh_response
 from kiro_protocol.pool._usage_limits import UsageLimits, UsageLimitsError, parse_usage_limits
+from kiro_protocol.pool._model_catalogue import ModelCatalogueError, parse_available_models
 
 FIXTURES = Path(__file__).parent.parent / "tests" / "fixtures" / "accounts"
 CONFIG_SEED = json.loads((FIXTURES / "kiro_auth_token.json").read_text())
 USAGE_SEED = json.loads((FIXTURES / "usage_limits_full.json").read_text())
+MODELS_SEED = {
+    "models": [
+        {"modelId": "auto", "modelName": "Auto", "rateMultiplier": 1.0, "tokenLimits": {"maxInputTokens": 200000}},
+        {"modelId": "claude-sonnet-4.5", "supportedInputTypes": ["TEXT", "IMAGE"], "rateUnit": "Credit"},
+    ],
+    "defaultModel": {"modelId": "auto"},
+    "nextToken": None,
+}
 SECRET_KEYS = ("refreshToken", "clientId", "clientSecret")
 
 json_values = st.recursive(
@@ -137,3 +146,17 @@ def test_stored_state_reads_as_a_state_and_round_trips(text: str) -> None:
     state = AccountState.from_json(text)
     assert isinstance(state, AccountState)
     assert AccountState.from_json(state.to_json()) == state
+
+
+@given(st.one_of(mutated(MODELS_SEED), json_values, st.binary(max_size=60)))
+def test_models_answer_gives_model_ids_unknown_or_the_error(doc: Any) -> None:
+    body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
+    try:
+        models = parse_available_models(body)
+    except ModelCatalogueError:
+        return
+    if models is not None:
+        assert all(isinstance(m, str) and 0 < len(m) <= 200 for m in models)
+        assert len(set(models)) == len(models)
+        state = AccountState(models=models)
+        assert AccountState.from_json(state.to_json()) == state

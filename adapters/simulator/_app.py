@@ -25,7 +25,7 @@ import anyio
 from adapters.anyio_server import Request, RequestBody, RequestHead, Responder, whole_request
 from kiro_protocol import KIRO_MODELS, lint_kiro_body, LintLimits
 
-from ._documents import models_document, usage_document, web_search_text
+from ._documents import models_document, offers, usage_document, web_search_text
 from ._markers import (
     HTTP_FAILURES,
     IMPROPERLY_FORMED,
@@ -106,6 +106,7 @@ class SimulatorApp:
             ("POST", "/_sim/reset"): self._sim_reset,
             ("POST", "/_sim/expire-tokens"): self._sim_expire,
             ("POST", "/_sim/revoke"): self._sim_revoke,
+            ("POST", "/_sim/throttle"): self._sim_throttle,
             ("GET", "/"): self._health,
             ("GET", "/health"): self._health,
         }
@@ -183,6 +184,11 @@ class SimulatorApp:
             entry["scenario"] = tag
             await fail(failure.status, failure.body, failure.error_type, "account-tag")
             return
+        if state.now() < state.throttled_until:
+            failure = HTTP_FAILURES["throttle"](())
+            entry["scenario"] = "throttle-window"
+            await fail(failure.status, failure.body, failure.error_type, "throttled")
+            return
         if not _is_json(request):
             await fail(400, IMPROPERLY_FORMED, "ValidationException", "content-type")
             return
@@ -206,7 +212,7 @@ class SimulatorApp:
                 await fail(400, IMPROPERLY_FORMED, "ValidationException", "lint")
             return
         turn = read_turn(body)
-        if turn.model not in KNOWN_MODEL_IDS:
+        if turn.model not in KNOWN_MODEL_IDS or not offers(turn.model, free_tier=issued.free_tier):
             await fail(400, INVALID_MODEL, "ValidationException", "invalid-model")
             return
         seed = state.next_seed()
@@ -348,13 +354,18 @@ class SimulatorApp:
             now=self.state.now(),
             with_email="isEmailRequired" in query,
             exhausted="[sim-quota]" in account,
+            free_tier=self._free_tier(request),
         )
         await self._json(respond, 200, _dumps(document))
 
     async def _models(self, request: Request, respond: Responder) -> None:
         if await self._authorised(request, respond, "ListAvailableModels") is None:
             return
-        await self._json(respond, 200, _dumps(models_document()))
+        await self._json(respond, 200, _dumps(models_document(free_tier=self._free_tier(request))))
+
+    def _free_tier(self, request: Request) -> bool:
+        issued = self.state.bearer(request.header("authorization"))
+        return issued is not None and issued.free_tier
 
     async def _mcp(self, request: Request, respond: Responder) -> None:
         """Kiro's MCP endpoint (JSON-RPC 2.0), used for web search.
@@ -432,6 +443,16 @@ class SimulatorApp:
 
     async def _sim_expire(self, request: Request, respond: Responder) -> None:
         await self._json(respond, 200, _dumps({"expired": self.state.expire_all()}))
+
+    async def _sim_throttle(self, request: Request, respond: Responder) -> None:
+        """Every generate call answers 429 for the next ``seconds`` (a burst of throttling)."""
+        body = self._read_json(request) or {}
+        seconds = body.get("seconds")
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 3600:
+            await self._json(respond, 400, kiro_error_body('expected {"seconds": 0..3600}'))
+            return
+        self.state.throttled_until = self.state.now() + seconds
+        await self._json(respond, 200, _dumps({"throttledUntil": self.state.throttled_until}))
 
     async def _sim_revoke(self, request: Request, respond: Responder) -> None:
         body = self._read_json(request) or {}

@@ -14,7 +14,16 @@ from urllib.parse import quote
 
 from kiro_protocol import KIRO_MODELS
 
-__all__ = ["usage_document", "models_document", "web_search_text", "CREDIT_LIMIT", "FREE_TRIAL_LIMIT"]
+__all__ = [
+    "usage_document",
+    "models_document",
+    "offers",
+    "web_search_text",
+    "CREDIT_LIMIT",
+    "FREE_TRIAL_LIMIT",
+    "PAID_TIER",
+    "FREE_TIER",
+]
 
 #: The monthly credits of a simulated account, and its active free trial on top.
 CREDIT_LIMIT = 50.0
@@ -28,7 +37,19 @@ def _next_month(now: float) -> float:
     return float(calendar.timegm((year, month, 1, 0, 0, 0)))
 
 
-def usage_document(account: str, *, used: int, now: float, with_email: bool, exhausted: bool) -> dict[str, object]:
+#: The two simulated tiers: (subscriptionTitle, type). Only the paid one offers Opus, as at Kiro.
+PAID_TIER = ("KIRO PRO", "Q_DEVELOPER_STANDALONE_PRO")
+FREE_TIER = ("KIRO FREE", "Q_DEVELOPER_STANDALONE_FREE")
+
+
+def offers(model_id: str, *, free_tier: bool) -> bool:
+    """Whether a simulated account of that tier may use ``model_id`` (the free tier has no Opus)."""
+    return not (free_tier and "opus" in model_id.lower())
+
+
+def usage_document(
+    account: str, *, used: int, now: float, with_email: bool, exhausted: bool, free_tier: bool = False
+) -> dict[str, object]:
     """The ``getUsageLimits`` answer for ``account`` after ``used`` calls (``exhausted``: none left)."""
     limit = CREDIT_LIMIT
     spent = limit if exhausted else float(min(used, limit))
@@ -42,8 +63,8 @@ def usage_document(account: str, *, used: int, now: float, with_email: bool, exh
         "nextDateReset": reset,
         "userInfo": user,
         "subscriptionInfo": {
-            "subscriptionTitle": "KIRO FREE",
-            "type": "Q_DEVELOPER_STANDALONE_FREE",
+            "subscriptionTitle": (FREE_TIER if free_tier else PAID_TIER)[0],
+            "type": (FREE_TIER if free_tier else PAID_TIER)[1],
             "overageCapability": "OVERAGE_INCAPABLE",
             "upgradeCapability": "UPGRADE_CAPABLE",
             "subscriptionManagementTarget": "PURCHASE",
@@ -100,10 +121,13 @@ def _model_entry(model_id: str, name: str, window: int, multiplier: float) -> di
     }
 
 
-def models_document() -> dict[str, object]:
-    """The ``ListAvailableModels`` answer: ``auto`` and every model of the core's table."""
+def models_document(*, free_tier: bool = False) -> dict[str, object]:
+    """The ``ListAvailableModels`` answer: ``auto`` and every model of the core's table that the
+    tier offers."""
     models = [_model_entry("auto", "Auto", 200_000, 1.0)]
     for m in KIRO_MODELS:
+        if not offers(m.kiro_id, free_tier=free_tier):
+            continue
         multiplier = 2.2 if m.family == "opus" else 0.4 if m.family == "haiku" else 1.3
         models.append(_model_entry(m.kiro_id, m.display_name, m.context_window, multiplier))
     return {"models": models, "defaultModel": models[0], "nextToken": None}

@@ -17,7 +17,15 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-__all__ = ["SimulatorConfig", "SimulatorState", "IssuedToken", "TokenProblem", "ACCOUNT_TAGS", "DEMO_PROFILE_ARN"]
+__all__ = [
+    "SimulatorConfig",
+    "SimulatorState",
+    "IssuedToken",
+    "TokenProblem",
+    "ACCOUNT_TAGS",
+    "FREE_TIER_TAG",
+    "DEMO_PROFILE_ARN",
+]
 
 #: The profile ARN the Social refresh answers (region us-east-1, like a default Kiro account).
 DEMO_PROFILE_ARN = "arn:aws:codewhisperer:us-east-1:699475941385:profile/KIROSIMULATOR"
@@ -29,6 +37,8 @@ ACCOUNT_TAGS = {
     "sim-server-error": "server-error",
     "sim-forbidden": "expired-token",
 }
+#: A refresh token with this tag belongs to a free-tier account: no Opus (docs/simulator.md).
+FREE_TIER_TAG = "sim-free"
 # Kiro refresh tokens are long printable strings; anything shorter or with spaces is a paste accident.
 _LOOKS_VALID = re.compile(r"^[\x21-\x7e]{20,8192}$")
 # A rotated token is its family's root plus this suffix; rotating again replaces the suffix.
@@ -80,6 +90,10 @@ class IssuedToken:
     def tags(self) -> tuple[str, ...]:
         return tuple(tag for tag in ACCOUNT_TAGS if tag in self.family)
 
+    @property
+    def free_tier(self) -> bool:
+        return FREE_TIER_TAG in self.family
+
 
 class TokenProblem(Exception):
     """A refresh token was refused; ``permanent`` for ``invalid_grant``."""
@@ -126,6 +140,8 @@ class SimulatorState:
         self.counters: collections.Counter[str] = collections.Counter()
         self.per_account: collections.Counter[str] = collections.Counter()
         self.sequence = 0
+        #: Until then every generate call answers 429 (``POST /_sim/throttle``).
+        self.throttled_until = 0.0
 
     def now(self) -> float:
         return self._clock()

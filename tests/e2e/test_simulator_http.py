@@ -182,7 +182,7 @@ async def test_social_refresh_usage_and_generate_end_to_end() -> None:
         )
         assert usage.status == 200
         limits = parse_usage_limits(usage.body)
-        assert limits.remaining == 550 and limits.subscription_title == "KIRO FREE" and limits.next_reset_at
+        assert limits.remaining == 550 and limits.subscription_title == "KIRO PRO" and limits.next_reset_at
 
         response = await client.generate(account, refreshed.access_token, kiro_body("Hello simulator"))
         assert response.status == 200
@@ -766,3 +766,46 @@ async def test_the_gateway_serves_from_simulated_upstream(tmp_path: Path) -> Non
         assert stop == "end_turn" and "hello gateway" in answer_text and "simulator" in answer_text
         assert [r["endpoint"] for r in sim.state.records][-1] == "generateAssistantResponse"
         server.shutdown()
+
+
+async def test_a_free_tier_account_lists_no_opus_and_is_refused_it_like_kiro() -> None:
+    from kiro_protocol.pool import build_models_request, parse_available_models
+
+    async with running() as client:
+        free = social("aorAAAAAG-sim-free-account-for-tier-tests")
+        paid = social()
+        catalogue: dict[str, tuple[str, ...] | None] = {}
+        for name, account in (("free", free), ("paid", paid)):
+            token = await client.access_token(account)
+            request = build_models_request(
+                account, access_token=token, profile_arn=None, versions=VERSIONS, endpoints=client.endpoints, invocation_id="i"
+            )
+            catalogue[name] = parse_available_models((await client.send(request)).body)
+            usage = await client.send(
+                build_usage_limits_request(
+                    account, access_token=token, profile_arn=None, versions=VERSIONS, endpoints=client.endpoints, invocation_id="u"
+                )
+            )
+            title = parse_usage_limits(usage.body).subscription_title
+            assert title == ("KIRO FREE" if name == "free" else "KIRO PRO")
+            body = kiro_body("Hello")
+            body["conversationState"]["currentMessage"]["userInputMessage"]["modelId"] = "claude-opus-4.5"
+            answer = await client.generate(account, token, body)
+            assert answer.status == (400 if name == "free" else 200)
+            if name == "free":
+                assert json.loads(answer.body)["reason"] == "INVALID_MODEL_ID"
+        assert catalogue["free"] is not None and catalogue["paid"] is not None
+        assert not any("opus" in m for m in catalogue["free"]) and "claude-sonnet-4.5" in catalogue["free"]
+        assert "claude-opus-4.5" in catalogue["paid"]
+
+
+async def test_the_throttle_window_answers_429_to_every_account_until_it_ends() -> None:
+    async with running() as client:
+        account = social()
+        token = await client.access_token(account)
+        await client.json("POST", "/_sim/throttle", {"seconds": 0.3})
+        throttled = await client.generate(account, token, kiro_body("Hello"))
+        assert throttled.status == 429 and b"ThrottlingException" in throttled.body
+        await anyio.sleep(0.35)
+        assert (await client.generate(account, token, kiro_body("Hello"))).status == 200
+        assert (await client.call("POST", "/_sim/throttle", b'{"seconds": -1}')).status == 400
