@@ -138,9 +138,17 @@ class Throttled(AccountUpdate):
 
     def apply(self, state: AccountState) -> AccountState:
         s = self.settings
+        longest = s.throttle_cap * 12
+        if state.throttle_level > 0 and state.cooldown_until > self.now:
+            # A cooldown is already running: this 429 answers a request sent in the same burst.
+            # One back-off step per burst, or twenty concurrent 429s would push it to the cap.
+            until = state.cooldown_until
+            if self.retry_after is not None:
+                until = max(until, self.now + min(self.retry_after, longest))
+            return replace(state, cooldown_reason=self.reason, cooldown_until=until)
         delay = backoff_delay(state.throttle_level, base=s.throttle_base, cap=s.throttle_cap, jitter=self.jitter)
         if self.retry_after is not None and self.retry_after > delay:
-            delay = min(self.retry_after, s.throttle_cap * 12)
+            delay = min(self.retry_after, longest)
         return replace(
             state,
             cooldown_reason=self.reason,

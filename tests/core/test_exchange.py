@@ -175,6 +175,25 @@ def test_429_cools_down_with_exponential_backoff_and_jitter_never_disabled() -> 
     assert state(store, aid).cooldown_until - clock.now == 40.0
 
 
+def test_a_burst_of_429s_raises_the_backoff_one_step_not_one_per_request() -> None:
+    # Twenty requests sent together all come back throttled: the account cools down once, at the
+    # first level, instead of the twentieth (which would outlast any wait for it).
+    from kiro_protocol.pool._updates import Throttled
+
+    settings = PoolSettings()
+    state0 = AccountState()
+    burst = state0
+    for i in range(20):
+        burst = Throttled(reason="429", now=1000.0 + i * 0.01, jitter=1.0, settings=settings).apply(burst)
+    assert burst.throttle_level == 1 and burst.cooldown_until == 1005.0
+    # Once that cooldown is over, the next 429 is a new burst: one more step.
+    later = Throttled(reason="429", now=1006.0, jitter=1.0, settings=settings).apply(burst)
+    assert later.throttle_level == 2 and later.cooldown_until == 1016.0
+    # A longer Retry-After still counts inside a burst.
+    told = Throttled(reason="429", now=1001.0, jitter=1.0, settings=settings, retry_after=30.0).apply(burst)
+    assert told.throttle_level == 1 and told.cooldown_until == 1031.0
+
+
 def test_success_resets_the_backoff_level() -> None:
     accounts, clock, store, upstream, settings = setup(1)
     settings = replace(settings, max_account_wait=0.0)
