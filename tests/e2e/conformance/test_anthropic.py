@@ -261,6 +261,29 @@ def test_a_throttled_account_fails_over_to_the_next(launch: Launch, marker: str)
     assert [("sim-throttle" in str(r.get("account")), r.get("status")) for r in calls] == [(True, 429), (False, 200)]
 
 
+def test_a_burst_of_429_on_every_account_is_waited_out(launch: Launch, marker: str) -> None:
+    # Both accounts throttled for a second (Kiro in a burst): every request waits for the first
+    # account to come back instead of failing at once, on every way of serving.
+    import concurrent.futures
+
+    accounts = [{"auth": "Social", "refreshToken": f"aorAAAAAG-burst-{i}-{marker}"} for i in range(2)]
+    fresh = launch(KIRO_AUTH_TOKEN=json.dumps(accounts), KIRO_WAIT_FOR_ACCOUNT_SECONDS="20")
+    with client(fresh).messages.stream(model=MODEL, max_tokens=50, messages=ask(f"warm up {marker}")) as stream:
+        stream.get_final_message()  # both tokens fetched before the burst
+    status, _, _ = request(fresh.simulator.port, "POST", "/_sim/throttle", json.dumps({"seconds": 1.0}).encode())
+    assert status == 200
+
+    def one(i: int) -> str | None:
+        message = client(fresh).messages.create(model=MODEL, max_tokens=50, messages=ask(f"burst {i} {marker}"))
+        return message.stop_reason
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        reasons = list(pool.map(one, range(8)))
+    assert reasons == ["end_turn"] * 8
+    served = [c for c in fresh.generate_calls(marker) if "burst" in json.dumps(c["body"]) and c.get("status") == 200]
+    assert len(served) == 8
+
+
 def test_disable_stream_sends_the_whole_answer_at_once(launch: Launch, marker: str) -> None:
     fresh = launch(DISABLE_STREAM="true")
     raw = raw_stream_request(fresh.token, f"[[sim:long:5]] [[sim:slow:100]] {marker}", max_tokens=500, close=True)
