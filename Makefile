@@ -16,14 +16,14 @@ serve: $(STAMP)
 	$(BIN)/kiro2api serve
 
 # Everything: mypy, the three test tiers (the pure one under coverage), the bounded fuzz
-# targets. The end-to-end tests need real peers: a redis-server and the pinned Claude Code CLI;
-# the scripts install them when missing (idempotent, quick when present). Any test file not yet
-# sorted into a tier (tests/*.py) runs with the runtime and end-to-end tiers.
+# targets. The end-to-end tests need real peers: a redis-server and the pinned Claude Code and
+# Codex CLIs; the scripts install them when missing (idempotent, quick when present). Any test
+# file not yet sorted into a tier (tests/*.py) runs with the runtime and end-to-end tiers.
 test: $(STAMP)
 	scripts/ensure-redis-server
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory test-core
-	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" $(BIN)/pytest tests --ignore=tests/core
+	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" CODEX_BIN="$$(scripts/ensure-codex-cli)" $(BIN)/pytest tests --ignore=tests/core
 	$(BIN)/pytest fuzz -p no:cacheprovider --hypothesis-profile=ci
 
 # Tier (a), the pure core (no socket, no process; tests/core/conftest.py enforces it), under
@@ -38,17 +38,17 @@ test-core: $(STAMP)
 test-runtime: $(STAMP)
 	$(BIN)/pytest tests/runtime
 
-# Tier (c), end to end: servers, SDKs, the Claude Code CLI, redis, the conformance suite.
+# Tier (c), end to end: servers, SDKs, the Claude Code and Codex CLIs, redis, the conformance suite.
 test-e2e: $(STAMP)
 	scripts/ensure-redis-server
-	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" $(BIN)/pytest tests/e2e
+	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" CODEX_BIN="$$(scripts/ensure-codex-cli)" $(BIN)/pytest tests/e2e
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
 unit: $(STAMP)
 	scripts/ensure-redis-server
-	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" $(BIN)/pytest
+	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" CODEX_BIN="$$(scripts/ensure-codex-cli)" $(BIN)/pytest
 
 fuzz: $(STAMP)
 	$(BIN)/pytest fuzz -p no:cacheprovider --hypothesis-profile=nightly
