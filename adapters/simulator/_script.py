@@ -81,8 +81,12 @@ _THINKING_PREFIX = re.compile(
     re.DOTALL,
 )
 # Context a client wraps around the user's words (Claude Code's reminders, a folded system
-# message); it may itself say "use the X tool", so tool requests are looked for outside it.
-_CLIENT_CONTEXT = re.compile(r"<(system-reminder|system)>.*?</\1>", re.DOTALL)
+# message, the Codex CLI's environment block); it may itself say "use the X tool" or name
+# paths, so tool requests are looked for outside it.
+_CLIENT_CONTEXT = re.compile(r"<(system-reminder|system|environment_context)>.*?</\1>", re.DOTALL)
+# The argument names of a shell tool's command line: Claude Code's Bash has ``command``, the
+# Codex CLI's ``exec_command`` has ``cmd``.
+_SHELL_ARGUMENTS = ("command", "cmd")
 # json.loads already joined valid pairs, so any surrogate left in a str stands alone.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 _WINDOWS = {m.kiro_id: m.context_window for m in KIRO_MODELS}
@@ -282,13 +286,13 @@ def _chosen_tool(turn: Turn, markers: Markers) -> tuple[str, object] | None:
 
 def _default_tool(turn: Turn, preferred: str | None = None) -> tuple[str, object]:
     """The tool to use when none is named: ``preferred`` if offered, else a shell-like tool
-    (one with a ``command`` property: harmless ``echo`` calls), else the first one."""
+    (one with a ``command`` or ``cmd`` property: harmless ``echo`` calls), else the first one."""
     for name, schema in turn.tools:
         if name == preferred:
             return name, schema
     for name, schema in turn.tools:
         properties = schema.get("properties") if isinstance(schema, Mapping) else None
-        if isinstance(properties, Mapping) and "command" in properties:
+        if isinstance(properties, Mapping) and any(key in properties for key in _SHELL_ARGUMENTS):
             return name, schema
     return turn.tools[0]
 

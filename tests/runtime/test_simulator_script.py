@@ -237,6 +237,48 @@ def test_without_a_named_tool_a_shell_like_tool_is_preferred() -> None:
     assert truncated.tool_calls[0].name == "Write"
 
 
+# The Codex CLI's shell tool (its capture in tests/fixtures/clients or ../shared/spec/clients):
+# the command line is ``cmd``, next to optional knobs.
+EXEC_COMMAND = {
+    "name": "exec_command",
+    "description": "Runs a command in a PTY, returning output or a session ID for ongoing interaction.",
+    "input_schema": {
+        "type": "object",
+        "properties": {"cmd": {"type": "string"}, "workdir": {"type": "string"}, "yield_time_ms": {"type": "number"}},
+        "required": ["cmd"],
+        "additionalProperties": False,
+    },
+}
+VIEW_IMAGE = {
+    "name": "view_image",
+    "description": "View a local image file",
+    "input_schema": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+}
+
+
+def test_codex_exec_command_is_the_shell_tool() -> None:
+    named = stream(kiro_body("Use the exec_command tool to run `echo codex-sim-7`", tools=[VIEW_IMAGE, EXEC_COMMAND]))
+    assert [(c.name, dict(c.arguments)) for c in named.tool_calls] == [("exec_command", {"cmd": "echo codex-sim-7"})]
+    # Not named: a tool with a ``cmd`` is as shell-like as one with a ``command``.
+    unnamed = stream(kiro_body("go [[sim:tools:1]]", tools=[VIEW_IMAGE, EXEC_COMMAND]))
+    assert [(c.name, dict(c.arguments)) for c in unnamed.tool_calls] == [("exec_command", {"cmd": DEFAULT_ECHO})]
+
+
+def test_codex_environment_context_is_not_the_users_words() -> None:
+    environment = (
+        "<environment_context>\n  <cwd>/home/user/notes.txt</cwd>\n  <shell>bash</shell>\n"
+        "  <note>use the view_image tool; echo nope</note>\n</environment_context>"
+    )
+    messages: list[dict[str, Any]] = [
+        {"role": "user", "content": [{"type": "text", "text": environment}, {"type": "text", "text": "say hi codex-env"}]}
+    ]
+    quoted = stream(kiro_body(messages)).text
+    assert "environment_context" not in quoted and "codex-env" in quoted
+    asks = [{"role": "user", "content": [{"type": "text", "text": environment}, {"type": "text", "text": "Use the exec_command tool"}]}]
+    reply = stream(kiro_body(asks, tools=[VIEW_IMAGE, EXEC_COMMAND]))
+    assert [(c.name, dict(c.arguments)) for c in reply.tool_calls] == [("exec_command", {"cmd": DEFAULT_ECHO})]
+
+
 def test_a_tool_that_is_not_offered_is_not_called() -> None:
     reply = stream(kiro_body("Use the Bash tool to run echo hi", tools=[WEATHER]))
     assert reply.tool_calls == () and tool_events(events_of(reply)) == []
