@@ -7,6 +7,8 @@ from ._error_bodies import (
     anthropic_error_body,
     error_body_for,
     openai_error_body,
+    responses_error_body,
+    responses_error_code,
 )
 from ._front_door import (
     body_refused,
@@ -50,6 +52,8 @@ __all__ = [
     "anthropic_error_body",
     "error_body_for",
     "openai_error_body",
+    "responses_error_body",
+    "responses_error_code",
     "body_refused",
     "BodyProblem",
     "ClientAuth",

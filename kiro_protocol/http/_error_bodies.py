@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 
 from .._errors import ErrorKind, ProtocolError
+from ..pool._upstream_errors import PROMPT_TOO_LONG_PREFIX
 
-__all__ = ["anthropic_error_body", "openai_error_body", "error_body_for"]
+__all__ = ["anthropic_error_body", "openai_error_body", "responses_error_code", "responses_error_body", "error_body_for"]
 
 # OpenAI's own `type` strings for the same failure classes.
 _OPENAI_TYPES: dict[ErrorKind, str] = {
@@ -58,8 +59,43 @@ def openai_error_body(kind: ErrorKind, message: str, *, param: str | None = None
     )
 
 
+# The Responses API's codes where they differ from Chat Completions': the Codex CLI acts on these
+# three (context_length_exceeded -> "context window exceeded", not retried; server_is_overloaded;
+# rate_limit_exceeded with "try again in N s"), everything else it retries or shows as it is.
+_RESPONSES_CODES: dict[ErrorKind, str] = {
+    **_OPENAI_CODES,
+    ErrorKind.API: "server_error",
+    ErrorKind.OVERLOADED: "server_is_overloaded",
+}
+
+
+def responses_error_code(kind: ErrorKind, message: str) -> str:
+    """The Responses API ``code`` of an error: an over-long conversation is
+    ``context_length_exceeded`` (what Codex matches to offer compaction), else by kind."""
+    if kind is ErrorKind.INVALID_REQUEST and message.startswith(PROMPT_TOO_LONG_PREFIX):
+        return "context_length_exceeded"
+    return _RESPONSES_CODES[kind]
+
+
+def responses_error_body(kind: ErrorKind, message: str, *, param: str | None = None) -> bytes:
+    """``{"error":{"message","type","param","code"}}`` for ``/v1/responses`` (OpenAI's shape,
+    the Responses API's codes)."""
+    return _dumps(
+        {
+            "error": {
+                "message": message,
+                "type": _OPENAI_TYPES[kind],
+                "param": param,
+                "code": responses_error_code(kind, message),
+            }
+        }
+    )
+
+
 def error_body_for(error: ProtocolError, *, dialect: str) -> bytes:
-    """The body for ``error`` in ``dialect`` (``"anthropic"`` or ``"openai"``)."""
+    """The body for ``error`` in ``dialect`` (``"anthropic"``, ``"openai"`` or ``"responses"``)."""
+    if dialect == "responses":
+        return responses_error_body(error.kind, error.message, param=error.param)
     if dialect == "openai":
         return openai_error_body(error.kind, error.message, param=error.param)
     return anthropic_error_body(error.kind, error.message)

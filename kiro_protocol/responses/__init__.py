@@ -1,4 +1,4 @@
-"""Kiro's answer in, client bytes out: typed upstream events, the response tracker and its lifecycle events, the Anthropic and OpenAI encoders, and the ``ResponseTranslator`` facade.
+"""Kiro's answer in, client bytes out: typed upstream events, the response tracker and its lifecycle events, the Anthropic, OpenAI Chat Completions and Responses API encoders, and the ``ResponseTranslator`` facade.
 
 This module is the public API of ``kiro_protocol.responses``; its modules are private.
 """
@@ -44,6 +44,15 @@ from ._openai import (
     OpenAIChunkEncoder,
     OpenAICompletionEncoder,
     PING_COMMENT,
+)
+from ._responses_api import (
+    MIN_RESPONSE_ID_RANDOM,
+    RESPONSE_ID_PREFIX,
+    ResponseEcho,
+    responses_encoder,
+    responses_usage_json,
+    ResponsesObjectEncoder,
+    ResponsesStreamEncoder,
 )
 from ._outcome import (
     compute_usage,
@@ -133,6 +142,13 @@ __all__ = [
     "OpenAIChunkEncoder",
     "OpenAICompletionEncoder",
     "PING_COMMENT",
+    "MIN_RESPONSE_ID_RANDOM",
+    "RESPONSE_ID_PREFIX",
+    "ResponseEcho",
+    "responses_encoder",
+    "responses_usage_json",
+    "ResponsesObjectEncoder",
+    "ResponsesStreamEncoder",
     "compute_usage",
     "decide_stop_reason",
     "Input",
