@@ -4,6 +4,7 @@ replicas sharing Redis never refresh one account twice."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import stat
 import threading
 import time
@@ -47,12 +48,17 @@ def test_states_round_trip_and_unknown_ids_are_absent(store: StateStore) -> None
     assert store.load_many([]) == {}
 
 
+def _increment(state: AccountState) -> AccountState:
+    # A plain read-modify-write: every update must land on the freshest state (a Throttled
+    # would not do: a 429 during a running cooldown deliberately keeps its level).
+    return replace(state, throttle_level=state.throttle_level + 1)
+
+
 def test_update_applies_to_the_freshest_state_concurrently(store: StateStore) -> None:
-    settings = PoolSettings()
 
     def bump() -> None:
         for _ in range(20):
-            store.update("acct", Throttled(reason="x", now=0.0, jitter=0.5, settings=settings).apply)
+            store.update("acct", _increment)
 
     threads = [threading.Thread(target=bump) for _ in range(4)]
     for t in threads:
@@ -182,10 +188,8 @@ def test_sqlite_file_shared_by_two_processes_style_handles(tmp_path: Path) -> No
     a, b = SQLiteStore(path), SQLiteStore(path)
     assert a.try_lease("x", "a", 30)
     assert not b.try_lease("x", "b", 30)
-    bump: Callable[[AccountState], AccountState] = Throttled(
-        reason="r", now=0.0, jitter=0.0, settings=PoolSettings()).apply
-    a.update("x", bump)
-    b.update("x", bump)
+    a.update("x", _increment)
+    b.update("x", _increment)
     assert a.load_many(["x"])["x"].throttle_level == 2
     a.close()
     b.close()
@@ -210,10 +214,9 @@ def test_sqlite_updates_from_two_processes_all_count(tmp_path: Path) -> None:
     code = (
         "import sys\n"
         "from adapters.runtime.stores.sqlite_store import SQLiteStore\n"
-        "from kiro_protocol.pool._accounts import PoolSettings\n"
-        "from kiro_protocol.pool._updates import Throttled\n"
+        "from dataclasses import replace\n"
         "s = SQLiteStore(sys.argv[1])\n"
-        "bump = Throttled(reason='r', now=0.0, jitter=0.0, settings=PoolSettings()).apply\n"
+        "bump = lambda st: replace(st, throttle_level=st.throttle_level + 1)\n"
         "for _ in range(40):\n"
         "    s.update('x', bump)\n"
         "    s.add_counters('x', [('requests', 1)])\n"
