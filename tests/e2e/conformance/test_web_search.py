@@ -9,8 +9,6 @@ as the tool result.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +16,7 @@ import anthropic
 import pytest
 
 from tests.e2e.conformance.conftest import Gateway, request
-from tests.e2e.conformance.test_claude_code import claude_binary
+from tests.e2e.conformance.test_claude_code import run_claude
 from tests.sse_checker import check_anthropic_message, check_anthropic_stream
 
 pytestmark = [pytest.mark.timeout(240), pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -135,42 +133,8 @@ def test_web_search_beside_ordinary_tools_is_answered_by_the_model(gateway: Gate
 # -- the proof: Claude Code ---------------------------------------------------------------------
 
 
-def run_claude(gateway: Gateway, tmp_path: Path, prompt: str) -> dict[str, Any]:
-    binary = claude_binary()
-    if binary is None:
-        pytest.skip("Claude Code CLI not available (scripts/ensure-claude-code failed)")
-    home, work = tmp_path / "home", tmp_path / "work"
-    home.mkdir()
-    work.mkdir()
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": str(home),
-        "CLAUDE_CONFIG_DIR": str(home / ".claude"),
-        "ANTHROPIC_BASE_URL": gateway.url,
-        "ANTHROPIC_API_KEY": gateway.token,
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-        "CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK": "1",
-        "CLAUDE_CODE_MAX_RETRIES": "0",
-    }
-    done = subprocess.run(
-        [binary, "-p", prompt, "--output-format", "json", "--max-turns", "4", "--allowedTools", "WebSearch"],
-        cwd=work,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        timeout=180,
-        check=False,
-    )
-    assert done.stdout.strip(), f"claude printed nothing (exit {done.returncode}): {done.stderr[-2000:]!r}"
-    result: dict[str, Any] = json.loads(done.stdout)
-    return result
-
-
 def test_claude_codes_web_search_reaches_its_main_loop(gateway: Gateway, tmp_path: Path, marker: str) -> None:
-    result = run_claude(gateway, tmp_path, f"{marker} news [[sim:tool:WebSearch]]")
+    result = run_claude(gateway, tmp_path, f"{marker} news [[sim:tool:WebSearch]]", allowed="WebSearch")
     assert result["is_error"] is False, result
     first, *rest = gateway.generate_calls(marker)
     (asked,) = first["sent"]["toolCalls"]
