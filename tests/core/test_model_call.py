@@ -7,17 +7,11 @@ account states, feeds scripted upstream answers, and collects the client output.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
 from kiro_protocol import (
-    AccountState,
-    Answer,
-    CallIds,
-    CallSetup,
-    ClientOutput,
-    ConversionConfig,
     Dialect,
     Done,
     ErrorKind,
@@ -32,29 +26,22 @@ from kiro_protocol import (
     parse_accounts,
 )
 from kiro_protocol.responses import AssistantResponse, ContextUsage, ToolUse, UpstreamException, encode_upstream_event
+from tests.core import call_driver as driver
+from tests.core.call_driver import FRESH, T0, Run
 
-T0 = 1_750_000_000.0
 ACCOUNTS = parse_accounts(json.dumps([{"auth": "Social", "refreshToken": f"aor-{i}" + "x" * 40} for i in range(2)]))
-FRESH = AccountState(access_token="at-token", expires_at=T0 + 3600)
 
 
 def call_for(body: dict[str, object], *, dialect: Dialect = Dialect.ANTHROPIC, buffered: bool = False) -> ModelCall:
-    setup = CallSetup(
-        accounts=ACCOUNTS,
-        pool=PoolSettings(),
-        conversion=ConversionConfig(),
-        ping_interval=15.0,
-        buffered=buffered,
-    )
-    counter = iter(range(10_000))
-    ids = CallIds(
-        continuation_id="c0ffee00-0000-4000-8000-000000000000",
-        response_hex="a" * 32,
-        created=1_750_000_000,
-        new_id=lambda: f"00000000-0000-4000-8000-{next(counter):012d}",
-        random=lambda: 0.5,
-    )
-    return ModelCall(dialect=dialect, body=json.dumps(body).encode(), session_id=None, setup=setup, ids=ids)
+    return driver.call_for(body, accounts=ACCOUNTS, dialect=dialect, buffered=buffered)
+
+
+def drive(call: ModelCall, upstream: list[driver.Scripted], **options: Any) -> Run:
+    return driver.drive(call, upstream, chunk=7, **options)  # small chunks: frames split anywhere
+
+
+def counters(run: Run) -> dict[str, float]:
+    return run.counters()
 
 
 def anthropic(stream: bool = True) -> dict[str, object]:
@@ -67,74 +54,6 @@ def frames(*events: object) -> bytes:
 
 TEXT = frames(AssistantResponse(content="Hello"), ContextUsage(percentage=1.0))
 EXCEPTION = frames(UpstreamException(exception_type="ThrottlingException", message="slow down"))
-
-
-@dataclass
-class Run:
-    """What the runtime saw: the accounts sent to, persists, retries, outputs and the answer."""
-
-    sent: list[str] = field(default_factory=list)
-    persists: list[Persist] = field(default_factory=list)
-    retries: list[Retry] = field(default_factory=list)
-    outputs: list[ClientOutput] = field(default_factory=list)
-    answer: Answer | None = None
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(o.data for o in self.outputs)
-
-
-def drive(call: ModelCall, upstream: list[tuple[int, bytes]], *, mid_stream: object = None) -> Run:
-    """Run ``call`` to ``Done``; ``upstream`` answers each send in turn (status, body)."""
-    run = Run()
-    now = T0
-    while True:
-        decision = call.next_decision(now)
-        if isinstance(decision, LoadState):
-            call.state_loaded({a: FRESH for a in decision.account_ids}, now)
-        elif isinstance(decision, SendUpstream):
-            run.sent.append(decision.account.account_id)
-            status, body = upstream.pop(0)
-            if status == 200:
-                call.upstream_started(now, 0.0)
-                pending_body = body
-            else:
-                call.upstream_answered(status, body, now)
-        elif isinstance(decision, StartStream):
-            for i in range(0, len(pending_body), 7):  # small chunks: frames split anywhere
-                call.receive_data(pending_body[i : i + 7], 1.0)
-                if callable(mid_stream):
-                    mid_stream(call)
-                while (out := call.take_output()) is not None:
-                    run.outputs.append(out)
-                if not call.reading:
-                    break
-            if call.reading:
-                call.receive_data(b"", 2.0)
-            while (out := call.take_output()) is not None:
-                run.outputs.append(out)
-        elif isinstance(decision, Persist):
-            run.persists.append(decision)
-        elif isinstance(decision, Retry):
-            run.retries.append(decision)
-        elif isinstance(decision, Answer):
-            assert run.answer is None, "one answer per call"
-            run.answer = decision
-        elif isinstance(decision, ClientOutput):  # the end of a stream, between upstream calls
-            run.outputs.append(decision)
-        elif isinstance(decision, Done):
-            return run
-        else:  # pragma: no cover - a decision this test does not expect
-            raise AssertionError(decision)
-        now += 1.0
-
-
-def counters(run: Run) -> dict[str, float]:
-    total: dict[str, float] = {}
-    for p in run.persists:
-        for name, amount in p.counters:
-            total[name] = total.get(name, 0.0) + amount
-    return total
 
 
 def test_a_stream_commits_with_its_first_content_and_ends_once() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -50,14 +49,14 @@ from kiro_protocol.pool._mcp import (
 from kiro_protocol.pool._upstream_errors import FailureClass
 from kiro_protocol.requests._web_search import WEB_SEARCH_PROMPT, WebSearch, web_search_of
 from kiro_protocol.responses._openai import openai_encoder
+from tests.core import call_driver as driver
+from tests.core.call_driver import FRESH, T0, Run
 from tests.sse_checker import check_anthropic_message, check_anthropic_stream
 
-T0 = 1_750_000_000.0
 ARN = "arn:aws:codewhisperer:eu-central-1:123456789012:profile/ABCDEFGHIJ"
 ACCOUNTS = parse_accounts(
     json.dumps([{"auth": "Social", "refreshToken": f"aor-{i}" + "x" * 40, "profileArn": ARN} for i in range(2)])
 )
-FRESH = AccountState(access_token="at-token", expires_at=T0 + 3600)
 CAPTURE = Path("/work/shared/spec/clients/claude-code-2.1.330-websearch-request.json")
 WEB_SEARCH_TOOL = {"type": "web_search_20250305", "name": "web_search", "max_uses": 8}
 BASH_TOOL = {"name": "Bash", "description": "Run a command", "input_schema": {"type": "object", "properties": {}}}
@@ -92,79 +91,12 @@ OK = mcp_answer(HITS)
 
 
 def call_for(body: dict[str, Any], *, dialect: Dialect = Dialect.ANTHROPIC) -> ModelCall:
-    setup = CallSetup(accounts=ACCOUNTS, pool=PoolSettings(), conversion=ConversionConfig(), ping_interval=15.0)
-    counter = iter(range(10_000))
-    ids = CallIds(
-        continuation_id="c0ffee00-0000-4000-8000-000000000000",
-        response_hex="a" * 32,
-        created=1_750_000_000,
-        new_id=lambda: f"0123abcd-0000-4000-8000-{next(counter):012d}",
-        random=lambda: 0.5,
-    )
-    return ModelCall(dialect=dialect, body=json.dumps(body).encode(), session_id=None, setup=setup, ids=ids)
+    return driver.call_for(body, accounts=ACCOUNTS, dialect=dialect)
 
 
-@dataclass
-class Run:
-    sends: list[SendUpstream] = field(default_factory=list)
-    persists: list[Persist] = field(default_factory=list)
-    retries: list[Retry] = field(default_factory=list)
-    outputs: list[ClientOutput] = field(default_factory=list)
-    answer: Answer | None = None
-
-    @property
-    def body(self) -> bytes:
-        return b"".join(o.data for o in self.outputs)
-
-    def error(self) -> dict[str, Any]:
-        assert self.answer is not None
-        return dict(json.loads(self.answer.reply.body)["error"])
-
-
-def drive(call: ModelCall, upstream: list[tuple[int, bytes] | str], *, ticks: tuple[float, ...] = ()) -> Run:
-    """Run ``call`` to ``Done``. Each send is answered by (status, body), or a string: the
-    connection broke after half the body."""
-    run = Run()
-    pending: bytes | str = b""
-    while True:
-        decision = call.next_decision(T0)
-        if isinstance(decision, LoadState):
-            call.state_loaded({a: FRESH for a in decision.account_ids}, T0)
-        elif isinstance(decision, SendUpstream):
-            run.sends.append(decision)
-            answer = upstream.pop(0)
-            if isinstance(answer, str) or answer[0] == 200:
-                call.upstream_started(T0, 0.0)
-                pending = answer if isinstance(answer, str) else answer[1]
-            else:
-                call.upstream_answered(answer[0], answer[1], T0)
-        elif isinstance(decision, StartStream):
-            for tick in ticks:
-                call.tick(tick)
-                while (out := call.take_output()) is not None:
-                    run.outputs.append(out)
-            if isinstance(pending, str):
-                call.receive_data(OK[:20], 1.0)
-                call.connection_lost(pending, 1.0)
-            else:
-                for i in range(0, len(pending), 50):
-                    call.receive_data(pending[i : i + 50], 1.0)
-                    if not call.reading:  # as the runtime: an answer that ended is read no further
-                        break
-                if call.reading:
-                    call.receive_data(b"", 2.0)
-            while (out := call.take_output()) is not None:
-                run.outputs.append(out)
-        elif isinstance(decision, Persist):
-            run.persists.append(decision)
-        elif isinstance(decision, Retry):
-            run.retries.append(decision)
-        elif isinstance(decision, Answer):
-            run.answer = decision
-        elif isinstance(decision, Done):
-            return run
-        else:  # pragma: no cover - the pool asks nothing else of fresh accounts
-            raise AssertionError(decision)
+def drive(call: ModelCall, upstream: list[driver.Scripted], *, ticks: tuple[float, ...] = ()) -> Run:
+    """A string in ``upstream``: the connection broke after the first bytes of an answer."""
+    return driver.drive(call, upstream, ticks=ticks, broken_prefix=OK[:20])
 
 
 # -- detection ------------------------------------------------------------------------------------
