@@ -102,8 +102,10 @@ def drive(
     mid_stream: Callable[[ModelCall], object] | None = None,
     chunk: int = 50,
     broken_prefix: bytes = b"",
+    step: float = 0.0,
 ) -> Run:
-    """Run ``call`` to ``Done``; each send takes the next scripted answer."""
+    """Run ``call`` to ``Done``; each send takes the next scripted answer. The wall clock moves
+    ``step`` seconds per decision (0: a cooldown never ends during the call)."""
     run = Run()
     now = T0
     pending: Scripted = (200, b"")
@@ -133,7 +135,7 @@ def drive(
             return run
         else:  # pragma: no cover - the pool asks nothing else of fresh accounts
             raise AssertionError(decision)
-        now += 1.0
+        now += step
 
 
 def _stream(

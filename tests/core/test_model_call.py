@@ -37,7 +37,7 @@ def call_for(body: dict[str, object], *, dialect: Dialect = Dialect.ANTHROPIC, b
 
 
 def drive(call: ModelCall, upstream: list[driver.Scripted], **options: Any) -> Run:
-    return driver.drive(call, upstream, chunk=7, **options)  # small chunks: frames split anywhere
+    return driver.drive(call, upstream, chunk=7, step=1.0, **options)  # small chunks: frames split anywhere
 
 
 def counters(run: Run) -> dict[str, float]:
