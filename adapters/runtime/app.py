@@ -198,6 +198,8 @@ class ApiService(Protocol):
 
     async def chat_completions(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
 
+    async def responses(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
+
     async def models(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
 
     async def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
@@ -290,6 +292,7 @@ class App:
             Endpoint.MESSAGES: service.messages,
             Endpoint.COUNT_TOKENS: service.count_tokens,
             Endpoint.CHAT_COMPLETIONS: service.chat_completions,
+            Endpoint.RESPONSES: service.responses,
             Endpoint.MODELS: service.models,
             Endpoint.HEALTH: service.health,
             Endpoint.ROOT: service.root,

@@ -107,6 +107,9 @@ class BasicService:
     async def chat_completions(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         await self._not_yet(ctx)
 
+    async def responses(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        await self._not_yet(ctx)
+
     async def models(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         await respond.send_response(200, _JSON, models_body(self._models))
 

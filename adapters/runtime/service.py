@@ -121,6 +121,9 @@ class KiroService(BasicService):
     async def chat_completions(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         await self._call(request, respond, ctx, Dialect.OPENAI)
 
+    async def responses(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        await self._call(request, respond, ctx, Dialect.RESPONSES)
+
     async def _call(self, request: Request, respond: Responder, ctx: RequestContext, dialect: Dialect) -> None:
         driver = self._driver
         ids = CallIds(

@@ -43,13 +43,15 @@ from ..requests._anthropic import parse_anthropic_request
 from ..requests._conversion import ConversionConfig, KiroRequest, convert_request
 from ..requests._model import Request
 from ..requests._openai import parse_openai_request
+from ..requests._responses import ResponsesRequest, parse_responses_request
 from ..requests._web_search import WebSearch, web_search_of
 from ..responses._anthropic import AnthropicMessageEncoder, AnthropicStreamEncoder
-from ..responses._lifecycle_events import Usage
+from ..responses._lifecycle_events import ResponseEncoder, Usage
 from ..responses._openai import openai_encoder
 from ..responses._translator import ResponseTranslator
 from ..wire._sse import SSE_HEADERS
 from ._recovery import with_recovery_instruction
+from ._responses_echo import encoder_for_responses
 from ._web_search import WebSearchAnswer
 
 __all__ = ["Answer", "CallIds", "CallSetup", "ClientOutput", "ModelCall", "SHUTDOWN_MESSAGE"]
@@ -115,7 +117,8 @@ class ClientOutput(Decision):
 
 
 class ModelCall:
-    """One ``/v1/messages`` or ``/v1/chat/completions`` request (see the module docstring).
+    """One ``/v1/messages``, ``/v1/chat/completions`` or ``/v1/responses`` request (see the
+    module docstring).
 
     Args:
         dialect: the client's API family (parser, encoder and error shape).
@@ -132,7 +135,13 @@ class ModelCall:
         self.dialect = dialect
         self._setup = setup
         self._ids = ids
-        self.api: Request = parse_openai_request(body) if dialect is Dialect.OPENAI else parse_anthropic_request(body)
+        #: A ``/v1/responses`` request as parsed (its echo fields, its namespaced tools).
+        self.responses: ResponsesRequest | None = None
+        if dialect is Dialect.RESPONSES:
+            self.responses = parse_responses_request(body)
+            self.api: Request = self.responses.request
+        else:
+            self.api = parse_openai_request(body) if dialect is Dialect.OPENAI else parse_anthropic_request(body)
         self.kiro: KiroRequest = convert_request(
             self.api, config=setup.conversion, continuation_id=ids.continuation_id, session_id_header=session_id
         )
@@ -274,6 +283,8 @@ class ModelCall:
                 created=self._ids.created,
                 include_usage=self.api.include_usage,
             )
+        elif self.responses is not None:
+            encoder = encoder_for_responses(self.responses, plan, response_hex=self._ids.response_hex, created=self._ids.created)
         self._translator = ResponseTranslator(
             plan,
             message_id=f"msg_{self._ids.response_hex}",
@@ -447,8 +458,11 @@ class ModelCall:
     def _start_search(self, search: WebSearch, mono: float) -> None:
         """The ``/mcp`` answer is read by a ``WebSearchAnswer`` (call/_web_search.py)."""
         plan = self.kiro.response_plan
+        encoder: ResponseEncoder
         if self.dialect is Dialect.OPENAI:
             encoder = openai_encoder(plan, completion_id=f"chatcmpl-{self._ids.response_hex}", created=self._ids.created)
+        elif self.responses is not None:
+            encoder = encoder_for_responses(self.responses, plan, response_hex=self._ids.response_hex, created=self._ids.created)
         else:
             encoder = AnthropicStreamEncoder() if plan.stream else AnthropicMessageEncoder()
         self._translator = WebSearchAnswer(

@@ -154,7 +154,7 @@ class BodyProblem(enum.Enum):
     CLIENT_GONE = "client_gone"
 
 
-_SESSION_ENDPOINTS = frozenset({Endpoint.MESSAGES, Endpoint.CHAT_COMPLETIONS, Endpoint.COUNT_TOKENS})
+_SESSION_ENDPOINTS = frozenset({Endpoint.MESSAGES, Endpoint.CHAT_COMPLETIONS, Endpoint.RESPONSES, Endpoint.COUNT_TOKENS})
 
 
 def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_hex: str) -> ReplyNow | Serve:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from .._errors import ErrorKind, LocalProtocolError, ProtocolError
 from ._messages import Reply
-from ._error_bodies import anthropic_error_body, openai_error_body
+from ._error_bodies import anthropic_error_body, openai_error_body, responses_error_body
 
 __all__ = [
     "Endpoint",
@@ -49,6 +49,8 @@ class Endpoint(enum.Enum):
     MODELS = "models"
     #: ``POST /v1/chat/completions``: OpenAI Chat Completions.
     CHAT_COMPLETIONS = "chat_completions"
+    #: ``POST /v1/responses``: the OpenAI Responses API (the Codex CLI).
+    RESPONSES = "responses"
     #: ``GET /health``: liveness and account counts; no auth.
     HEALTH = "health"
     #: ``GET``/``HEAD /``: answered without error so probes and browsers are happy; no auth.
@@ -62,6 +64,8 @@ class Dialect(enum.Enum):
 
     ANTHROPIC = "anthropic"
     OPENAI = "openai"
+    #: The OpenAI Responses API: OpenAI's error shape, its own request and answer.
+    RESPONSES = "responses"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,6 +98,7 @@ _ROUTES: dict[str, tuple[frozenset[str], Endpoint, bool]] = {
     "/v1/messages/count_tokens": (frozenset({"POST"}), Endpoint.COUNT_TOKENS, True),
     "/v1/models": (frozenset({"GET", "HEAD"}), Endpoint.MODELS, True),
     "/v1/chat/completions": (frozenset({"POST"}), Endpoint.CHAT_COMPLETIONS, True),
+    "/v1/responses": (frozenset({"POST"}), Endpoint.RESPONSES, True),
     "/health": (frozenset({"GET", "HEAD"}), Endpoint.HEALTH, False),
     "/": (frozenset({"GET", "HEAD"}), Endpoint.ROOT, False),
 }
@@ -123,8 +128,13 @@ def split_target(target: str) -> str:
 
 
 def dialect_for_path(path: str) -> Dialect:
-    """The error dialect for ``path``: OpenAI's shape under ``/v1/chat/``, Anthropic's elsewhere."""
-    return Dialect.OPENAI if path == "/v1/chat" or path.startswith("/v1/chat/") else Dialect.ANTHROPIC
+    """The error dialect for ``path``: OpenAI's shape under ``/v1/chat/`` and ``/v1/responses``,
+    Anthropic's elsewhere."""
+    if path == "/v1/chat" or path.startswith("/v1/chat/"):
+        return Dialect.OPENAI
+    if path == "/v1/responses" or path.startswith("/v1/responses/"):
+        return Dialect.RESPONSES
+    return Dialect.ANTHROPIC
 
 
 def route_request(method: str, target: str) -> Route:
@@ -270,7 +280,9 @@ def format_request_id(random_hex: str) -> str:
 def error_answer(error: ProtocolError, dialect: Dialect) -> Reply:
     """Render ``error`` as a complete response in ``dialect``'s error shape (without the CORS and
     request-id headers every answer gets)."""
-    if dialect is Dialect.OPENAI:
+    if dialect is Dialect.RESPONSES:
+        body = responses_error_body(error.kind, error.message, param=error.param)
+    elif dialect is Dialect.OPENAI:
         body = openai_error_body(error.kind, error.message, param=error.param)
     else:
         body = anthropic_error_body(error.kind, error.message)

@@ -25,7 +25,7 @@ from ._model import (
     ToolUseBlock,
 )
 
-__all__ = ["parse_messages", "one_of", "shown", "nonempty"]
+__all__ = ["parse_messages", "one_of", "shown", "nonempty", "tool_arguments", "data_uri_image"]
 
 
 def one_of(value: object, path: str, allowed: tuple[str, ...]) -> str:
@@ -64,6 +64,14 @@ def _image_url(part: Mapping[str, object], path: str) -> ImageBlock:
     detail = spec.get("detail")
     if detail is not None:
         as_string(detail, f"{path}.image_url.detail")  # a resolution hint: Kiro has none to give
+    return data_uri_image(url, url_path=url_path, path=path)
+
+
+def data_uri_image(url: str, *, url_path: str, path: str) -> ImageBlock:
+    """The image in a base64 ``data:`` URI; a remote URL is a 400 (the gateway fetches nothing).
+
+    ``url_path`` names the URL field in errors, ``path`` the content part.
+    """
     if not url[:5].lower() == "data:":
         scheme = url.split(":", 1)[0][:10] if ":" in url else ""
         what = f"a remote {scheme} URL" if scheme else "not a data: URI"
@@ -129,7 +137,7 @@ def _user_content(value: object, path: str) -> tuple[ContentBlock, ...]:
     return tuple(blocks)
 
 
-def _arguments(value: object, path: str) -> Mapping[str, object]:
+def tool_arguments(value: object, path: str) -> Mapping[str, object]:
     """``function.arguments``: a string holding a JSON object (empty means no arguments)."""
     if isinstance(value, Mapping):  # some clients send the object itself
         check_depth(value, path)
@@ -159,7 +167,7 @@ def _tool_calls(value: object, path: str) -> list[ToolUseBlock]:
         call_id = nonempty(call.get("id"), f"{ipath}.id")
         function = as_object(call.get("function"), f"{ipath}.function")
         name = nonempty(function.get("name"), f"{ipath}.function.name")
-        tool_input = _arguments(function.get("arguments"), f"{ipath}.function.arguments")
+        tool_input = tool_arguments(function.get("arguments"), f"{ipath}.function.arguments")
         uses.append(ToolUseBlock(id=call_id, name=name, input=tool_input))
     return uses
 
@@ -209,7 +217,7 @@ def _assistant(obj: Mapping[str, object], path: str, index: int, legacy: _Legacy
         fpath = f"{path}.function_call"
         fc = as_object(function_call, fpath)
         name = nonempty(fc.get("name"), f"{fpath}.name")
-        args = _arguments(fc.get("arguments"), f"{fpath}.arguments")
+        args = tool_arguments(fc.get("arguments"), f"{fpath}.arguments")
         blocks.append(ToolUseBlock(id=legacy.call(name, index), name=name, input=args))
     return Message(role="assistant", content=tuple(blocks))
 

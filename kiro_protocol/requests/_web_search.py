@@ -50,7 +50,8 @@ class WebSearch:
 
 
 def _is_web_search(tool: Tool) -> bool:
-    return tool.kind is ToolKind.SERVER and tool.type.startswith(_TYPE_PREFIX)
+    # The Responses API's tool is plain "web_search"; Anthropic's are versioned.
+    return tool.kind is ToolKind.SERVER and (tool.type.startswith(_TYPE_PREFIX) or tool.type == "web_search")
 
 
 def web_search_of(request: Request) -> WebSearch | None:

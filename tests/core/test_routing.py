@@ -96,6 +96,18 @@ def test_dialects() -> None:
     assert dialect_for_path("/v1/chatter") is Dialect.ANTHROPIC
 
 
+def test_the_responses_route_answers_errors_in_the_openai_shape() -> None:
+    route = route_request("POST", "/v1/responses?x=1")
+    assert route.endpoint is Endpoint.RESPONSES and route.dialect is Dialect.RESPONSES and route.requires_auth
+    assert dialect_for_path("/v1/responses/resp_1") is Dialect.RESPONSES
+    assert dialect_for_path("/v1/responsesx") is Dialect.ANTHROPIC
+    with pytest.raises(MethodNotAllowed):
+        route_request("GET", "/v1/responses")
+    error = LocalProtocolError("prompt is too long: 300000 tokens", param="input")
+    body = json.loads(error_answer(error, Dialect.RESPONSES).body)
+    assert body == {"error": {"message": error.message, "type": "invalid_request_error", "param": "input", "code": "context_length_exceeded"}}
+
+
 def test_openai_error_shape_for_chat_completions() -> None:
     error = LocalProtocolError("Invalid API key.", kind=ErrorKind.AUTHENTICATION)
     answer = error_answer(error, Dialect.OPENAI)

@@ -199,6 +199,8 @@ class ApiService(Protocol):
 
     def chat_completions(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
 
+    def responses(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
+
     def models(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
 
     def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
@@ -291,6 +293,7 @@ class App:
             Endpoint.MESSAGES: service.messages,
             Endpoint.COUNT_TOKENS: service.count_tokens,
             Endpoint.CHAT_COMPLETIONS: service.chat_completions,
+            Endpoint.RESPONSES: service.responses,
             Endpoint.MODELS: service.models,
             Endpoint.HEALTH: service.health,
             Endpoint.ROOT: service.root,

@@ -108,6 +108,9 @@ class BasicService:
     def chat_completions(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         self._not_yet(ctx)
 
+    def responses(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        self._not_yet(ctx)
+
     def models(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         respond.send_response(200, _JSON, models_body(self._models))
 

@@ -121,6 +121,9 @@ class KiroService(BasicService):
     def chat_completions(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         self._call(request, respond, ctx, Dialect.OPENAI)
 
+    def responses(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        self._call(request, respond, ctx, Dialect.RESPONSES)
+
     def _call(self, request: Request, respond: Responder, ctx: RequestContext, dialect: Dialect) -> None:
         driver = self._driver
         ids = CallIds(
