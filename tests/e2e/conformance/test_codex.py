@@ -298,3 +298,27 @@ def test_a_conversation_over_the_window_is_the_error_codex_understands(codex: Co
     failed = [e for e in run.events if e.get("type") == "turn.failed"]
     assert failed and CONTEXT_TOO_LONG in failed[0]["error"]["message"], run.summary()
     assert len(codex.gateway.generate_calls(marker)) == 1
+
+
+@pytest.mark.parametrize("scenario", ["exception-mid-stream", "drop"])
+def test_a_stream_broken_after_it_started_fails_the_turn(codex: Codex, marker: str, scenario: str) -> None:
+    # Kiro fails after some text went out: the stream ends with response.failed, never with
+    # response.completed, so Codex keeps no half answer and reports the gateway's reason.
+    run = codex.exec(f"[[sim:{scenario}]] Say hello {marker}")
+    assert run.returncode != 0
+    failed = [e for e in run.events if e.get("type") == "turn.failed"]
+    assert failed and "Kiro" in failed[0]["error"]["message"], run.summary()
+    assert run.items("agent_message") == []
+    assert len(codex.gateway.generate_calls(marker)) == 1
+
+
+def test_a_cut_off_shell_call_is_asked_again_and_runs(codex: Codex, marker: str) -> None:
+    # Kiro cuts the first answer inside its exec_command call; the gateway asks once more and
+    # Codex only ever sees the whole call, which it runs.
+    run = codex.exec(f"[[sim:truncate:once]] Use the exec_command tool to run `echo {marker}-whole`")
+    assert run.returncode == 0, run.summary()
+    (executed,) = run.items("command_execution")
+    assert executed["exit_code"] == 0 and executed["aggregated_output"].strip() == f"{marker}-whole"
+    calls = codex.gateway.generate_calls(marker)
+    assert [c["scenario"] for c in calls] == ["truncate", None, None]
+    assert f"{marker}-whole" in run.answer
