@@ -322,3 +322,21 @@ def test_a_cut_off_shell_call_is_asked_again_and_runs(codex: Codex, marker: str)
     calls = codex.gateway.generate_calls(marker)
     assert [c["scenario"] for c in calls] == ["truncate", None, None]
     assert f"{marker}-whole" in run.answer
+
+
+def test_a_call_of_a_namespaced_tool_reaches_its_handler(codex: Codex, marker: str) -> None:
+    # Codex offers its sub-agent tools in the namespace multi_agent_v1; Kiro knows them by flat
+    # names. The call must come back to Codex under its namespace: then close_agent's own handler
+    # answers (it refuses the simulator's made-up agent id), not "unsupported call".
+    run = codex.exec(f"Use the multi_agent_v1__close_agent tool {marker}")
+    assert run.returncode == 0, run.summary()
+    calls = codex.gateway.generate_calls(marker)
+    assert len(calls) == 2
+    (tool_call,) = calls[0]["sent"]["toolCalls"]
+    assert tool_call["name"] == "multi_agent_v1__close_agent"
+    (tool_result,) = current_message(calls[1])["userInputMessageContext"]["toolResults"]
+    assert tool_result["toolUseId"] == tool_call["toolUseId"]
+    assert "invalid agent id example" in json.dumps(tool_result["content"]), tool_result
+    # Codex sent the call back as it got it; the gateway flattened it the same way again.
+    (entry,) = [h for h in calls[1]["body"]["conversationState"]["history"] if h.get("assistantResponseMessage", {}).get("toolUses")]
+    assert entry["assistantResponseMessage"]["toolUses"][0]["name"] == "multi_agent_v1__close_agent"
