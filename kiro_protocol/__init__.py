@@ -19,6 +19,8 @@ of its stage's API.
 
 from ._errors import ErrorKind, LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._version import __version__
+from .accounting import GROUPINGS as USAGE_GROUPINGS
+from .accounting import UsageRecord, UsageTotals, clip_label, parse_since, retention_cutoff, summarize_usage
 from .call import Answer, CallIds, CallSetup, ClientOutput, ModelCall
 from .http import (
     BodyProblem,
@@ -124,6 +126,8 @@ __all__ = [
     "Done", "UpstreamFailure", "connection_failure",
     # one model request, end to end
     "ModelCall", "CallSetup", "CallIds", "Answer", "ClientOutput",
+    # usage accounting
+    "UsageRecord", "UsageTotals", "USAGE_GROUPINGS", "summarize_usage", "parse_since", "retention_cutoff", "clip_label",
     # responses (the upstream events are what the simulator encodes)
     "ResponseTranslator", "ResponseEncoder", "StopReason", "UpstreamEvent",
     "AssistantResponse", "ToolUse", "ReasoningContent", "Metering", "ContextUsage", "TokenUsage",

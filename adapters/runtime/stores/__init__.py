@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
-from kiro_protocol import AccountState, Persist
+from kiro_protocol import AccountState, Persist, UsageRecord
 
 __all__ = ["StateStore", "StoreConfigurationError", "open_store", "apply_persist", "DEFAULT_STATE_URL"]
 
@@ -57,6 +57,21 @@ class StateStore(Protocol):
 
     def counters(self, account_id: str) -> Mapping[str, float]:
         """The account's usage counters."""
+        ...
+
+    def add_usage(self, records: Sequence[UsageRecord]) -> None:
+        """Keep these usage records (one per finished model request; ``usage_log`` batches them)."""
+        ...
+
+    def usage(
+        self, *, since: float = 0.0, until: float | None = None, key: str | None = None, limit: int | None = None
+    ) -> list[UsageRecord]:
+        """The usage records with ``since <= time < until`` (of key ``key`` if given), newest
+        first, at most ``limit``. Sum them with ``kiro_protocol.summarize_usage``."""
+        ...
+
+    def prune_usage(self, before: float) -> int:
+        """Drop the usage records older than ``before`` (Unix seconds); how many were dropped."""
         ...
 
     def close(self) -> None:

@@ -6,12 +6,14 @@ import threading
 import time
 from typing import Callable, Iterable, Mapping, Sequence
 
-from kiro_protocol import AccountState
+from kiro_protocol import AccountState, UsageRecord
+
+from .usage_memory import MemoryUsage
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(MemoryUsage):
     """A ``StateStore`` for one process. ``clock`` is injectable for lease tests."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -20,6 +22,7 @@ class MemoryStore:
         self._states: dict[str, AccountState] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._counters: dict[str, dict[str, float]] = {}
+        self._usage: list[UsageRecord] = []
 
     def load_many(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
         with self._lock:

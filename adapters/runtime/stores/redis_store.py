@@ -15,6 +15,8 @@ import redis
 
 from kiro_protocol import AccountState
 
+from .usage_redis import RedisUsage
+
 __all__ = ["RedisStore"]
 
 # Take the lease if free, or extend it if we hold it.
@@ -38,7 +40,7 @@ return 0
 """
 
 
-class RedisStore:
+class RedisStore(RedisUsage):
     """A ``StateStore`` on Redis; keys start with ``prefix``."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "kiro2api") -> None:

@@ -15,6 +15,8 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from kiro_protocol import AccountState
 
+from .usage_sqlite import USAGE_SCHEMA, SQLiteUsage
+
 __all__ = ["SQLiteStore"]
 
 _SCHEMA = """
@@ -37,7 +39,7 @@ CREATE TABLE IF NOT EXISTS usage_counter (
 """
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteUsage):
     """A ``StateStore`` in one SQLite file. ``clock`` is injectable for lease tests."""
 
     def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
@@ -54,7 +56,7 @@ class SQLiteStore:
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA)
+            self._db.executescript(_SCHEMA + USAGE_SCHEMA)
 
     def _write(self, work: Callable[[sqlite3.Connection], object]) -> object:
         with self._lock:
