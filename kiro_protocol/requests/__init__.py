@@ -104,6 +104,10 @@ from ._openai import (
     parse_openai_request,
     REASONING_EFFORTS,
 )
+from ._responses import (
+    parse_responses_request,
+    ResponsesRequest,
+)
 from ._openai_messages import (
     nonempty,
     one_of,
@@ -202,6 +206,8 @@ __all__ = [
     "DEFAULT_MAX_TOKENS",
     "parse_openai_request",
     "REASONING_EFFORTS",
+    "parse_responses_request",
+    "ResponsesRequest",
     "nonempty",
     "one_of",
     "parse_messages",

@@ -37,10 +37,9 @@ _STATELESS = "the gateway keeps no responses or items; send the item itself"
 
 _SYSTEM_ROLES = ("system", "developer")
 
-#: Records of tools the provider ran: history only, nothing for Kiro to read.
-_PROVIDER_CALLS = frozenset(
-    {"web_search_call", "file_search_call", "code_interpreter_call", "image_generation_call", "mcp_list_tools", "mcp_call"}
-)
+#: Records of tools the provider ran: history only, nothing for Kiro to read. (A tuple: ``type``
+#: may be any JSON value, and ``in`` on a set would raise for a list.)
+_PROVIDER_CALLS = ("web_search_call", "file_search_call", "code_interpreter_call", "image_generation_call", "mcp_list_tools", "mcp_call")
 
 
 def qualified_name(namespace: str | None, name: str) -> str:
@@ -154,7 +153,7 @@ class _Conversation:
         if role == "system" and not self.messages:
             self.system.extend(b for b in blocks if isinstance(b, TextBlock))
             return
-        if not blocks:
+        if role == "system" and not blocks:
             return
         if self.messages and role != "system" and self.messages[-1][0] == role:
             self.messages[-1][1].extend(blocks)
@@ -197,7 +196,8 @@ def parse_input(value: object, instructions: str) -> tuple[tuple[TextBlock, ...]
             talk.add("user", (_function_output(obj, path),))
         elif kind == "reasoning":
             thought = _reasoning(obj, path)
-            talk.add("assistant", (thought,) if thought is not None else ())
+            if thought is not None:
+                talk.add("assistant", (thought,))
         elif kind in _PROVIDER_CALLS:
             continue
         elif kind == "item_reference":

@@ -23,8 +23,9 @@ from ._responses_input import qualified_name
 
 __all__ = ["ResponsesTools", "parse_tools", "parse_tool_choice", "WEB_SEARCH_TYPES"]
 
-#: The web-search tool types (also ``tool_choice`` types that force one).
-WEB_SEARCH_TYPES = frozenset({"web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11"})
+#: The web-search tool types (also ``tool_choice`` types that force one). A tuple: a client's
+#: ``type`` may be any JSON value, and ``in`` on a set would raise for a list.
+WEB_SEARCH_TYPES = ("web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11")
 
 _CHOICES: dict[str, Literal["none", "auto", "any"]] = {"none": "none", "auto": "auto", "required": "any"}
 
