@@ -7,6 +7,7 @@ returns events, decisions and bytes. Adapters under ``adapters/`` move the bytes
 The pipeline, one subpackage per stage (docs/architecture.md walks one request through it):
 
 - ``http``: the gateway's own HTTP face: routing, auth, CORS, request ids, error answers;
+- ``keys``: named client keys, their limits and quotas;
 - ``requests``: a client body (Anthropic or OpenAI) -> the internal request -> the Kiro body,
   checked against Kiro's limits by the linter;
 - ``pool``: which account, when to refresh, what to retry (``Exchange``, ``AccountCheck``);
@@ -42,6 +43,18 @@ from .http import (
     malformed_request,
     no_response,
     not_started,
+)
+from .keys import (
+    ClientKey,
+    KeyCounts,
+    KeyLimits,
+    format_time,
+    key_admission,
+    make_client_key,
+    model_refusal,
+    parse_expiry,
+    parse_models,
+    quota_periods,
 )
 from .pool import (
     AccountCheck,
@@ -114,6 +127,9 @@ __all__ = [
     # http: the front door and the answers outside the endpoints
     "RequestHead", "ClientAuth", "ServerState", "front_door", "ReplyNow", "Serve", "Reply", "BodyProblem",
     "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
+    # named client keys and their limits
+    "ClientKey", "KeyLimits", "KeyCounts", "make_client_key", "parse_expiry", "parse_models", "format_time",
+    "key_admission", "model_refusal", "quota_periods",
     # requests
     "parse_anthropic_request", "parse_openai_request", "ConversionConfig", "KiroRequest",
     "ImageJob", "ImageTransformError",

@@ -13,6 +13,7 @@ from ._error_bodies import (
 from ._front_door import (
     body_refused,
     BodyProblem,
+    BUILTIN_KEY,
     ClientAuth,
     endpoint_error,
     front_door,
@@ -56,6 +57,7 @@ __all__ = [
     "responses_error_code",
     "body_refused",
     "BodyProblem",
+    "BUILTIN_KEY",
     "ClientAuth",
     "endpoint_error",
     "front_door",

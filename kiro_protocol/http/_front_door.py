@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 
 from .._errors import ErrorKind, LocalProtocolError, ProtocolError
+from ..keys import BUILTIN_KEY_NAME, ClientKey, format_time, key_digest
 from ._messages import Reply
 from ._routing import (
     CORS_HEADERS,
@@ -26,6 +28,7 @@ from ._routing import (
     Route,
     authenticate,
     dialect_for_path,
+    extract_client_token,
     error_answer,
     format_request_id,
     preflight_headers,
@@ -37,6 +40,7 @@ from ._routing import (
 __all__ = [
     "RequestHead",
     "ClientAuth",
+    "BUILTIN_KEY",
     "ServerState",
     "ReplyNow",
     "Serve",
@@ -89,13 +93,16 @@ class RequestHead:
 
 @dataclass(frozen=True, slots=True)
 class ClientAuth:
-    """How clients prove who they are: today the one client token.
-
-    A value of its own (not a bare string) so that named client keys can join it later without
-    changing ``front_door``'s signature.
-    """
+    """How clients prove who they are: the built-in client token (``KIRO_CLIENT_TOKEN``, the key
+    named ``default``) and the named keys of the state store."""
 
     token: str
+    #: Named keys by the SHA-256 hex digest of the key (``ClientKey.digest``).
+    keys: Mapping[str, ClientKey] = field(default_factory=dict)
+
+
+#: What ``Serve.key`` holds for a client that presented ``KIRO_CLIENT_TOKEN``: no limits.
+BUILTIN_KEY = ClientKey(name=BUILTIN_KEY_NAME, digest="")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -110,6 +117,8 @@ class ServerState:
     session_limit: int = 0
     #: The largest request body accepted, in bytes.
     body_limit: int = 20 * 1024 * 1024
+    #: The wall clock (epoch seconds), for the expiry of client keys.
+    now: float = 0.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,10 +144,19 @@ class Serve:
     body_limit: int
     #: A HEAD request: answers keep their headers (and length) but send no body.
     omit_body: bool
+    #: The client key that opened the route (``BUILTIN_KEY`` for ``KIRO_CLIENT_TOKEN``); None
+    #: on routes without authentication.
+    key: ClientKey | None = None
 
     @property
     def dialect(self) -> Dialect:
         return self.route.dialect
+
+    @property
+    def key_counted(self) -> bool:
+        """Whether the key's shared counters decide this request (``key_admission``): a model
+        call with a key that has a rate, concurrency or token limit."""
+        return self.key is not None and self.key.limits.counted and self.route.endpoint in _KEY_COUNTED_ENDPOINTS
 
 
 class BodyProblem(enum.Enum):
@@ -155,6 +173,9 @@ class BodyProblem(enum.Enum):
 
 
 _SESSION_ENDPOINTS = frozenset({Endpoint.MESSAGES, Endpoint.CHAT_COMPLETIONS, Endpoint.RESPONSES, Endpoint.COUNT_TOKENS})
+
+
+_KEY_COUNTED_ENDPOINTS = frozenset({Endpoint.MESSAGES, Endpoint.CHAT_COMPLETIONS, Endpoint.RESPONSES})
 
 
 def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_hex: str) -> ReplyNow | Serve:
@@ -174,8 +195,7 @@ def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_h
             headers = preflight_headers(head.header("access-control-request-headers"))
             reply = Reply(status=200, headers=headers + ((REQUEST_ID_HEADER, request_id),), body=b"")
             return ReplyNow(reply=reply, request_id=request_id, path=route.path)
-        if route.requires_auth:
-            authenticate(head.headers, auth.token)
+        key = _client_key(head.headers, auth, state.now) if route.requires_auth else None
         declared = head.declared_length
         if declared is not None and declared > state.body_limit:
             raise _too_large(state.body_limit)
@@ -200,7 +220,33 @@ def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_h
         session=session,
         body_limit=state.body_limit,
         omit_body=head.method == "HEAD",
+        key=key,
     )
+
+
+def _client_key(headers: tuple[tuple[str, str], ...], auth: ClientAuth, now: float) -> ClientKey:
+    """The key a client presented, or the 401 to answer."""
+    named: ClientKey | None = None
+    if auth.keys:
+        # A dict lookup by digest leaks nothing useful through timing: nobody can pick a key
+        # for a digest prefix.
+        for candidate in extract_client_token(headers):
+            if candidate is not None:
+                named = auth.keys.get(key_digest(candidate))
+                if named is not None and not named.disabled and not named.expired(now):
+                    return named
+    try:
+        authenticate(headers, auth.token)
+    except LocalProtocolError:
+        if named is None:
+            raise
+        if named.disabled:
+            raise LocalProtocolError(f"API key {named.name!r} is disabled.", kind=ErrorKind.AUTHENTICATION) from None
+        assert named.expires_at is not None
+        raise LocalProtocolError(
+            f"API key {named.name!r} expired at {format_time(named.expires_at)}.", kind=ErrorKind.AUTHENTICATION
+        ) from None
+    return BUILTIN_KEY
 
 
 def endpoint_error(serve: Serve, error: ProtocolError) -> Reply:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Callable, Iterable, Mapping, Protocol, Sequence
 
-from kiro_protocol import AccountState, Persist, UsageRecord
+from kiro_protocol import AccountState, Persist, UsageRecord, ClientKey, KeyCounts
 
 __all__ = ["StateStore", "StoreConfigurationError", "open_store", "apply_persist", "DEFAULT_STATE_URL"]
 
@@ -72,6 +72,46 @@ class StateStore(Protocol):
 
     def prune_usage(self, before: float) -> int:
         """Drop the usage records older than ``before`` (Unix seconds); how many were dropped."""
+        ...
+
+    # -- named client keys (docs/keys.md); a record holds the key's digest, never the key --------
+
+    def add_key(self, key: ClientKey) -> bool:
+        """Store a new key; False (and nothing changed) when its name is taken."""
+        ...
+
+    def list_keys(self) -> list[ClientKey]:
+        """Every stored key, by name."""
+        ...
+
+    def set_key_disabled(self, name: str, disabled: bool) -> bool:
+        """Disable or enable a key; False when there is no such key."""
+        ...
+
+    def remove_key(self, name: str) -> bool:
+        """Forget a key and its counters; False when there was no such key."""
+        ...
+
+    def acquire_key_slot(
+        self, name: str, ticket: str, *, now: float, window: float, hold: float, day: str, month: str
+    ) -> KeyCounts:
+        """Record a model request of key ``name`` (``ticket``: unique per request) and read the
+        key's counters, atomically: requests started in the last ``window`` seconds, requests
+        holding a slot (this one until ``now + hold`` or ``release_key_slot``), tokens of UTC
+        ``day`` and ``month`` (``kiro_protocol.quota_periods``), this request included."""
+        ...
+
+    def release_key_slot(self, name: str, ticket: str, *, refund: bool) -> None:
+        """The request ended: free its concurrency slot; ``refund`` also takes it out of the rate
+        window (a request the limits refused)."""
+        ...
+
+    def add_key_tokens(self, name: str, tokens: int, *, day: str, month: str) -> None:
+        """Count ``tokens`` (input plus output) against the key's ``day`` and ``month``."""
+        ...
+
+    def key_tokens(self, name: str, *, day: str, month: str) -> tuple[int, int]:
+        """Tokens the key used in ``day`` and ``month``."""
         ...
 
     def close(self) -> None:

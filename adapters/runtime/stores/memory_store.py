@@ -6,14 +6,15 @@ import threading
 import time
 from typing import Callable, Iterable, Mapping, Sequence
 
-from kiro_protocol import AccountState, UsageRecord
+from kiro_protocol import AccountState, ClientKey, UsageRecord
 
 from .usage_memory import MemoryUsage
+from .keys_memory import MemoryKeys
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryUsage):
+class MemoryStore(MemoryUsage, MemoryKeys):
     """A ``StateStore`` for one process. ``clock`` is injectable for lease tests."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -22,6 +23,10 @@ class MemoryStore(MemoryUsage):
         self._states: dict[str, AccountState] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._counters: dict[str, dict[str, float]] = {}
+        self._client_keys: dict[str, ClientKey] = {}
+        self._key_hits: dict[str, dict[str, float]] = {}
+        self._key_holds: dict[str, dict[str, float]] = {}
+        self._key_tokens: dict[str, dict[str, int]] = {}
         self._usage: list[UsageRecord] = []
 
     def load_many(self, account_ids: Sequence[str]) -> dict[str, AccountState]:

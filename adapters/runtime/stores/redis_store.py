@@ -16,6 +16,7 @@ import redis
 from kiro_protocol import AccountState
 
 from .usage_redis import RedisUsage
+from .keys_redis import RedisKeys
 
 __all__ = ["RedisStore"]
 
@@ -40,7 +41,7 @@ return 0
 """
 
 
-class RedisStore(RedisUsage):
+class RedisStore(RedisUsage, RedisKeys):
     """A ``StateStore`` on Redis; keys start with ``prefix``."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "kiro2api") -> None:

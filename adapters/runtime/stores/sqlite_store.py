@@ -16,6 +16,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from kiro_protocol import AccountState
 
 from .usage_sqlite import USAGE_SCHEMA, SQLiteUsage
+from .keys_sqlite import KEYS_SCHEMA, SQLiteKeys
 
 __all__ = ["SQLiteStore"]
 
@@ -39,7 +40,7 @@ CREATE TABLE IF NOT EXISTS usage_counter (
 """
 
 
-class SQLiteStore(SQLiteUsage):
+class SQLiteStore(SQLiteUsage, SQLiteKeys):
     """A ``StateStore`` in one SQLite file. ``clock`` is injectable for lease tests."""
 
     def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
@@ -56,7 +57,7 @@ class SQLiteStore(SQLiteUsage):
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA + USAGE_SCHEMA)
+            self._db.executescript(_SCHEMA + USAGE_SCHEMA + KEYS_SCHEMA)
 
     def _write(self, work: Callable[[sqlite3.Connection], object]) -> object:
         with self._lock:
