@@ -34,11 +34,12 @@ its ``type``)::
         | response.function_call_arguments.delta+ response.function_call_arguments.done  # function_call
         | response.web_search_call.in_progress .searching .completed )      # web_search_call
       response.output_item.done )*
-    ( response.completed | response.failed )
+    ( response.completed | response.incomplete | response.failed )
 
-A length cut still ends with ``response.completed`` (its ``status`` is ``incomplete``): the
-Codex CLI and the openai SDK's ``get_final_response`` treat any other ending as a broken stream
-and retry or raise. A failure ends with ``response.failed`` (``status: failed`` and an ``error``
+A length cut ends with ``response.incomplete`` (``status: incomplete``,
+``incomplete_details.reason = "max_output_tokens"``), as the API ends one: the Codex CLI keeps the
+finished items and tells the user why the turn stopped instead of taking a cut answer for a whole
+one (docs/clients.md). A failure ends with ``response.failed`` (``status: failed`` and an ``error``
 with a code Codex acts on: ``context_length_exceeded`` for an over-long conversation); the item
 open at that moment is left unfinished, so no client mistakes a cut-off call for a whole one.
 Keep-alive pings are SSE comments.
@@ -412,7 +413,8 @@ class ResponsesStreamEncoder:
             r.ended(event)
             return b""
         if isinstance(event, MessageStopped):
-            return self._lifecycle("response.completed", r.final_status())
+            status = r.final_status()
+            return self._lifecycle("response.completed" if status == "completed" else "response.incomplete", status)
         if isinstance(event, StreamFailed):
             return self._lifecycle("response.failed", "failed", error=_error_json(event))
         if isinstance(event, Ping):
