@@ -4,7 +4,7 @@
 They consume the very lifecycle events the Anthropic and Chat Completions encoders do (one
 tracker, three dialects), so the three answers to the same upstream bytes cannot disagree.
 
-Mapping (docs/responses.md), one output item per content block, in block order:
+Mapping (docs/response.md, The Responses API answer), one output item per content block, in block order:
 
 * a thinking block -> a ``reasoning`` item whose ``summary`` holds the thinking text (one
   ``summary_text`` part, none when the thinking was empty); signatures have no form here;
