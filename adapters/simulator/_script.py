@@ -95,6 +95,8 @@ FALLBACK_TOOL = "Write"
 # A model told that its last answer was cut inside a tool call (the gateway's note when it asks
 # again) makes smaller calls, which Kiro does not cut.
 _ASKED_FOR_SMALLER_CALLS = re.compile(r"cut off in the middle of a tool call", re.IGNORECASE)
+# ... and told that its first words were already shown, it goes straight on with the calls.
+_TOLD_NOT_TO_REPEAT = re.compile(r"already seen the beginning of that answer", re.IGNORECASE)
 # Absolute file paths in the prompt, in order (a ``plan`` step's ``@N``).
 _PATHS = re.compile(r"(?<![\w/])/(?:[\w.-]+/)*[\w-]+\.[A-Za-z0-9]{1,8}\b")
 
@@ -448,7 +450,8 @@ def answer(body: Mapping[str, object], *, seed: int = 0, failures: bool = True) 
         reasoning = reasoning_text(turn.said)
     elif thinks:
         text_frames += thinking_frames(turn.said, rng)
-    text_frames += _text_frames(turn, markers, calls, rng)
+    if not (calls and _TOLD_NOT_TO_REPEAT.search(turn.prompt)):
+        text_frames += _text_frames(turn, markers, calls, rng)
     text_events += [AssistantResponse(content=t) for t in text_frames]
     call_events: list[UpstreamEvent] = []
     for call in calls:

@@ -422,7 +422,7 @@ class ModelCall:
         self.recoveries += 1
         self._settle = self._close(translator, None)
         recovery = convert_request(
-            with_recovery_instruction(self.api),
+            with_recovery_instruction(self.api, shown=translator.released_text),
             config=self._setup.conversion,
             continuation_id=self._ids.continuation_id,
             session_id_header=self._session_id,

@@ -14,6 +14,9 @@ from ..requests._model import Message, Request, TextBlock
 
 __all__ = ["RECOVERY_INSTRUCTION", "with_recovery_instruction"]
 
+#: At most this much of the text already shown is quoted back (its end: where to go on from).
+_SHOWN_EXCERPT = 600
+
 #: Appended to the user's turn when the answer to it was cut inside a tool call.
 RECOVERY_INSTRUCTION = (
     "[Note from the gateway: your previous answer to this was cut off in the middle of a tool call, "
@@ -23,10 +26,21 @@ RECOVERY_INSTRUCTION = (
 )
 
 
-def with_recovery_instruction(request: Request) -> Request:
-    """``request`` with the instruction added to its last user turn (a new one after a prefill)."""
+def with_recovery_instruction(request: Request, *, shown: str = "") -> Request:
+    """``request`` with the instruction added to its last user turn (a new one after a prefill).
+
+    ``shown``: the text of the cut answer that the client already has; the model is asked to go
+    on from it rather than say it again (the new answer continues the same message).
+    """
     messages = request.messages
-    note = TextBlock(text=RECOVERY_INSTRUCTION)
+    text = RECOVERY_INSTRUCTION
+    if shown.strip():
+        excerpt = shown.strip()[-_SHOWN_EXCERPT:]
+        text += (
+            f"\n[The user has already seen the beginning of that answer: \"{excerpt}\". Do not repeat it: "
+            "continue from there with the smaller tool calls.]"
+        )
+    note = TextBlock(text=text)
     if messages and messages[-1].role == "user":
         last = messages[-1]
         return replace(request, messages=messages[:-1] + (replace(last, content=last.content + (note,)),))

@@ -141,6 +141,10 @@ class WebSearchAnswer:
         return None  # the MCP answer reports none
 
     @property
+    def released_text(self) -> str:
+        return ""  # a search is never continued
+
+    @property
     def awaiting_continuation(self) -> None:
         return None  # a search has no tool call to be cut
 

@@ -208,6 +208,11 @@ class ResponseTracker:
         return self._emitted_blocks > 0
 
     @property
+    def released_text(self) -> str:
+        """The answer's text so far, as the client gets it (closed text blocks, in order)."""
+        return "".join(content for kind, content in self._done_blocks if kind == "text")
+
+    @property
     def awaiting_continuation(self) -> str | None:
         """Why the answer stopped short (a tool call Kiro cut off, dropped unseen), when it
         waits to be continued by ``continue_answer``; None otherwise."""

@@ -146,6 +146,11 @@ class ResponseTranslator:
         return self._tracker.content_started
 
     @property
+    def released_text(self) -> str:
+        """The answer's text so far, as the client gets it."""
+        return self._tracker.released_text
+
+    @property
     def awaiting_continuation(self) -> str | None:
         """Why the answer stopped short and waits for ``continue_answer`` (a tool call Kiro cut
         off, which the client never saw), or None."""

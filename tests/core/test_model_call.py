@@ -304,3 +304,13 @@ def test_a_non_streamed_answer_is_recovered_into_one_body() -> None:
     assert run.answer is not None and run.answer.reply.status == 200
     content = json.loads(run.answer.reply.body)["content"]
     assert [b["type"] for b in content] == ["text", "tool_use"] and content[1]["input"] == {"command": "echo a"}
+
+
+def test_the_note_quotes_the_text_already_shown_so_it_is_not_said_twice() -> None:
+    call = call_for(with_tools())
+    run = drive(call, [(200, frames(AssistantResponse(content="Writing it now.")) + CUT_CALL), (200, WHOLE_CALL)])
+    second = run.sends[1].request.body.decode()
+    assert "cut off in the middle of a tool call" in second
+    assert 'already seen the beginning of that answer: \\"Writing it now.\\"' in second
+    first_only = drive(call_for(with_tools()), [(200, CUT_CALL), (200, WHOLE_CALL)]).sends[1].request.body.decode()
+    assert "already seen" not in first_only, "nothing was shown: nothing to quote"
