@@ -386,7 +386,7 @@ def test_reasoning_effort_maps_to_adaptive_thinking() -> None:
 def test_text_format_and_max_output_tokens() -> None:
     schema = {"type": "object", "properties": {"a": {"type": "string"}}}
     parsed = parse_responses_request(
-        body(max_output_tokens=123, text={"format": {"type": "json_schema", "name": "answer", "schema": schema, "strict": True}, "verbosity": "low"})
+        body(max_output_tokens=123, text={"format": {"type": "json_schema", "name": "answer", "description": "d", "schema": schema, "strict": True}, "verbosity": "low"})
     )
     assert parsed.request.max_tokens == 123 and parsed.max_output_tokens == 123
     assert parsed.request.output_format == OutputFormat(schema=schema)
@@ -394,6 +394,7 @@ def test_text_format_and_max_output_tokens() -> None:
     assert parse_responses_request(body(text={"format": {"type": "json_object"}})).request.output_format == OutputFormat(schema={"type": "object"})
     assert parse_responses_request(body(text={"format": {"type": "text"}})).request.output_format is None
     assert parse_responses_request(body(text={})).request.output_format is None
+    assert parse_responses_request(body(text={"verbosity": "high"})).text_verbosity == "high"
     assert refused(body(text={"format": {"type": "json_schema", "name": "a"}})).param == "text.format.schema"
     assert refused(body(text={"format": {"type": "yaml"}})).param == "text.format.type"
     assert refused(body(text={"verbosity": "loud"})).param == "text.verbosity"
