@@ -25,6 +25,10 @@ from .accounting import UsageRecord, UsageTotals, clip_label, parse_since, reten
 from .call import Answer, CallIds, CallSetup, ClientOutput, ModelCall
 from .http import (
     BodyProblem,
+    AdminAction,
+    AdminCall,
+    AdminSession,
+    DashboardDoor,
     ClientAuth,
     Dialect,
     Endpoint,
@@ -80,6 +84,8 @@ from .pool import (
     connection_failure,
     parse_accounts,
     parse_strategy,
+    account_status,
+    parse_account,
     unavailable_reason,
 )
 from .requests import (
@@ -129,6 +135,8 @@ __all__ = [
     "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
     # named client keys and their limits
     "ClientKey", "KeyLimits", "KeyCounts", "make_client_key", "parse_expiry", "parse_models", "format_time",
+    # http: the admin door (docs/admin.md)
+    "AdminAction", "AdminCall", "AdminSession", "DashboardDoor",
     "key_admission", "model_refusal", "quota_periods",
     # requests
     "parse_anthropic_request", "parse_openai_request", "ConversionConfig", "KiroRequest",
@@ -136,7 +144,7 @@ __all__ = [
     "convert_request", "ResponsePlan", "list_models", "parse_model_map", "KIRO_MODELS", "lint_kiro_body",
     "LintLimits", "THINKING_PREFIX_MARKER", "count_input_tokens", "estimate_text_tokens",
     # pool
-    "AccountConfig", "ConfigurationError", "parse_accounts", "Endpoints", "PoolSettings", "parse_strategy",
+    "AccountConfig", "ConfigurationError", "parse_accounts", "parse_account", "account_status", "Endpoints", "PoolSettings", "parse_strategy",
     "AccountState", "unavailable_reason", "AccountCheck", "checks_due", "Decision", "LoadState",
     "AcquireLease", "Wait", "Refresh", "CheckModels", "CheckUsage", "Persist", "Retry", "SendUpstream", "StartStream",
     "Done", "UpstreamFailure", "connection_failure",

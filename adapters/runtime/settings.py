@@ -217,6 +217,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
                      "Unset: a random token is generated at start-up and printed once."),
     SettingSpec(env="KIRO_CLIENT_TOKEN_FILE", attr=None, default="",
                 help="Read KIRO_CLIENT_TOKEN from this file instead (secret mounts)."),
+    SettingSpec(env="KIRO_ADMIN_TOKEN", attr=None, default="", secret=True,
+                help="Turns on the admin API (/admin/api/...) and the dashboard (/admin): the token that opens them "
+                     "(at least 16 characters, different from every client key; see docs/admin.md). Unset: both are off."),
+    SettingSpec(env="KIRO_ADMIN_TOKEN_FILE", attr=None, default="",
+                help="Read KIRO_ADMIN_TOKEN from this file instead (secret mounts)."),
     SettingSpec(env="KIRO_AUTH_TOKEN", attr=None, default="", secret=True,
                 help="The Kiro accounts: a JSON array, or the path of a file holding one (see docs/accounts.md). "
                      "Unset: no accounts are configured."),
@@ -291,7 +296,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 help="Also append log lines to this file (stderr always gets them)."),
 )
 
-_SECRET_ATTRS = frozenset({"client_token", "auth_token_json", "https_proxy"})
+_SECRET_ATTRS = frozenset({"client_token", "admin_token", "auth_token_json", "https_proxy"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -307,6 +312,8 @@ class Settings:
     #: The raw KIRO_AUTH_TOKEN JSON text (None: no accounts); parsed by ``kiro_protocol.pool._credentials``.
     auth_token_json: str | None = field(default=None, repr=False)
     token_selection_strategy: str = "optimal"
+    #: KIRO_ADMIN_TOKEN (None: no admin API, no dashboard); masked in repr.
+    admin_token: str | None = field(default=None, repr=False)
     simulator_without_accounts: bool = True
     state_url: str = "sqlite:///./kiro2api-state.db"
     region: str = "us-east-1"
@@ -349,7 +356,8 @@ class Settings:
     @property
     def answers_from_simulator(self) -> bool:
         """No accounts configured, and the built-in simulator stands in for Kiro (every adapter)."""
-        return self.auth_token_json is None and self.simulator_without_accounts
+        # With an admin token the accounts may come from the store (added at run time): real Kiro then.
+        return self.auth_token_json is None and self.simulator_without_accounts and self.admin_token is None
 
     @property
     def tls_enabled(self) -> bool:
@@ -375,6 +383,32 @@ def _read_secret_file(name: str, path: str, problems: list[str]) -> str | None:
 
 def _looks_like_json(value: str) -> bool:
     return value.lstrip()[:1] in ("[", "{")
+
+
+#: An admin token opens every account and key: shorter ones are guessable.
+_MIN_ADMIN_TOKEN = 16
+
+
+def _admin_token(value: str | None, file: str | None, client_token: str, problems: list[str]) -> str | None:
+    token, path = (value or "").strip(), (file or "").strip()
+    if token and path:
+        problems.append("KIRO_ADMIN_TOKEN and KIRO_ADMIN_TOKEN_FILE are both set; set only one")
+        return None
+    if path:
+        token = _read_secret_file("KIRO_ADMIN_TOKEN_FILE", path, problems) or ""
+        if not token:
+            problems.append(f"KIRO_ADMIN_TOKEN_FILE: {path!r} is empty or unreadable")
+            return None
+    if not token:
+        return None
+    if any(c.isspace() for c in token) or not token.isprintable():
+        problems.append("KIRO_ADMIN_TOKEN: must not contain spaces or control characters")
+    elif len(token) < _MIN_ADMIN_TOKEN:
+        problems.append(f"KIRO_ADMIN_TOKEN: must be at least {_MIN_ADMIN_TOKEN} characters long")
+    elif token == client_token:
+        # The admin token is never a client key.
+        problems.append("KIRO_ADMIN_TOKEN: must differ from KIRO_CLIENT_TOKEN")
+    return token
 
 
 def load_settings(
@@ -453,6 +487,8 @@ def load_settings(
     auth = (raw("KIRO_AUTH_TOKEN") or "").strip()
     auth_file = (raw("KIRO_AUTH_TOKEN_FILE") or "").strip()
     auth_json: str | None = None
+    values["admin_token"] = _admin_token(raw("KIRO_ADMIN_TOKEN"), raw("KIRO_ADMIN_TOKEN_FILE"), token, problems)
+
     if auth and auth_file:
         problems.append("KIRO_AUTH_TOKEN and KIRO_AUTH_TOKEN_FILE are both set; set only one")
     elif auth_file:

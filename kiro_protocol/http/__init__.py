@@ -3,6 +3,14 @@
 This module is the public API of ``kiro_protocol.http``; its modules are private.
 """
 
+from ._admin import (
+    AdminAction,
+    AdminCall,
+    AdminSession,
+    admin_call,
+    authenticate_admin,
+    DashboardDoor,
+)
 from ._error_bodies import (
     anthropic_error_body,
     error_body_for,
@@ -50,6 +58,12 @@ from ._routing import (
 )
 
 __all__ = [
+    "AdminAction",
+    "AdminCall",
+    "AdminSession",
+    "admin_call",
+    "authenticate_admin",
+    "DashboardDoor",
     "anthropic_error_body",
     "error_body_for",
     "openai_error_body",

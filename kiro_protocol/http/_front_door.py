@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 
 from .._errors import ErrorKind, LocalProtocolError, ProtocolError
 from ..keys import BUILTIN_KEY_NAME, ClientKey, format_time, key_digest
+from ._admin import AdminCall, admin_call, authenticate_admin
 from ._messages import Reply
 from ._routing import (
     CORS_HEADERS,
@@ -99,6 +100,8 @@ class ClientAuth:
     token: str
     #: Named keys by the SHA-256 hex digest of the key (``ClientKey.digest``).
     keys: Mapping[str, ClientKey] = field(default_factory=dict)
+    #: ``KIRO_ADMIN_TOKEN``: opens ``/admin`` (None: the admin API and dashboard are off, 404).
+    admin_token: str | None = None
 
 
 #: What ``Serve.key`` holds for a client that presented ``KIRO_CLIENT_TOKEN``: no limits.
@@ -147,6 +150,8 @@ class Serve:
     #: The client key that opened the route (``BUILTIN_KEY`` for ``KIRO_CLIENT_TOKEN``); None
     #: on routes without authentication.
     key: ClientKey | None = None
+    #: The admin action of an ``/admin`` route (its token was checked for the API).
+    admin: AdminCall | None = None
 
     @property
     def dialect(self) -> Dialect:
@@ -196,6 +201,7 @@ def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_h
             reply = Reply(status=200, headers=headers + ((REQUEST_ID_HEADER, request_id),), body=b"")
             return ReplyNow(reply=reply, request_id=request_id, path=route.path)
         key = _client_key(head.headers, auth, state.now) if route.requires_auth else None
+        admin = _admin(head, route, auth) if route.endpoint in _ADMIN_ENDPOINTS else None
         declared = head.declared_length
         if declared is not None and declared > state.body_limit:
             raise _too_large(state.body_limit)
@@ -221,7 +227,23 @@ def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_h
         body_limit=state.body_limit,
         omit_body=head.method == "HEAD",
         key=key,
+        admin=admin,
     )
+
+
+_ADMIN_ENDPOINTS = frozenset({Endpoint.ADMIN_API, Endpoint.DASHBOARD})
+
+
+def _admin(head: RequestHead, route: Route, auth: ClientAuth) -> AdminCall:
+    """The admin action, once the admin door is on and (for the API) the admin token shown."""
+    if not auth.admin_token:
+        raise LocalProtocolError(
+            f"Not found: {head.method} {route.path} (the admin API is off: set KIRO_ADMIN_TOKEN).",
+            kind=ErrorKind.NOT_FOUND,
+        )
+    if route.endpoint is Endpoint.ADMIN_API:
+        authenticate_admin(head.headers, auth.admin_token)
+    return admin_call(head.method, head.target)
 
 
 def _client_key(headers: tuple[tuple[str, str], ...], auth: ClientAuth, now: float) -> ClientKey:

@@ -57,6 +57,10 @@ class Endpoint(enum.Enum):
     ROOT = "root"
     #: ``OPTIONS`` anything: a CORS preflight, answered before auth.
     PREFLIGHT = "preflight"
+    #: ``/admin/api/...``: the admin JSON API (the admin token, never a client key; docs/admin.md).
+    ADMIN_API = "admin_api"
+    #: ``/admin`` and its forms: the dashboard (a session cookie from a login with the admin token).
+    DASHBOARD = "dashboard"
 
 
 class Dialect(enum.Enum):
@@ -152,6 +156,11 @@ def route_request(method: str, target: str) -> Route:
     dialect = dialect_for_path(path)
     if method == "OPTIONS":
         return Route(endpoint=Endpoint.PREFLIGHT, path=path, requires_auth=False, dialect=dialect)
+    if path == "/admin" or path.startswith("/admin/"):
+        # The admin subtree routes on (kiro_protocol.http._admin.admin_call) once it is on.
+        api = path == "/admin/api" or path.startswith("/admin/api/")
+        return Route(endpoint=Endpoint.ADMIN_API if api else Endpoint.DASHBOARD, path=path, requires_auth=False,
+                     dialect=dialect)
     entry = _ROUTES.get(path)
     if entry is None:
         raise LocalProtocolError(f"Not found: {method} {path}", kind=ErrorKind.NOT_FOUND)

@@ -27,6 +27,7 @@ from ._credentials import (
     AccountConfig,
     AuthMethod,
     ConfigurationError,
+    parse_account,
     parse_accounts,
     region_from_profile_arn,
 )
@@ -135,6 +136,7 @@ __all__ = [
     "AccountConfig",
     "AuthMethod",
     "ConfigurationError",
+    "parse_account",
     "parse_accounts",
     "region_from_profile_arn",
     "AcquireLease",

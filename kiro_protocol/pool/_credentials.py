@@ -29,6 +29,7 @@ __all__ = [
     "AccountConfig",
     "ConfigurationError",
     "parse_accounts",
+    "parse_account",
     "region_from_profile_arn",
 ]
 
@@ -112,15 +113,16 @@ def _account_id(auth: AuthMethod, refresh_token: str, client_id: str | None) -> 
 class _Entry:
     """Reads one raw entry, raising errors that name it."""
 
-    def __init__(self, index: int, raw: dict[str, Any]) -> None:
+    def __init__(self, index: int, raw: dict[str, Any], source: str = "KIRO_AUTH_TOKEN entry") -> None:
         self.index = index
         self.raw = raw
+        self.source = source
         desc = raw.get("description")
         self.description = desc.strip() if isinstance(desc, str) and desc.strip() else None
 
     def fail(self, problem: str) -> ConfigurationError:
-        name = f"entry {self.index}" + (f" ({self.description!r})" if self.description else "")
-        return ConfigurationError(f"KIRO_AUTH_TOKEN {name}: {problem}")
+        name = f"{self.source} {self.index}" + (f" ({self.description!r})" if self.description else "")
+        return ConfigurationError(f"{name}: {problem}")
 
     def text(self, key: str, *, required: bool = False, secret: bool = False) -> str | None:
         value = self.raw.get(key)
@@ -259,3 +261,15 @@ def parse_accounts(text: str) -> tuple[AccountConfig, ...]:
     if all(a.disabled for a in accounts):
         raise ConfigurationError("KIRO_AUTH_TOKEN: every account is disabled")
     return tuple(accounts)
+
+
+def parse_account(raw: object, *, index: int) -> AccountConfig:
+    """One account object added at run time (the admin API), in ``KIRO_AUTH_TOKEN``'s entry shape;
+    ``index``: its place after the configured accounts.
+
+    Raises:
+        ConfigurationError: the entry is invalid; the message names the field, never a value.
+    """
+    if not isinstance(raw, dict):
+        raise ConfigurationError(f"an account must be a JSON object, not {_json_type(raw)}")
+    return _parse_entry(_Entry(index, raw, source="account"))

@@ -40,17 +40,30 @@ def _status(account: AccountConfig, state: AccountState, now: float) -> str:
     return "usable"
 
 
+def _last_error(state: AccountState) -> str | None:
+    """The latest trouble the state remembers, most lasting first (these are reasons, never
+    values: no token is ever in them)."""
+    for reason in (state.disabled_reason, state.invalid_reason, state.exhausted_reason, state.refresh_error,
+                   state.cooldown_reason):
+        if reason:
+            return reason
+    return None
+
+
 def account_status(
     account: AccountConfig, state: AccountState, now: float, counters: Mapping[str, float] | None = None
 ) -> dict[str, object]:
     """One account's public status (JSON-ready)."""
     has_token = bool(state.access_token) and state.expires_at > now
     return {
+        "id": account.account_id,
         "index": account.index,
         "description": account.description,
         "auth": account.auth.value,
         "status": _status(account, state, now),
         "reason": unavailable_reason(account, state, now),
+        "cooldown_until": _iso(state.cooldown_until) if state.cooldown_until > now else None,
+        "last_error": _last_error(state),
         "token_valid_for_seconds": int(state.expires_at - now) if has_token else None,
         "remaining_credits": state.remaining_credits,
         "subscription": state.subscription_title,

@@ -114,6 +114,29 @@ class StateStore(Protocol):
         """Tokens the key used in ``day`` and ``month``."""
         ...
 
+    # -- admin (docs/admin.md): accounts added or switched at run time, the audit log --------
+
+    def put_admin_account(self, account_id: str, record: str) -> None:
+        """Store (or replace) the admin record of an account: a JSON text (it may hold a refresh
+        token and a client secret: the store is private, and these never leave it)."""
+        ...
+
+    def remove_admin_account(self, account_id: str) -> bool:
+        """Forget an account's admin record; False when there was none."""
+        ...
+
+    def admin_accounts(self) -> dict[str, str]:
+        """Every admin record, by account id."""
+        ...
+
+    def add_audit(self, entry: str, *, keep: int) -> None:
+        """Append one audit entry (a JSON text), keeping the newest ``keep``."""
+        ...
+
+    def audit(self, limit: int) -> list[str]:
+        """The newest ``limit`` audit entries, newest first."""
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...

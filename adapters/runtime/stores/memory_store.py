@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections import deque
 import time
 from typing import Callable, Iterable, Mapping, Sequence
 
@@ -11,10 +12,12 @@ from kiro_protocol import AccountState, ClientKey, UsageRecord
 from .usage_memory import MemoryUsage
 from .keys_memory import MemoryKeys
 
+from .admin_memory import MemoryAdmin
+
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MemoryUsage, MemoryKeys):
+class MemoryStore(MemoryUsage, MemoryKeys, MemoryAdmin):
     """A ``StateStore`` for one process. ``clock`` is injectable for lease tests."""
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
@@ -23,6 +26,8 @@ class MemoryStore(MemoryUsage, MemoryKeys):
         self._states: dict[str, AccountState] = {}
         self._leases: dict[str, tuple[str, float]] = {}
         self._counters: dict[str, dict[str, float]] = {}
+        self._admin_accounts: dict[str, str] = {}
+        self._audit: deque[str] = deque()
         self._client_keys: dict[str, ClientKey] = {}
         self._key_hits: dict[str, dict[str, float]] = {}
         self._key_holds: dict[str, dict[str, float]] = {}

@@ -18,6 +18,8 @@ from kiro_protocol import AccountState
 from .usage_redis import RedisUsage
 from .keys_redis import RedisKeys
 
+from .admin_redis import RedisAdmin
+
 __all__ = ["RedisStore"]
 
 # Take the lease if free, or extend it if we hold it.
@@ -41,7 +43,7 @@ return 0
 """
 
 
-class RedisStore(RedisUsage, RedisKeys):
+class RedisStore(RedisUsage, RedisKeys, RedisAdmin):
     """A ``StateStore`` on Redis; keys start with ``prefix``."""
 
     def __init__(self, client: redis.Redis, *, prefix: str = "kiro2api") -> None:

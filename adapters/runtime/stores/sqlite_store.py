@@ -18,6 +18,8 @@ from kiro_protocol import AccountState
 from .usage_sqlite import USAGE_SCHEMA, SQLiteUsage
 from .keys_sqlite import KEYS_SCHEMA, SQLiteKeys
 
+from .admin_sqlite import ADMIN_SCHEMA, SQLiteAdmin
+
 __all__ = ["SQLiteStore"]
 
 _SCHEMA = """
@@ -40,7 +42,7 @@ CREATE TABLE IF NOT EXISTS usage_counter (
 """
 
 
-class SQLiteStore(SQLiteUsage, SQLiteKeys):
+class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
     """A ``StateStore`` in one SQLite file. ``clock`` is injectable for lease tests."""
 
     def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
@@ -57,7 +59,7 @@ class SQLiteStore(SQLiteUsage, SQLiteKeys):
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.executescript(_SCHEMA + USAGE_SCHEMA + KEYS_SCHEMA)
+            self._db.executescript(_SCHEMA + USAGE_SCHEMA + KEYS_SCHEMA + ADMIN_SCHEMA)
 
     def _write(self, work: Callable[[sqlite3.Connection], object]) -> object:
         with self._lock:
