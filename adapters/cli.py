@@ -27,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
         description=_DESCRIPTION,
         epilog=(
             "commands:\n  serve        run the standalone server (kiro2api serve --help)\n"
-            "  simulator    run the upstream simulator, a stand-in for Kiro (kiro2api simulator --help)\n\n"
+            "  simulator    run the upstream simulator, a stand-in for Kiro (kiro2api simulator --help)\n"
+            "  usage        usage per key, account, model or day (kiro2api usage --help)\n\n"
         )
         + _settings_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -58,6 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
     from adapters.simulator import add_arguments
 
     add_arguments(simulator)
+    usage = sub.add_parser(
+        "usage",
+        help="usage per key, account, model or day (from KIRO_STATE)",
+        description="Sum the usage records of KIRO_STATE (docs/usage.md): requests, errors, tokens, credits, timings.",
+    )
+    from adapters.usage_command import add_arguments as add_usage_arguments
+
+    add_usage_arguments(usage)
     return parser
 
 
@@ -84,6 +93,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "serve":
         return _serve(args)
+    if args.command == "usage":
+        from adapters.usage_command import run as run_usage
+
+        return run_usage(args)
     if args.command == "simulator":
         from adapters.simulator import run_from_args
 

@@ -21,6 +21,7 @@ of its stage's API.
 from ._errors import ErrorKind, LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._version import __version__
 from .accounting import GROUPINGS as USAGE_GROUPINGS
+from .accounting import MODEL_ENDPOINTS, endpoint_label
 from .accounting import UsageRecord, UsageTotals, clip_label, parse_since, retention_cutoff, summarize_usage
 from .call import Answer, CallIds, CallSetup, ClientOutput, ModelCall
 from .http import (
@@ -152,6 +153,7 @@ __all__ = [
     "ModelCall", "CallSetup", "CallIds", "Answer", "ClientOutput",
     # usage accounting
     "UsageRecord", "UsageTotals", "USAGE_GROUPINGS", "summarize_usage", "parse_since", "retention_cutoff", "clip_label",
+    "MODEL_ENDPOINTS", "endpoint_label",
     # responses (the upstream events are what the simulator encodes)
     "ResponseTranslator", "ResponseEncoder", "StopReason", "UpstreamEvent",
     "AssistantResponse", "ToolUse", "ReasoningContent", "Metering", "ContextUsage", "TokenUsage",

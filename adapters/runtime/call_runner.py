@@ -56,7 +56,7 @@ async def run_call(
                 driver.leave_line(call)  # no longer waiting for an account
             if isinstance(decision, SendUpstream):
                 record.account = decision.account.label
-                opened = await _send(call, decision, driver, timeout, monotonic)
+                opened = await _send(call, decision, driver, timeout, monotonic, record)
             elif isinstance(decision, StartStream):
                 assert opened is not None
                 stack, upstream = opened
@@ -75,13 +75,19 @@ async def run_call(
         driver.leave_line(call)  # the client left while the call waited in line
         record.input_tokens, record.output_tokens = call.usage.input_tokens, call.usage.output_tokens
         record.error = call.error
+        record.credits, record.recoveries = call.credits, call.recoveries
         if opened is not None:
             with anyio.CancelScope(shield=True):
                 await opened[0].aclose()
 
 
 async def _send(
-    call: ModelCall, decision: SendUpstream, driver: PoolDriver, timeout: float, monotonic: Callable[[], float]
+    call: ModelCall,
+    decision: SendUpstream,
+    driver: PoolDriver,
+    timeout: float,
+    monotonic: Callable[[], float],
+    record: RequestLog,
 ) -> _Opened | None:
     """Open the upstream call and feed its answer; the open stream when it answered 200."""
     stack = contextlib.AsyncExitStack()
@@ -95,6 +101,7 @@ async def _send(
         )
     except UpstreamConnectionError as exc:
         await stack.aclose()
+        record.upstream.append((label, "error"))
         log.warning("account %s: no answer from Kiro: %s", label, exc.failure.message)
         call.upstream_failed(exc.failure.message, driver.clock())
         return None
@@ -103,6 +110,7 @@ async def _send(
         with anyio.CancelScope(shield=True):
             await stack.aclose()
         raise
+    record.upstream.append((label, str(upstream.status)))
     if upstream.status == 200:
         call.upstream_started(driver.clock(), monotonic())
         return stack, upstream

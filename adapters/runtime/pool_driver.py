@@ -206,6 +206,16 @@ class PoolDriver:
                 self._line.remove(machine)
                 self._line_moves += 1
 
+    @property
+    def open_calls(self) -> int:
+        """Upstream generate calls in flight now, on every account (a metrics gauge)."""
+        return sum(self._in_flight.values())
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting in line for an account now (a metrics gauge)."""
+        return len(self._line)
+
     def call_opened(self, account_id: str) -> None:
         """An upstream generate call of ``account_id`` is in flight."""
         with self._counts_lock:

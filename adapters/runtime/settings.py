@@ -232,6 +232,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 help="How an account is picked: optimal (most remaining credits), sequential, round_robin."),
     SettingSpec(env="KIRO_STATE", attr="state_url", default="sqlite:///./kiro2api-state.db", parse=_state_url,
                 help="Where account state lives: memory://, sqlite:///path or redis://host:port/db."),
+    SettingSpec(env="KIRO_USAGE_RETENTION_DAYS", attr="usage_retention_days", default="30", parse=_seconds_or_zero,
+                help="How long the usage record of each model request is kept in KIRO_STATE (days; see "
+                     "docs/usage.md). 0: usage is not recorded."),
     SettingSpec(env="KIRO_REGION", attr="region", default="us-east-1", parse=_region,
                 help="Default AWS region of the Kiro endpoints (an account's profileArn region wins)."),
     SettingSpec(env="KIRO_UPSTREAM_URL", attr="upstream_url", default="https://q.{region}.amazonaws.com",
@@ -316,6 +319,7 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     simulator_without_accounts: bool = True
     state_url: str = "sqlite:///./kiro2api-state.db"
+    usage_retention_days: float = 30.0
     region: str = "us-east-1"
     upstream_url: str = "https://q.{region}.amazonaws.com"
     social_refresh_url: str = "https://prod.{region}.auth.desktop.kiro.dev/refreshToken"

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs
 import anyio
 
 from adapters.anyio_server import Request, RequestBody, RequestHead, Responder, whole_request
-from kiro_protocol import KIRO_MODELS, lint_kiro_body, LintLimits
+from kiro_protocol import ContextUsage, KIRO_MODELS, lint_kiro_body, LintLimits, Metering, TokenUsage, UpstreamEvent
 
 from ._documents import models_document, offers, usage_document, web_search_text
 from ._markers import (
@@ -229,6 +229,7 @@ class SimulatorApp:
             "reasoning": reply.reasoning,
             "toolCalls": [{"toolUseId": c.tool_use_id, "name": c.name, "input": c.arguments} for c in reply.tool_calls],
         }
+        entry["metered"] = _metered(reply.events)
         await self._stream(respond, reply, entry)
 
     async def _stream(self, respond: Responder, reply: StreamReply, entry: dict[str, object]) -> None:
@@ -487,3 +488,20 @@ class _StatusTap:
 
     async def end_stream(self) -> None:
         await self._inner.end_stream()
+
+
+def _metered(events: Sequence[UpstreamEvent]) -> dict[str, object]:
+    """What the answer's own frames meter: the credits charged, the context share, and the token
+    counts when ``[[sim:token-usage]]`` sent them (what usage accounting must add up to)."""
+    metered: dict[str, object] = {}
+    credits = 0.0
+    for event in events:
+        if isinstance(event, Metering) and event.usage is not None:
+            credits += event.usage
+        elif isinstance(event, ContextUsage):
+            metered["contextUsagePercentage"] = event.percentage
+        elif isinstance(event, TokenUsage):
+            metered["inputTokens"] = event.uncached_input_tokens
+            metered["outputTokens"] = event.output_tokens
+    metered["credits"] = round(credits, 6)
+    return metered

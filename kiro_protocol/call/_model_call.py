@@ -172,6 +172,8 @@ class ModelCall:
         #: For the access log: the error class of a failed call, and the usage of its answer.
         self.error: str | None = None
         self.usage = Usage(input_tokens=0, output_tokens=0)
+        #: Kiro credits metered for the answers of this call (usage accounting).
+        self.credits = 0.0
 
     # -- state -------------------------------------------------------------------------------
 
@@ -485,6 +487,7 @@ class ModelCall:
         """How the exchange learns the outcome of an answer that reached (or left) the client."""
         usage = self.usage = translator.usage
         credits = translator.credits or 0.0
+        self.credits += credits
         if failure is None:
             return lambda now: self._exchange.finished(
                 now, input_tokens=usage.input_tokens, output_tokens=usage.output_tokens, credits=credits

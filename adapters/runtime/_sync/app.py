@@ -20,6 +20,7 @@ from typing import Protocol
 from . import _anyio as anyio
 
 from ..logging import access_log, request_context
+from .telemetry import Telemetry
 from kiro_protocol import (
     body_refused,
     BodyProblem,
@@ -174,6 +175,16 @@ class RequestLog:
     input_tokens: int | None = None
     output_tokens: int | None = None
     error: str | None = None
+    #: The Kiro model id the request was converted for (a bounded metrics label).
+    model_id: str | None = None
+    #: Whether the client asked for a stream.
+    stream: bool | None = None
+    #: Kiro credits metered.
+    credits: float = 0.0
+    #: Cut tool calls asked again.
+    recoveries: int = 0
+    #: One (account label, outcome) per upstream call: the HTTP status, or ``error``.
+    upstream: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True, kw_only=True)
@@ -272,6 +283,8 @@ class App:
         lifecycle: the server's shutdown signals.
         max_concurrent_sessions: requests to model endpoints served at once (0: no limit).
         new_id: a source of random hex for generated request ids.
+        telemetry: where finished requests are reported (usage records, metrics); by default
+            the service's ``telemetry`` attribute, else metrics alone.
     """
 
     def __init__(
@@ -282,8 +295,10 @@ class App:
         lifecycle: Lifecycle,
         max_concurrent_sessions: int = 0,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        telemetry: Telemetry | None = None,
     ) -> None:
         self._service = service
+        self.telemetry: Telemetry = telemetry or getattr(service, "telemetry", None) or Telemetry()
         self._auth = ClientAuth(client_token)
         self.lifecycle = lifecycle
         self._max_sessions = max_concurrent_sessions
@@ -338,6 +353,27 @@ class App:
                     client=head.client,
                     error=record.error,
                 )
+                self._report(head, decision, status, ttfb, time.monotonic() - t0, record)
+
+    def _report(
+        self, head: RequestHead, decision: ReplyNow | Serve, status: int | None, ttfb: float | None, duration: float,
+        record: RequestLog,
+    ) -> None:
+        key = decision.key if isinstance(decision, Serve) else None
+        try:
+            self.telemetry.request_finished(
+                method=head.method,
+                path=decision.path if isinstance(decision, ReplyNow) else decision.route.path,
+                route=None if isinstance(decision, ReplyNow) else decision.route,
+                key=None if key is None else key.name,
+                request_id=decision.request_id,
+                status=status if status is not None else 499,
+                ttfb=ttfb,
+                duration=duration,
+                call=record,
+            )
+        except Exception:
+            log.exception("could not record the request's usage and metrics")
 
     def _serve(self, serve: Serve, head: RequestHead, body: RequestBody, respond: _Tracking, record: RequestLog) -> None:
         if serve.session:

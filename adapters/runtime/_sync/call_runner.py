@@ -57,7 +57,7 @@ def run_call(
                 driver.leave_line(call)  # no longer waiting for an account
             if isinstance(decision, SendUpstream):
                 record.account = decision.account.label
-                opened = _send(call, decision, driver, timeout, monotonic)
+                opened = _send(call, decision, driver, timeout, monotonic, record)
             elif isinstance(decision, StartStream):
                 assert opened is not None
                 stack, upstream = opened
@@ -76,13 +76,19 @@ def run_call(
         driver.leave_line(call)  # the client left while the call waited in line
         record.input_tokens, record.output_tokens = call.usage.input_tokens, call.usage.output_tokens
         record.error = call.error
+        record.credits, record.recoveries = call.credits, call.recoveries
         if opened is not None:
             with anyio.CancelScope(shield=True):
                 opened[0].close()
 
 
 def _send(
-    call: ModelCall, decision: SendUpstream, driver: PoolDriver, timeout: float, monotonic: Callable[[], float]
+    call: ModelCall,
+    decision: SendUpstream,
+    driver: PoolDriver,
+    timeout: float,
+    monotonic: Callable[[], float],
+    record: RequestLog,
 ) -> _Opened | None:
     """Open the upstream call and feed its answer; the open stream when it answered 200."""
     stack = contextlib.ExitStack()
@@ -96,6 +102,7 @@ def _send(
         )
     except UpstreamConnectionError as exc:
         stack.close()
+        record.upstream.append((label, "error"))
         log.warning("account %s: no answer from Kiro: %s", label, exc.failure.message)
         call.upstream_failed(exc.failure.message, driver.clock())
         return None
@@ -104,6 +111,7 @@ def _send(
         with anyio.CancelScope(shield=True):
             stack.close()
         raise
+    record.upstream.append((label, str(upstream.status)))
     if upstream.status == 200:
         call.upstream_started(driver.clock(), monotonic())
         return stack, upstream

@@ -41,7 +41,9 @@ from ..images import image_transform
 from .pool_driver import PoolDriver
 from ..settings import Settings
 from ..stores import StateStore, open_store
+from .telemetry import Telemetry
 from .upstream import UpstreamClient
+from ..usage_log import UsageLog
 
 __all__ = ["KiroService", "Prepared", "prepare", "open_service"]
 
@@ -72,9 +74,12 @@ class KiroService(BasicService):
         monotonic: Callable[[], float] = time.monotonic,
         new_hex: Callable[[], str] = lambda: uuid.uuid4().hex,
         health_details: Callable[[], dict[str, object]] | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         super().__init__(models=model_entries(settings.model_map), health_details=health_details or (lambda: {}))
         self._settings = settings
+        #: Usage records and metrics of this service's requests (``App`` reports to it).
+        self.telemetry = telemetry or Telemetry(driver=driver)
         self._driver = driver
         self._setup = CallSetup(
             accounts=driver.accounts,
@@ -148,6 +153,7 @@ class KiroService(BasicService):
         # so other streams keep moving. Small bodies are cheaper than the thread hop.
         call = anyio.to_thread.run_sync(build) if len(request.body) > _OFF_LOOP_BODY else build()
         ctx.log.model = call.model
+        ctx.log.model_id, ctx.log.stream = call.kiro.model_id, call.streaming
         for repair in call.kiro.repairs:
             log.debug("request repaired: %s", repair)
         settings = self._settings
@@ -220,24 +226,36 @@ def open_service(
         max_connections_per_account=settings.max_connections_per_account + _SMALL_CALL_HEADROOM,
     )
     driver = PoolDriver(accounts=prepared.accounts, settings=prepared.pool, store=prepared.store, upstream=upstream)
-    checks = anyio.CancelScope()
+    usage = UsageLog(prepared.store, retention_days=settings.usage_retention_days) if settings.usage_retention_days else None
+    telemetry = Telemetry(usage=usage, driver=driver)
+    checks, writing = anyio.CancelScope(), anyio.CancelScope()
 
     def run_checks() -> None:
         with checks:
             driver.run_background_checks()
 
+    def write_usage() -> None:
+        with writing:
+            telemetry.run_usage_writer()
+
     try:
         with anyio.create_task_group() as tg:
             tg.start_soon(run_checks)
+            tg.start_soon(write_usage)
             tg.start_soon(driver.run_persist_writer)
             try:
                 yield KiroService(
-                    settings=settings, driver=driver, health_details=health_details or (lambda: {"upstream": "kiro"})
+                    settings=settings,
+                    driver=driver,
+                    health_details=health_details or (lambda: {"upstream": "kiro"}),
+                    telemetry=telemetry,
                 )
             finally:
                 checks.cancel()
+                writing.cancel()
                 driver.stop_persist_writer()  # the task group then waits for the queued writes
     finally:
         with anyio.CancelScope(shield=True):
             upstream.close()
+        telemetry.flush_usage()  # what the writer had not taken yet
         prepared.store.close()
