@@ -23,7 +23,9 @@ NO_STORE: tuple[tuple[str, str], ...] = (
     ("cache-control", "no-store"),
     ("x-content-type-options", "nosniff"),
     ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    # same-origin, not no-referrer: under no-referrer Chromium sends "Origin: null" with the
+    # dashboard's own forms, which the CSRF check must refuse.
+    ("referrer-policy", "same-origin"),
 )
 _JSON = (("content-type", "application/json"),) + NO_STORE
 
