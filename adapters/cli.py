@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=(
             "commands:\n  serve        run the standalone server (kiro2api serve --help)\n"
             "  simulator    run the upstream simulator, a stand-in for Kiro (kiro2api simulator --help)\n"
+            "  keys         manage named client keys in KIRO_STATE (kiro2api keys --help)\n"
             "  usage        usage per key, account, model or day (kiro2api usage --help)\n\n"
         )
         + _settings_epilog(),
@@ -59,6 +60,14 @@ def build_parser() -> argparse.ArgumentParser:
     from adapters.simulator import add_arguments
 
     add_arguments(simulator)
+    keys = sub.add_parser(
+        "keys",
+        help="manage named client keys (add, list, disable, enable, remove)",
+        description="Manage the named client keys in KIRO_STATE; a running server sees changes within a second (docs/keys.md).",
+    )
+    from adapters.keys_command import add_keys_arguments
+
+    add_keys_arguments(keys)
     usage = sub.add_parser(
         "usage",
         help="usage per key, account, model or day (from KIRO_STATE)",
@@ -97,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from adapters.usage_command import run as run_usage
 
         return run_usage(args)
+    if args.command == "keys":
+        from adapters.keys_command import run_keys
+
+        return run_keys(args)
     if args.command == "simulator":
         from adapters.simulator import run_from_args
 

@@ -50,6 +50,7 @@ from .http import (
     not_started,
 )
 from .keys import (
+    KEY_RATE_WINDOW,
     ClientKey,
     KeyCounts,
     KeyLimits,
@@ -134,11 +135,11 @@ __all__ = [
     # http: the front door and the answers outside the endpoints
     "RequestHead", "ClientAuth", "ServerState", "front_door", "ReplyNow", "Serve", "Reply", "BodyProblem",
     "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
-    # named client keys and their limits
-    "ClientKey", "KeyLimits", "KeyCounts", "make_client_key", "parse_expiry", "parse_models", "format_time",
     # http: the admin door (docs/admin.md)
     "AdminAction", "AdminCall", "AdminSession", "DashboardDoor",
-    "key_admission", "model_refusal", "quota_periods",
+    # named client keys and their limits
+    "ClientKey", "KeyLimits", "KeyCounts", "make_client_key", "parse_expiry", "parse_models", "format_time",
+    "key_admission", "model_refusal", "quota_periods", "KEY_RATE_WINDOW",
     # requests
     "parse_anthropic_request", "parse_openai_request", "ConversionConfig", "KiroRequest",
     "ImageJob", "ImageTransformError",

@@ -166,6 +166,7 @@ def access_log(
     output_tokens: int | None = None,
     client: str | None = None,
     error: str | None = None,
+    key: str | None = None,
 ) -> None:
     """Write the one access-log line of a finished request (logger ``kiro2api.access``).
 
@@ -173,6 +174,7 @@ def access_log(
         duration: seconds from the request head to the last byte sent.
         ttfb: seconds from the request head to the first response body byte, if any was sent.
         account: an account label; pass it already masked or as a description, never a token.
+        key: the name of the client key that opened the route, never the key.
     """
     fields: dict[str, object] = {
         "method": method,
@@ -189,6 +191,7 @@ def access_log(
         "output_tokens": output_tokens,
         "client": client,
         "error": error,
+        "key": key,
     }
     fields.update({k: v for k, v in optional.items() if v is not None})
     logging.getLogger(ACCESS_LOGGER_NAME).info("request", extra=fields)

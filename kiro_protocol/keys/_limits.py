@@ -6,7 +6,7 @@ Redis share a key's limits. The runtime records the request in them first (one a
 ``KeyCounts`` is what the store saw, this request included), then asks ``key_admission``; a
 refused request is taken back out of the counters, so refusals never use up the rate.
 
-* rate: a rolling window of ``RATE_WINDOW`` seconds (not fixed minutes: no double burst at a
+* rate: a rolling window of ``KEY_RATE_WINDOW`` seconds (not fixed minutes: no double burst at a
   minute's edge); the answer's ``retry-after`` is when the oldest request leaves the window;
 * concurrency: requests running now, each held until it ends (or, after a crash, until its hold
   lapses);
@@ -24,7 +24,7 @@ from .._errors import ErrorKind, LocalProtocolError
 from ._record import ClientKey, format_time
 
 __all__ = [
-    "RATE_WINDOW",
+    "KEY_RATE_WINDOW",
     "KeyCounts",
     "QuotaPeriods",
     "KeyLimitError",
@@ -35,7 +35,7 @@ __all__ = [
 ]
 
 #: Seconds of the rolling window ``rpm`` counts in.
-RATE_WINDOW = 60.0
+KEY_RATE_WINDOW = 60.0
 # A concurrency refusal cannot know when a running request ends: ask again soon.
 _CONCURRENCY_RETRY = 1.0
 
@@ -104,7 +104,7 @@ def key_admission(key: ClientKey, counts: KeyCounts, now: float) -> KeyLimitErro
         return _quota_error(key.name, "daily", limits.tokens_per_day, periods.day_ends, now)
     if limits.rpm and counts.requests_in_window > limits.rpm:
         oldest = counts.oldest_in_window if counts.oldest_in_window is not None else now
-        wait = max(1.0, oldest + RATE_WINDOW - now)
+        wait = max(1.0, oldest + KEY_RATE_WINDOW - now)
         return KeyLimitError(
             f"Rate limit of key {key.name!r} reached: {_requests(limits.rpm)} per minute; "
             f"retry in {math.ceil(wait)} s.",

@@ -14,17 +14,19 @@ import logging
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 from . import _anyio as anyio
 
+from .client_keys import KeyRing
 from ..logging import access_log, request_context
 from .telemetry import Telemetry
 from kiro_protocol import (
     body_refused,
     BodyProblem,
     ClientAuth,
+    ClientKey,
     Endpoint,
     endpoint_error,
     front_door,
@@ -195,6 +197,8 @@ class RequestContext:
     route: Route
     lifecycle: Lifecycle
     log: RequestLog
+    #: The client key that opened the route (its name, limits and models); None without auth.
+    key: ClientKey | None = None
 
 
 class ApiService(Protocol):
@@ -300,6 +304,8 @@ class App:
         self._service = service
         self.telemetry: Telemetry = telemetry or getattr(service, "telemetry", None) or Telemetry()
         self._auth = ClientAuth(client_token)
+        # The named keys of the service's state store; without one, KIRO_CLIENT_TOKEN alone.
+        self._key_ring: KeyRing | None = getattr(service, "client_keys", None)
         self.lifecycle = lifecycle
         self._max_sessions = max_concurrent_sessions
         self._new_id = new_id
@@ -316,11 +322,16 @@ class App:
 
     def __call__(self, head: RequestHead, body: RequestBody, respond: Responder) -> None:
         t0 = time.monotonic()
+        if self._key_ring is not None:
+            keys = self._key_ring.keys()
+            if keys is not self._auth.keys:
+                self._auth = replace(self._auth, keys=keys)
         state = ServerState(
             shutting_down=self.lifecycle.shutting_down.is_set(),
             sessions_in_use=self.active_sessions,
             session_limit=self._max_sessions,
             body_limit=body.limit,
+            now=time.time(),
         )
         decision = front_door(head, self._auth, state, self._new_id())
         record = RequestLog()
@@ -352,6 +363,7 @@ class App:
                     output_tokens=record.output_tokens,
                     client=head.client,
                     error=record.error,
+                    key=decision.key.name if isinstance(decision, Serve) and decision.key is not None else None,
                 )
                 self._report(head, decision, status, ttfb, time.monotonic() - t0, record)
 
@@ -386,8 +398,16 @@ class App:
                     record.error = reply.error.value if reply.error is not None else None
                     send_reply(respond, reply)
                 return
-            ctx = RequestContext(request_id=serve.request_id, route=serve.route, lifecycle=self.lifecycle, log=record)
-            self._endpoints[serve.route.endpoint](_request(head, data), respond, ctx)
+            ctx = RequestContext(
+                request_id=serve.request_id, route=serve.route, lifecycle=self.lifecycle, log=record, key=serve.key
+            )
+            ring = self._key_ring
+            slot = None if ring is None else ring.admit(serve)
+            try:
+                self._endpoints[serve.route.endpoint](_request(head, data), respond, ctx)
+            finally:
+                if ring is not None and slot is not None:
+                    ring.release(slot, (record.input_tokens or 0) + (record.output_tokens or 0))
         except ProtocolError as exc:
             record.error = exc.kind.value
             if respond.status is not None:

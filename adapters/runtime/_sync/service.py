@@ -28,6 +28,7 @@ from kiro_protocol import (
     Dialect,
     Endpoints,
     ModelCall,
+    model_refusal,
     parse_accounts,
     parse_anthropic_request,
     parse_strategy,
@@ -37,6 +38,7 @@ from kiro_protocol import (
 from .app import Request, RequestContext, Responder
 from .basic_service import BasicService, model_entries
 from .call_runner import run_call
+from .client_keys import KeyRing
 from ..images import image_transform
 from .pool_driver import PoolDriver
 from ..settings import Settings
@@ -52,6 +54,8 @@ log = logging.getLogger("kiro2api.service")
 _JSON = (("content-type", "application/json"),)
 # Bodies larger than this are parsed and converted in a worker thread.
 _OFF_LOOP_BODY = 256 * 1024
+# Seconds a client key's concurrency slot outlives the longest stream (see KeyRing).
+_SLOT_MARGIN = 60.0
 # Connections per account beyond KIRO_MAX_CONNECTIONS_PER_ACCOUNT, for the background calls.
 _SMALL_CALL_HEADROOM = 4
 
@@ -94,6 +98,9 @@ class KiroService(BasicService):
         )
         self._monotonic = monotonic
         self._new_hex = new_hex
+        #: The named client keys of the driver's store (``App`` authenticates with them). A
+        #: concurrency slot outlives the longest request a little, then lapses by itself.
+        self.client_keys = KeyRing(driver.store, hold=settings.stream_request_timeout + _SLOT_MARGIN)
 
     def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         shutting_down = ctx.lifecycle.shutting_down.is_set()
@@ -116,6 +123,9 @@ class KiroService(BasicService):
     def count_tokens(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         parsed = parse_anthropic_request(request.body, count_tokens=True)
         ctx.log.model = parsed.model
+        refusal = model_refusal(ctx.key, parsed.model)
+        if refusal is not None:
+            raise refusal
         tokens = count_input_tokens(parsed)
         ctx.log.input_tokens = tokens
         respond.send_response(200, _JSON, json.dumps({"input_tokens": tokens}).encode())
@@ -153,6 +163,9 @@ class KiroService(BasicService):
         # so other streams keep moving. Small bodies are cheaper than the thread hop.
         call = anyio.to_thread.run_sync(build) if len(request.body) > _OFF_LOOP_BODY else build()
         ctx.log.model = call.model
+        refusal = model_refusal(ctx.key, call.model)
+        if refusal is not None:
+            raise refusal
         ctx.log.model_id, ctx.log.stream = call.kiro.model_id, call.streaming
         for repair in call.kiro.repairs:
             log.debug("request repaired: %s", repair)
