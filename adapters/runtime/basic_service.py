@@ -12,9 +12,13 @@ from datetime import datetime
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from kiro_protocol import __version__, ErrorKind, LocalProtocolError, list_models
+import anyio
+import anyio.to_thread
 
-from .app import Request, RequestContext, Responder
+from kiro_protocol import __version__, AdminCall, ErrorKind, LocalProtocolError, list_models
+
+from .admin_face import AdminFace
+from .app import Request, RequestContext, Responder, send_reply
 
 __all__ = ["BasicService", "ModelEntry", "model_entries", "models_body"]
 
@@ -81,6 +85,7 @@ class BasicService:
         health_details: extra fields for ``/health`` (account counts by state, upstream mode).
         models: the entries of ``GET /v1/models``; None: ``model_entries()``.
         unavailable: status and message (``{path}`` is replaced) of the model endpoints.
+        admin: the admin API and dashboard (``KIRO_ADMIN_TOKEN``); None: both are off.
     """
 
     def __init__(
@@ -89,7 +94,9 @@ class BasicService:
         health_details: Callable[[], dict[str, object]] = lambda: {},
         models: Sequence[ModelEntry] | None = None,
         unavailable: tuple[int, str] = (501, "{path} is not served here."),
+        admin: AdminFace | None = None,
     ) -> None:
+        self._admin = admin
         self._health_details = health_details
         self._models = model_entries() if models is None else tuple(models)
         self._unavailable = unavailable
@@ -126,3 +133,28 @@ class BasicService:
             "/v1/chat/completions, status at /health.\n"
         )
         await respond.send_response(200, (("content-type", "text/plain; charset=utf-8"),), text.encode())
+
+    @property
+    def admin_token(self) -> str | None:
+        """The token that opens ``/admin`` (``App`` hands it to the front door); None: closed."""
+        return self._admin.token if self._admin is not None else None
+
+    def _admin_call(self, ctx: RequestContext) -> tuple[AdminFace, AdminCall]:
+        if self._admin is None or ctx.admin is None:
+            raise LocalProtocolError(f"Not found: {ctx.route.path}", kind=ErrorKind.NOT_FOUND)
+        return self._admin, ctx.admin
+
+    async def admin_api(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        admin, call = self._admin_call(ctx)
+        reply = await anyio.to_thread.run_sync(admin.api, call, request.body, request.client)
+        self._admin_changed()
+        await send_reply(respond, reply)
+
+    async def dashboard(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        admin, call = self._admin_call(ctx)
+        reply = await anyio.to_thread.run_sync(admin.dashboard, call, request.headers, request.body, request.client)
+        self._admin_changed()
+        await send_reply(respond, reply)
+
+    def _admin_changed(self) -> None:
+        """An admin request ran: what it changed is served from now on (``KiroService``)."""

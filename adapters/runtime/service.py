@@ -8,6 +8,7 @@ does the IO it asks for. ``count_tokens`` and ``/health`` are answered here.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import time
@@ -35,6 +36,8 @@ from kiro_protocol import (
     PoolSettings,
 )
 
+from .account_registry import AccountRegistry
+from .admin_face import AdminFace, open_admin
 from .app import Request, RequestContext, Responder
 from .basic_service import BasicService, model_entries
 from .call_runner import run_call
@@ -79,8 +82,15 @@ class KiroService(BasicService):
         new_hex: Callable[[], str] = lambda: uuid.uuid4().hex,
         health_details: Callable[[], dict[str, object]] | None = None,
         telemetry: Telemetry | None = None,
+        registry: AccountRegistry | None = None,
+        admin: AdminFace | None = None,
     ) -> None:
-        super().__init__(models=model_entries(settings.model_map), health_details=health_details or (lambda: {}))
+        super().__init__(
+            models=model_entries(settings.model_map), health_details=health_details or (lambda: {}), admin=admin
+        )
+        #: The live account list (accounts added or switched at run time); None: the driver's, fixed.
+        self._registry = registry
+        self._accounts_version = registry.version if registry is not None else 0
         self._settings = settings
         #: Usage records and metrics of this service's requests (``App`` reports to it).
         self.telemetry = telemetry or Telemetry(driver=driver)
@@ -101,6 +111,32 @@ class KiroService(BasicService):
         #: The named client keys of the driver's store (``App`` authenticates with them). A
         #: concurrency slot outlives the longest request a little, then lapses by itself.
         self.client_keys = KeyRing(driver.store, hold=settings.stream_request_timeout + _SLOT_MARGIN)
+
+    def _admin_changed(self) -> None:
+        self._follow_registry()
+
+    def _follow_registry(self) -> None:
+        """Serve the registry's accounts from the next request on, if they changed."""
+        registry = self._registry
+        if registry is None or registry.version == self._accounts_version:
+            return
+        self._accounts_version = registry.version
+        self._driver.accounts = registry.accounts
+        self._setup = dataclasses.replace(self._setup, accounts=registry.accounts)
+
+    async def follow_accounts(self, interval: float = 1.0) -> None:
+        """Forever: read the store's admin records every ``interval`` seconds, so accounts added,
+        disabled or removed through any replica (or the CLI) are served without a restart."""
+        registry = self._registry
+        if registry is None:
+            return
+        while True:
+            await anyio.sleep(interval)
+            try:
+                await anyio.to_thread.run_sync(registry.reload)
+            except Exception:
+                log.exception("could not read the accounts of the state store")
+            self._follow_registry()
 
     async def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         shutting_down = ctx.lifecycle.shutting_down.is_set()
@@ -208,7 +244,9 @@ def prepare(settings: Settings) -> Prepared:
             idc_refresh=settings.idc_refresh_url,
         ),
     )
-    store = open_store(settings.state_url) if accounts else open_store("memory://")
+    # The admin API keeps accounts in the store: with it on, the store is the operator's even
+    # before any account exists.
+    store = open_store(settings.state_url) if accounts or settings.admin_token else open_store("memory://")
     return Prepared(accounts=accounts, store=store, pool=pool)
 
 
@@ -220,7 +258,7 @@ async def open_service(
 
     Without accounts it is a ``BasicService`` whose model endpoints say how to configure one.
     """
-    if not prepared.accounts:
+    if not prepared.accounts and not settings.admin_token:
         try:
             yield BasicService(
                 models=model_entries(settings.model_map),
@@ -238,10 +276,12 @@ async def open_service(
         # full account still refreshes its token.
         max_connections_per_account=settings.max_connections_per_account + _SMALL_CALL_HEADROOM,
     )
-    driver = PoolDriver(accounts=prepared.accounts, settings=prepared.pool, store=prepared.store, upstream=upstream)
+    registry = AccountRegistry(prepared.accounts, prepared.store, time.time)
+    await anyio.to_thread.run_sync(registry.reload)
+    driver = PoolDriver(accounts=registry.accounts, settings=prepared.pool, store=prepared.store, upstream=upstream)
     usage = UsageLog(prepared.store, retention_days=settings.usage_retention_days) if settings.usage_retention_days else None
     telemetry = Telemetry(usage=usage, driver=driver)
-    checks, writing = anyio.CancelScope(), anyio.CancelScope()
+    checks, writing, following = anyio.CancelScope(), anyio.CancelScope(), anyio.CancelScope()
 
     async def run_checks() -> None:
         with checks:
@@ -257,14 +297,24 @@ async def open_service(
             tg.start_soon(write_usage)
             tg.start_soon(driver.run_persist_writer)
             try:
-                yield KiroService(
+                service = KiroService(
                     settings=settings,
                     driver=driver,
                     health_details=health_details or (lambda: {"upstream": "kiro"}),
                     telemetry=telemetry,
+                    registry=registry,
+                    admin=open_admin(settings, registry, prepared.store),
                 )
+
+                async def follow_accounts() -> None:
+                    with following:
+                        await service.follow_accounts()
+
+                tg.start_soon(follow_accounts)
+                yield service
             finally:
                 checks.cancel()
+                following.cancel()
                 writing.cancel()
                 driver.stop_persist_writer()  # the task group then waits for the queued writes
     finally:

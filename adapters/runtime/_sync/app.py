@@ -23,6 +23,7 @@ from .client_keys import KeyRing
 from ..logging import access_log, request_context
 from .telemetry import Telemetry
 from kiro_protocol import (
+    AdminCall,
     body_refused,
     BodyProblem,
     ClientAuth,
@@ -199,6 +200,8 @@ class RequestContext:
     log: RequestLog
     #: The client key that opened the route (its name, limits and models); None without auth.
     key: ClientKey | None = None
+    #: The admin action of an ``/admin`` route, as the front door routed it.
+    admin: AdminCall | None = None
 
 
 class ApiService(Protocol):
@@ -221,6 +224,10 @@ class ApiService(Protocol):
     def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
 
     def root(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
+
+    def admin_api(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
+
+    def dashboard(self, request: Request, respond: Responder, ctx: RequestContext) -> None: ...
 
 
 class _Tracking:
@@ -303,7 +310,8 @@ class App:
     ) -> None:
         self._service = service
         self.telemetry: Telemetry = telemetry or getattr(service, "telemetry", None) or Telemetry()
-        self._auth = ClientAuth(client_token)
+        # The admin door opens when the service has an admin face (KIRO_ADMIN_TOKEN; docs/admin.md).
+        self._auth = ClientAuth(client_token, admin_token=getattr(service, "admin_token", None))
         # The named keys of the service's state store; without one, KIRO_CLIENT_TOKEN alone.
         self._key_ring: KeyRing | None = getattr(service, "client_keys", None)
         self.lifecycle = lifecycle
@@ -318,6 +326,8 @@ class App:
             Endpoint.MODELS: service.models,
             Endpoint.HEALTH: service.health,
             Endpoint.ROOT: service.root,
+            Endpoint.ADMIN_API: service.admin_api,
+            Endpoint.DASHBOARD: service.dashboard,
         }
 
     def __call__(self, head: RequestHead, body: RequestBody, respond: Responder) -> None:
@@ -399,7 +409,8 @@ class App:
                     send_reply(respond, reply)
                 return
             ctx = RequestContext(
-                request_id=serve.request_id, route=serve.route, lifecycle=self.lifecycle, log=record, key=serve.key
+                request_id=serve.request_id, route=serve.route, lifecycle=self.lifecycle, log=record, key=serve.key,
+                admin=serve.admin,
             )
             ring = self._key_ring
             slot = None if ring is None else ring.admit(serve)

@@ -30,6 +30,8 @@ from adapters.simulator import gateway_environment
 
 ROOT = Path(__file__).resolve().parents[3]
 TOKEN = "conformance-client-token-0123456789"
+#: Opens /admin on every gateway here (test_admin.py); never a client key.
+ADMIN_TOKEN = "conformance-admin-token-0123456789"
 PYTHON = sys.executable
 _scratch_dirs: list[str] = []
 
@@ -196,6 +198,7 @@ def gateway_env(simulator: Process, **extra: str) -> dict[str, str]:
     env.update(
         {
             "KIRO_CLIENT_TOKEN": TOKEN,
+            "KIRO_ADMIN_TOKEN": ADMIN_TOKEN,
             "KIRO_STATE": "memory://",
             "LOG_LEVEL": "WARNING",
             "SHUTDOWN_TIMEOUT_SECONDS": "5",
