@@ -202,6 +202,8 @@ def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_h
             return ReplyNow(reply=reply, request_id=request_id, path=route.path)
         key = _client_key(head.headers, auth, state.now) if route.requires_auth else None
         admin = _admin(head, route, auth) if route.endpoint in _ADMIN_ENDPOINTS else None
+        if route.endpoint is Endpoint.METRICS:
+            _metrics(head, route, auth)
         declared = head.declared_length
         if declared is not None and declared > state.body_limit:
             raise _too_large(state.body_limit)
@@ -244,6 +246,16 @@ def _admin(head: RequestHead, route: Route, auth: ClientAuth) -> AdminCall:
     if route.endpoint is Endpoint.ADMIN_API:
         authenticate_admin(head.headers, auth.admin_token)
     return admin_call(head.method, head.target)
+
+
+def _metrics(head: RequestHead, route: Route, auth: ClientAuth) -> None:
+    """``/metrics`` tells about every key and account: the admin's, like the admin API. Off (404)
+    without an admin token; a client key never opens it."""
+    if not auth.admin_token:
+        raise LocalProtocolError(
+            f"Not found: {head.method} {route.path} (metrics are off: set KIRO_ADMIN_TOKEN).", kind=ErrorKind.NOT_FOUND
+        )
+    authenticate_admin(head.headers, auth.admin_token)
 
 
 def _client_key(headers: tuple[tuple[str, str], ...], auth: ClientAuth, now: float) -> ClientKey:

@@ -61,6 +61,8 @@ class Endpoint(enum.Enum):
     ADMIN_API = "admin_api"
     #: ``/admin`` and its forms: the dashboard (a session cookie from a login with the admin token).
     DASHBOARD = "dashboard"
+    #: ``GET /metrics``: Prometheus metrics, with the admin token (docs/usage.md#metrics).
+    METRICS = "metrics"
 
 
 class Dialect(enum.Enum):
@@ -104,6 +106,8 @@ _ROUTES: dict[str, tuple[frozenset[str], Endpoint, bool]] = {
     "/v1/chat/completions": (frozenset({"POST"}), Endpoint.CHAT_COMPLETIONS, True),
     "/v1/responses": (frozenset({"POST"}), Endpoint.RESPONSES, True),
     "/health": (frozenset({"GET", "HEAD"}), Endpoint.HEALTH, False),
+    # Not a client route: the front door asks for the admin token instead (_front_door._metrics).
+    "/metrics": (frozenset({"GET", "HEAD"}), Endpoint.METRICS, False),
     "/": (frozenset({"GET", "HEAD"}), Endpoint.ROOT, False),
 }
 

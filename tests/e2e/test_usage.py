@@ -23,6 +23,7 @@ import pytest
 from adapters.runtime.stores import open_store
 from kiro_protocol import UsageRecord
 from tests.e2e.conformance.conftest import PYTHON, ROOT, TOKEN, Process, base_env, free_port, gateway_env, get, start
+from tests.redis_server import fresh_redis, redis_url  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
 
@@ -170,3 +171,19 @@ def test_records_past_retention_go_and_zero_days_records_nothing(simulator: Proc
         gateway.stop()
     assert wait_for_records(quiet, 1, timeout=0) == []
     assert "TOTAL" in usage_command(quiet) and os.path.exists(f"{tmp_path}/quiet.db")
+
+
+def test_two_replicas_on_one_redis_share_their_usage(simulator: Process, fresh_redis: str) -> None:
+    one, two = serve(simulator, fresh_redis), serve(simulator, fresh_redis)
+    try:
+        for gateway, count in ((one, 2), (two, 3)):
+            claude = anthropic.Anthropic(base_url=gateway.url, api_key=TOKEN, max_retries=0, timeout=60)
+            for _ in range(count):
+                claude.messages.create(model=MODEL, max_tokens=50, messages=[{"role": "user", "content": "hello"}])
+        records = wait_for_records(fresh_redis, 5)
+    finally:
+        one.stop()
+        two.stop()
+    assert len(records) == 5 and len({r.request_id for r in records}) == 5
+    rows = list(csv.reader(io.StringIO(usage_command(fresh_redis, "--by", "key,dialect", "--csv"))))
+    assert [r[:4] for r in rows[1:]] == [["default", "anthropic", "5", "0"]]

@@ -21,6 +21,7 @@ from . import _anyio as anyio
 
 from .client_keys import KeyRing
 from ..logging import access_log, request_context
+from ..metrics import METRICS_CONTENT_TYPE
 from .telemetry import Telemetry
 from kiro_protocol import (
     AdminCall,
@@ -326,6 +327,7 @@ class App:
             Endpoint.MODELS: service.models,
             Endpoint.HEALTH: service.health,
             Endpoint.ROOT: service.root,
+            Endpoint.METRICS: self._metrics,
             Endpoint.ADMIN_API: service.admin_api,
             Endpoint.DASHBOARD: service.dashboard,
         }
@@ -376,6 +378,10 @@ class App:
                     key=decision.key.name if isinstance(decision, Serve) and decision.key is not None else None,
                 )
                 self._report(head, decision, status, ttfb, time.monotonic() - t0, record)
+
+    def _metrics(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
+        body = self.telemetry.metrics_body(active_requests=self.active_sessions)
+        respond.send_response(200, ((("content-type", METRICS_CONTENT_TYPE)),), body)
 
     def _report(
         self, head: RequestHead, decision: ReplyNow | Serve, status: int | None, ttfb: float | None, duration: float,
