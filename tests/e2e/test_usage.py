@@ -22,7 +22,9 @@ import pytest
 
 from adapters.runtime.stores import open_store
 from kiro_protocol import UsageRecord
-from tests.e2e.conformance.conftest import PYTHON, ROOT, TOKEN, Process, base_env, free_port, gateway_env, get, start
+from tests.e2e.conformance.conftest import (
+    PYTHON, ROOT, SERVERS, TOKEN, Process, base_env, free_port, gateway_env, get, start,
+)
 from tests.redis_server import fresh_redis, redis_url  # noqa: F401  (fixtures)
 
 pytestmark = [pytest.mark.timeout(180), pytest.mark.slow, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -187,3 +189,23 @@ def test_two_replicas_on_one_redis_share_their_usage(simulator: Process, fresh_r
     assert len(records) == 5 and len({r.request_id for r in records}) == 5
     rows = list(csv.reader(io.StringIO(usage_command(fresh_redis, "--by", "key,dialect", "--csv"))))
     assert [r[:4] for r in rows[1:]] == [["default", "anthropic", "5", "0"]]
+
+
+@pytest.mark.parametrize("server", list(SERVERS))
+def test_every_way_of_serving_writes_in_the_background_and_at_its_stop(
+    simulator: Process, tmp_path: Path, server: str
+) -> None:
+    state = f"sqlite:///{tmp_path}/state.db"
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in SERVERS[server][0]]
+    gateway = start(server, command, port, gateway_env(simulator, KIRO_STATE=state))
+    try:
+        claude = anthropic.Anthropic(base_url=gateway.url, api_key=TOKEN, max_retries=0, timeout=60)
+        for _ in range(3):
+            claude.messages.create(model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+        assert len(wait_for_records(state, 3)) == 3  # written by the background task while serving
+        claude.messages.create(model=MODEL, max_tokens=20, messages=[{"role": "user", "content": "hi"}])
+    finally:
+        gateway.stop()  # SIGTERM: the last record is written on the way out, not lost
+    records = wait_for_records(state, 4, timeout=0)
+    assert len(records) == 4 and {(r.key, r.status, r.dialect) for r in records} == {("default", 200, "anthropic")}
