@@ -8,10 +8,13 @@ secrets: the client key's name, the account's masked label.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 __all__ = ["UsageRecord", "USAGE_FIELDS", "clip_label"]
 
+#: The latest time a record may have (the year 3000): any day of it can be named.
+_LAST_TIME = 32503680000.0
 #: Longest stored label (model names come from clients: an absurd one is cut, not kept whole).
 _MAX_LABEL = 120
 
@@ -82,14 +85,24 @@ class UsageRecord:
         try:
             row = json.loads(text)
             return cls.from_row(row)
-        except (TypeError, IndexError) as exc:
+        except (TypeError, IndexError, OverflowError) as exc:
             raise ValueError(f"not a usage record: {exc}") from None
 
     @classmethod
     def from_row(cls, row: list[object] | tuple[object, ...]) -> UsageRecord:
-        """A record from its fields in ``USAGE_FIELDS`` order (a SQL row, a JSON array)."""
+        """A record from its fields in ``USAGE_FIELDS`` order (a SQL row, a JSON array).
+
+        Raises:
+            ValueError: not 14 fields, or a number that is not a finite one (a corrupt value;
+                a time of infinity would break every sum by day).
+        """
         (time, request_id, key, account, model, dialect, stream, status, error,
          input_tokens, output_tokens, credits, ttfb, duration) = row
+        numbers = (time, credits, duration) if ttfb is None else (time, credits, duration, ttfb)
+        if not all(isinstance(n, (int, float)) and not isinstance(n, bool) and math.isfinite(n) for n in numbers):
+            raise ValueError("not a usage record: a time, credit or duration is not a finite number")
+        if not 0 <= time <= _LAST_TIME:  # type: ignore[operator]
+            raise ValueError("not a usage record: its time is not between 1970 and 3000")
         return cls(
             time=float(time),  # type: ignore[arg-type]
             request_id=str(request_id),

@@ -41,7 +41,14 @@ def test_a_record_survives_its_json_and_row_forms(record: UsageRecord) -> None:
 
 
 @pytest.mark.parametrize("text", ["", "{}", "[1, 2]", '"x"', "[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15]",
-                                  '["t","r",null,null,null,"a",true,200,null,0,0,0,null,0]'])
+                                  '["t","r",null,null,null,"a",true,200,null,0,0,0,null,0]',
+                                  '[1e999,"r",null,null,null,"a",true,200,null,0,0,0,null,0]',
+                                  '[-1,"r",null,null,null,"a",true,200,null,0,0,0,null,0]',
+                                  '[4e10,"r",null,null,null,"a",true,200,null,0,0,0,null,0]',
+                                  '[true,"r",null,null,null,"a",true,200,null,0,0,0,null,0]',
+                                  '[1,"r",null,null,null,"a",true,200,null,0,0,NaN,null,0]',
+                                  '[1,"r",null,null,null,"a",true,200,null,0,0,0,Infinity,0]',
+                                  '[1,"r",null,null,null,"a",true,200,null,Infinity,0,0,null,0]'])
 def test_anything_else_is_not_a_record(text: str) -> None:
     with pytest.raises(ValueError):
         UsageRecord.from_json(text)
