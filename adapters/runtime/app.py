@@ -380,7 +380,7 @@ class App:
 
     async def _metrics(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         body = await self.telemetry.metrics_body(active_requests=self.active_sessions)
-        await respond.send_response(200, ((("content-type", METRICS_CONTENT_TYPE)),), body)
+        await respond.send_response(200, (("content-type", METRICS_CONTENT_TYPE),), body)
 
     def _report(
         self, head: RequestHead, decision: ReplyNow | Serve, status: int | None, ttfb: float | None, duration: float,

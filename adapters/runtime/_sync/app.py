@@ -381,7 +381,7 @@ class App:
 
     def _metrics(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         body = self.telemetry.metrics_body(active_requests=self.active_sessions)
-        respond.send_response(200, ((("content-type", METRICS_CONTENT_TYPE)),), body)
+        respond.send_response(200, (("content-type", METRICS_CONTENT_TYPE),), body)
 
     def _report(
         self, head: RequestHead, decision: ReplyNow | Serve, status: int | None, ttfb: float | None, duration: float,
