@@ -96,17 +96,13 @@ from .requests import (
     ConversionConfig,
     ImageJob,
     ImageTransformError,
-    KiroRequest,
     LintLimits,
-    ResponsePlan,
-    convert_request,
     count_input_tokens,
     estimate_text_tokens,
     lint_kiro_body,
     list_models,
     parse_anthropic_request,
     parse_model_map,
-    parse_openai_request,
 )
 from .responses import (
     AssistantResponse,
@@ -115,9 +111,6 @@ from .responses import (
     MessageStop,
     Metering,
     ReasoningContent,
-    ResponseEncoder,
-    ResponseTranslator,
-    StopReason,
     TokenUsage,
     ToolUse,
     UpstreamError,
@@ -141,12 +134,12 @@ __all__ = [
     "ClientKey", "KeyLimits", "KeyCounts", "make_client_key", "parse_expiry", "parse_models", "format_time",
     "key_admission", "model_refusal", "quota_periods", "KEY_RATE_WINDOW",
     # requests
-    "parse_anthropic_request", "parse_openai_request", "ConversionConfig", "KiroRequest",
-    "ImageJob", "ImageTransformError",
-    "convert_request", "ResponsePlan", "list_models", "parse_model_map", "KIRO_MODELS", "lint_kiro_body",
+    "parse_anthropic_request", "ConversionConfig", "ImageJob", "ImageTransformError",
+    "list_models", "parse_model_map", "KIRO_MODELS", "lint_kiro_body",
     "LintLimits", "THINKING_PREFIX_MARKER", "count_input_tokens", "estimate_text_tokens",
     # pool
-    "AccountConfig", "ConfigurationError", "parse_accounts", "parse_account", "account_status", "Endpoints", "PoolSettings", "parse_strategy",
+    "AccountConfig", "ConfigurationError", "parse_accounts", "parse_account", "account_status", "Endpoints",
+    "PoolSettings", "parse_strategy",
     "AccountState", "unavailable_reason", "AccountCheck", "checks_due", "Decision", "LoadState",
     "AcquireLease", "Wait", "Refresh", "CheckModels", "CheckUsage", "Persist", "Retry", "SendUpstream", "StartStream",
     "Done", "UpstreamFailure", "connection_failure",
@@ -156,7 +149,7 @@ __all__ = [
     "UsageRecord", "UsageTotals", "USAGE_GROUPINGS", "summarize_usage", "parse_since", "retention_cutoff", "clip_label",
     "MODEL_ENDPOINTS", "endpoint_label",
     # responses (the upstream events are what the simulator encodes)
-    "ResponseTranslator", "ResponseEncoder", "StopReason", "UpstreamEvent",
+    "UpstreamEvent",
     "AssistantResponse", "ToolUse", "ReasoningContent", "Metering", "ContextUsage", "TokenUsage",
     "MessageMetadata", "MessageStop", "UpstreamError", "UpstreamException", "encode_upstream_event",
 ]

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from kiro_protocol import ConversionConfig, LocalProtocolError, convert_request, parse_anthropic_request
+from kiro_protocol import ConversionConfig, LocalProtocolError, parse_anthropic_request
+from kiro_protocol.requests import convert_request
 from kiro_protocol.requests import Message, Request, TextBlock, Tool, normalise_schema
 
 MODEL = "claude-sonnet-4-5"

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from kiro_protocol import LocalProtocolError, parse_openai_request
+from kiro_protocol import LocalProtocolError
+from kiro_protocol.requests import parse_openai_request
 from kiro_protocol.requests import Request, TextBlock, ThinkingBlock, ToolUseBlock
 
 

@@ -4,7 +4,9 @@ tool call or a failure meets text that is still held back."""
 from __future__ import annotations
 
 from kiro_protocol._util import NEED_DATA
-from kiro_protocol import ErrorKind, ResponsePlan, StopReason
+from kiro_protocol import ErrorKind
+from kiro_protocol.requests import ResponsePlan
+from kiro_protocol.responses import StopReason
 from kiro_protocol.responses import (
     AssistantResponse,
     ContentBlockStarted,

@@ -8,14 +8,9 @@ import json
 
 import pytest
 
-from kiro_protocol import (
-    AssistantResponse,
-    LocalProtocolError,
-    ResponsePlan,
-    ResponseTranslator,
-    StopReason,
-    encode_upstream_event,
-)
+from kiro_protocol import AssistantResponse, LocalProtocolError, encode_upstream_event
+from kiro_protocol.requests import ResponsePlan
+from kiro_protocol.responses import ResponseTranslator, StopReason
 
 MESSAGE_ID = "msg_01AbCdEfGhIjKlMnOpQrStUv"
 

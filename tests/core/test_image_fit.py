@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from kiro_protocol import ConversionConfig, ErrorKind, LocalProtocolError, convert_request, parse_anthropic_request
+from kiro_protocol import ConversionConfig, ErrorKind, LocalProtocolError, parse_anthropic_request
+from kiro_protocol.requests import convert_request
 from kiro_protocol.requests import (
     MAX_IMAGE_BYTES,
     MAX_LONG_EDGE,

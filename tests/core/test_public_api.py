@@ -1,11 +1,13 @@
-"""The public API of kiro_protocol is its __init__: every listed name exists, is unique, and the
-core's pipeline can be driven end to end through it alone."""
+"""The public API of kiro_protocol is its __init__ and its subpackages' __init__s: every listed
+name exists, is unique, and the core's pipeline can be driven end to end through them alone."""
 
 from __future__ import annotations
 
 import json
 
 import kiro_protocol as kp
+import kiro_protocol.requests
+import kiro_protocol.responses
 
 
 def test_every_exported_name_exists_once() -> None:
@@ -21,7 +23,7 @@ def test_one_request_end_to_end_through_the_public_api() -> None:
         "stream": True,
     }
     request = kp.parse_anthropic_request(json.dumps(body).encode())
-    kiro = kp.convert_request(request, config=kp.ConversionConfig(), continuation_id="c0ffee00-0000-4000-8000-000000000000")
+    kiro = kp.requests.convert_request(request, config=kp.ConversionConfig(), continuation_id="c0ffee00-0000-4000-8000-000000000000")
     sent = json.loads(kiro.body("arn:aws:codewhisperer:us-east-1:123456789012:profile/TEST"))
     assert sent["profileArn"].endswith("profile/TEST")
     assert kp.lint_kiro_body(sent) == []
@@ -34,7 +36,7 @@ def test_one_request_end_to_end_through_the_public_api() -> None:
             kp.ContextUsage(percentage=1.0),
         )
     )
-    translator = kp.ResponseTranslator(kiro.response_plan, message_id="msg_" + "a" * 24, now=0.0)
+    translator = kp.responses.ResponseTranslator(kiro.response_plan, message_id="msg_" + "a" * 24, now=0.0)
     translator.receive_data(upstream)
     translator.receive_data(b"")
     out = translator.data_to_send().decode()
@@ -46,7 +48,7 @@ def test_one_request_end_to_end_through_the_public_api() -> None:
         if line.startswith("data: ") and '"text_delta"' in line
     )
     assert text == "Hi there"
-    assert translator.stop_reason is kp.StopReason.END_TURN
+    assert translator.stop_reason is kp.responses.StopReason.END_TURN
 
 
 def test_adapters_use_only_the_public_api() -> None:

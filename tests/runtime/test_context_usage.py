@@ -18,7 +18,9 @@ import pytest
 from adapters.simulator import _script
 from adapters.simulator._context import context_tokens
 from adapters.simulator._script import StreamReply, answer
-from kiro_protocol import ConversionConfig, ResponseTranslator, convert_request, parse_anthropic_request
+from kiro_protocol import ConversionConfig, parse_anthropic_request
+from kiro_protocol.requests import convert_request
+from kiro_protocol.responses import ResponseTranslator
 from kiro_protocol.requests._conversion import KiroRequest
 from tests.sse_checker import check_anthropic_stream
 
