@@ -11,6 +11,7 @@ from typing import NoReturn, cast
 from .._errors import LocalProtocolError
 
 __all__ = [
+    "bounded_numbers",
     "fail",
     "type_name",
     "parse_json_body",
@@ -92,6 +93,22 @@ def as_number(value: object, path: str) -> float:
     if not math.isfinite(number):
         fail(path, "number out of range")
     return number
+
+
+def bounded_numbers(obj: Mapping[str, object], ranges: Mapping[str, tuple[float, float]]) -> dict[str, float | None]:
+    """Each field of ``ranges`` read from ``obj`` as a number within its (low, high) bounds; None
+    when absent (sampling fields: checked, though Kiro takes none of them)."""
+    out: dict[str, float | None] = {}
+    for key, (low, high) in ranges.items():
+        raw = obj.get(key)
+        if raw is None:
+            out[key] = None
+            continue
+        number = as_number(raw, key)
+        if not low <= number <= high:
+            fail(key, f"must be between {low:g} and {high:g}, got {number:g}")
+        out[key] = number
+    return out
 
 
 def as_bool(value: object, path: str) -> bool:

@@ -17,6 +17,7 @@ from typing import Literal
 
 from .._errors import LocalProtocolError
 from ._json import (
+    bounded_numbers,
     as_array,
     as_bool,
     as_int,
@@ -211,17 +212,7 @@ def _response_format(value: object) -> OutputFormat | None:
 
 
 def _sampling(obj: Mapping[str, object]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for key, (low, high) in _SAMPLING_RANGES.items():
-        raw = obj.get(key)
-        if raw is None:
-            out[key] = None
-            continue
-        number = as_number(raw, key)
-        if not low <= number <= high:
-            fail(key, f"must be between {low:g} and {high:g}, got {number:g}")
-        out[key] = number
-    return out
+    return bounded_numbers(obj, _SAMPLING_RANGES)
 
 
 def _unsupported(obj: Mapping[str, object]) -> None:

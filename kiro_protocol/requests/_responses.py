@@ -20,7 +20,18 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .._errors import LocalProtocolError
-from ._json import as_array, as_bool, as_int, as_number, as_object, as_string, check_depth, fail, parse_json_body, type_name
+from ._json import (
+    as_array,
+    as_bool,
+    as_int,
+    as_object,
+    as_string,
+    bounded_numbers,
+    check_depth,
+    fail,
+    parse_json_body,
+    type_name,
+)
 from ._model import OutputFormat, Request, ThinkingConfig
 from ._openai import DEFAULT_MAX_TOKENS, REASONING_EFFORTS
 from ._openai_messages import nonempty, one_of
@@ -124,17 +135,7 @@ def _text(value: object) -> tuple[OutputFormat | None, Mapping[str, object], str
 
 
 def _sampling(obj: Mapping[str, object]) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    for key, (low, high) in _SAMPLING.items():
-        raw = obj.get(key)
-        if raw is None:
-            out[key] = None
-            continue
-        number = as_number(raw, key)
-        if not low <= number <= high:
-            fail(key, f"must be between {low:g} and {high:g}, got {number:g}")
-        out[key] = number
-    return out
+    return bounded_numbers(obj, _SAMPLING)
 
 
 def _optional_string(obj: Mapping[str, object], key: str) -> str | None:
