@@ -29,18 +29,6 @@ SECRETS = ("configured-refresh-token-0123456789", "added-refresh-token-abcdefghi
            "client-secret-value-xyz")
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    if request.param == "memory":
-        s: StateStore = MemoryStore()
-    elif request.param == "sqlite":
-        s = SQLiteStore(str(tmp_path / "state.db"))
-    else:
-        s = RedisStore.from_url(request.getfixturevalue("fresh_redis"))
-    yield s
-    s.close()
-
-
 def test_admin_account_records_are_put_listed_and_removed(store: StateStore) -> None:
     assert store.admin_accounts() == {}
     store.put_admin_account("acct-1", '{"a":1}')

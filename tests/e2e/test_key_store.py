@@ -22,18 +22,6 @@ NOW = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 DAY, MONTH = "2026-01-01", "2026-01"
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    if request.param == "memory":
-        s: StateStore = MemoryStore()
-    elif request.param == "sqlite":
-        s = SQLiteStore(str(tmp_path / "state.db"))
-    else:
-        s = RedisStore.from_url(request.getfixturevalue("fresh_redis"))
-    yield s
-    s.close()
-
-
 def _key(name: str, rpm: int = 0) -> ClientKey:
     record, _secret = make_client_key(name, random_bytes=bytes(range(32)), now=NOW, limits=KeyLimits(rpm=rpm))
     return record

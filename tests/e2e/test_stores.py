@@ -28,18 +28,6 @@ from tests.redis_server import fresh_redis, redis_url  # noqa: F401  (fixtures)
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    if request.param == "memory":
-        s: StateStore = MemoryStore()
-    elif request.param == "sqlite":
-        s = SQLiteStore(str(tmp_path / "state.db"))
-    else:
-        s = RedisStore.from_url(request.getfixturevalue("fresh_redis"))
-    yield s
-    s.close()
-
-
 def test_states_round_trip_and_unknown_ids_are_absent(store: StateStore) -> None:
     st = AccountState(access_token="tok", expires_at=123.5, refresh_token="rot", remaining_credits=7.25,
                       cooldown_reason="HTTP 429: x", throttle_level=2)

@@ -18,18 +18,6 @@ from tests.redis_server import fresh_redis, redis_url  # noqa: F401  (fixtures)
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StateStore]:
-    if request.param == "memory":
-        s: StateStore = MemoryStore()
-    elif request.param == "sqlite":
-        s = SQLiteStore(str(tmp_path / "state.db"))
-    else:
-        s = RedisStore.from_url(request.getfixturevalue("fresh_redis"))
-    yield s
-    s.close()
-
-
 def record(when: float, *, key: str | None = "alice", status: int = 200, tokens: int = 10, **extra: object) -> UsageRecord:
     fields: dict[str, object] = dict(
         time=when, request_id=f"req_{when}", key=key, account="acct-1", model="claude-sonnet-4-5",
