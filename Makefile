@@ -16,11 +16,12 @@ serve: $(STAMP)
 	$(BIN)/kiro2api serve
 
 # Everything: mypy, the three test tiers (the pure one under coverage), the bounded fuzz
-# targets. The end-to-end tests need real peers: a redis-server and the pinned Claude Code and
+# targets. The end-to-end tests need real peers: a redis-server, Debian's Chromium and the pinned Claude Code and
 # Codex CLIs; the scripts install them when missing (idempotent, quick when present). Any test
 # file not yet sorted into a tier (tests/*.py) runs with the runtime and end-to-end tiers.
 test: $(STAMP)
 	scripts/ensure-redis-server
+	scripts/ensure-chromium >/dev/null
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory test-core
 	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" CODEX_BIN="$$(scripts/ensure-codex-cli)" $(BIN)/pytest tests --ignore=tests/core
@@ -41,6 +42,7 @@ test-runtime: $(STAMP)
 # Tier (c), end to end: servers, SDKs, the Claude Code and Codex CLIs, redis, the conformance suite.
 test-e2e: $(STAMP)
 	scripts/ensure-redis-server
+	scripts/ensure-chromium >/dev/null
 	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" CODEX_BIN="$$(scripts/ensure-codex-cli)" $(BIN)/pytest tests/e2e
 
 typecheck: $(STAMP)
@@ -48,6 +50,7 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	scripts/ensure-redis-server
+	scripts/ensure-chromium >/dev/null
 	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" CODEX_BIN="$$(scripts/ensure-codex-cli)" $(BIN)/pytest
 
 fuzz: $(STAMP)
