@@ -1,0 +1,133 @@
+"""What one request costs the gateway: CPU milliseconds per request in front of a precomputed upstream.
+
+Run: ``.venv/bin/python bench/bench_gateway.py [--servers serve,uvicorn,hypercorn,gevent]
+[--requests small,claude-code,non-streaming] [--clients 16,64] [--duration 4] [--warm 1]``.
+
+The upstream is ``bench/precomputed_upstream.py``: every ``generateAssistantResponse`` gets the
+same ready-made 50-frame EventStream body, chunked like Kiro's, with no work per request, so the
+only thing that varies is the gateway. Each way of serving runs in its own process with one
+account; the load generator (``bench/loadgen.py``, keep-alive HTTP/1.1 clients) sends one kind of
+request again and again (``bench/gateway_requests.py``: ``small`` "Hello there" streamed,
+``claude-code`` Claude Code's 76 KB first turn streamed, ``non-streaming``).
+
+For each server, request and client count it prints, over a counted window after a warm-up:
+
+* ``cpu ms/req``: the CPU time (user + system) the serving process and its children spent in the
+  window, as the kernel counts it (/proc), divided by the answers completed in it. This is the
+  figure that holds still on a busy machine and the one to compare;
+* ``req/s`` and the latency of a whole answer (p50, p99): these depend on what else the two cores
+  are doing (the load generator and the upstream share them) and drift.
+
+The upstream alone is measured first, as a check that it is not the bottleneck. This script
+reports; it does not assert. The figures of record are in docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+if __package__ in (None, ""):  # run as a script: make the project importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from adapters.simulator import gateway_environment
+from bench.bench_adapters import PYTHON, SERVERS, _post, base_env, cpu_seconds, free_port, process
+from bench.gateway_requests import REQUESTS, BenchRequest
+from bench.loadgen import LoadResult, run_load
+
+TOKEN = "bench-client-token-0123456789"
+
+#: Ways of serving this benchmark knows: bench_adapters' servers, and ``serve`` with workers.
+GATEWAYS: dict[str, list[str]] = {
+    **SERVERS,
+    "serve-w2": [*SERVERS["serve"], "--workers", "2"],
+}
+DEFAULT_SERVERS = ("serve", "uvicorn", "hypercorn", "gevent")
+
+
+def measure(port: int, pid: int | None, request: BenchRequest, clients: int, warm: float, duration: float) -> tuple[LoadResult, float]:
+    """One cell: the load's result and the CPU seconds process ``pid`` spent in its counted window."""
+    marks: list[float] = []
+
+    def on_window(start: bool) -> None:
+        marks.append(cpu_seconds(pid) if pid is not None else float("nan"))
+
+    result = run_load(port, request, clients, warm=warm, duration=duration, on_window=on_window)
+    return result, marks[1] - marks[0]
+
+
+def _row(name: str, request: str, clients: int, result: LoadResult, cpu: float) -> str:
+    per = cpu * 1000 / result.answers if result.answers else float("nan")
+    line = (
+        f"{name:<10} {request:<14} {clients:>7} {per:>10.2f} {result.rate:>8.0f} {result.percentile_ms(0.5):>8.1f}"
+        f" {result.percentile_ms(0.99):>8.1f} {result.answers:>7} {result.errors:>6}"
+    )
+    return line + (f"  first error: {result.first_error}" if result.errors else "")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--servers", default=",".join(DEFAULT_SERVERS),
+                        help=f"ways of serving, of {','.join(GATEWAYS)} (default {','.join(DEFAULT_SERVERS)})")
+    parser.add_argument("--requests", default=",".join(REQUESTS), help=f"default {','.join(REQUESTS)}")
+    parser.add_argument("--clients", default="16,64", help="comma-separated concurrent clients (default 16,64)")
+    parser.add_argument("--duration", type=float, default=4.0, help="counted seconds per cell (default 4)")
+    parser.add_argument("--warm", type=float, default=1.0, help="uncounted seconds before each cell (default 1)")
+    parser.add_argument("--frames", type=int, default=50, help="text frames per upstream answer (default 50)")
+    parser.add_argument("--no-upstream-row", action="store_true", help="skip measuring the upstream alone")
+    args = parser.parse_args(argv)
+    servers = args.servers.split(",")
+    requests = [REQUESTS[name] for name in args.requests.split(",")]
+    levels = [int(n) for n in args.clients.split(",")]
+    unknown = [s for s in servers if s not in GATEWAYS]
+    if unknown:
+        parser.error(f"unknown server(s): {', '.join(unknown)}")
+
+    print(f"header: server, request, clients, CPU ms per request (server process tree, /proc), req/s,"
+          f" latency p50/p99 ms, answers, errors; {args.duration:g} s counted after {args.warm:g} s warm-up per cell")
+    print(f"{'server':<10} {'request':<14} {'clients':>7} {'cpu ms/req':>10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+          f" {'answers':>7} {'errors':>6}")
+    up_port = free_port()
+    up_command = [PYTHON, "-m", "bench.precomputed_upstream", "--port", str(up_port), "--frames", str(args.frames)]
+    with process("precomputed upstream", up_command, up_port, base_env()) as up_pid:
+        up_url = f"http://127.0.0.1:{up_port}"
+        if not args.no_upstream_row:
+            kiro_call = BenchRequest("kiro", "/generateAssistantResponse",
+                                     {"content-type": "application/x-amz-json-1.0", "authorization": "Bearer x"},
+                                     json.dumps({"conversationState": {}}).encode(), b"\x00")
+            for clients in levels:
+                result, cpu = measure(up_port, up_pid, kiro_call, clients, args.warm, args.duration)
+                print(_row("upstream", "kiro body", clients, result, cpu), flush=True)
+        env = base_env() | gateway_environment(up_url) | {
+            "KIRO_CLIENT_TOKEN": TOKEN, "KIRO_STATE": "memory://", "LOG_LEVEL": "WARNING",
+        }
+        for name in servers:
+            port = free_port()
+            command = [p.replace("{port}", str(port)) for p in GATEWAYS[name]]
+            try:
+                serving = process(name, command, port, env)
+                pid = serving.__enter__()
+            except RuntimeError as exc:
+                print(f"{name}: did not start ({str(exc)[-300:]}); skipped", flush=True)
+                continue
+            with contextlib.ExitStack() as stack:
+                stack.push(serving)
+                for request in requests:
+                    headers = {**request.headers, "x-api-key": TOKEN}
+                    status, answer = _post(port, request.target, request.body, headers)  # warm-up: refresh, caches
+                    if status != 200 or request.expect not in answer[-2000:]:
+                        print(f"{name} {request.name}: warm-up answered HTTP {status} {answer[:300]!r}; skipped", flush=True)
+                        continue
+                    keyed = BenchRequest(request.name, request.target, headers, request.body, request.expect)
+                    for clients in levels:
+                        result, cpu = measure(port, pid, keyed, clients, args.warm, args.duration)
+                        print(_row(name, request.name, clients, result, cpu), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
