@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_serve_arguments(serve)
     serve.add_argument(
+        "--workers",
+        help="server processes sharing the port: a number, or auto for one per core (overrides WORKERS; default 1)",
+    )
+    serve.add_argument(
         "--adapter",
         choices=("anyio", "gevent"),
         default="anyio",
@@ -80,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if args.adapter == "gevent" and args.workers is not None:
+        print("kiro2api: --workers is for the standalone server (--adapter anyio)", file=sys.stderr)
+        return 2
     if args.adapter == "gevent":
         # A fresh interpreter: gevent must patch the standard library before anything imports it.
         from adapters.wsgi_gevent.__main__ import exec_server

@@ -96,14 +96,15 @@ async def serve_gateway(
     prepared: Prepared | None = None,
     *,
     signals: bool = True,
+    sock: socket.socket | None = None,
     task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """``kiro2api serve``: the standalone server, in front of the simulator when no account is configured."""
     if not settings.answers_from_simulator:
-        await serve_settings(settings, prepared, signals=signals, task_status=task_status)
+        await serve_settings(settings, prepared, signals=signals, sock=sock, task_status=task_status)
         return
     if prepared is not None:
         # Validated with the operator's settings; the demo accounts keep their state in memory://.
         prepared.store.close()
     async with embedded_simulator(settings) as (simulated, details):
-        await serve_settings(simulated, health_details=details, signals=signals, task_status=task_status)
+        await serve_settings(simulated, health_details=details, signals=signals, sock=sock, task_status=task_status)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import socket
 import sys
 from collections.abc import Awaitable, Callable
 
@@ -23,8 +24,8 @@ __all__ = ["build_server", "serve_settings", "run"]
 log = logging.getLogger("kiro2api.server")
 
 
-def build_server(settings: Settings, *, service: ApiService) -> Server:
-    """The server for ``settings`` answering with ``service``."""
+def build_server(settings: Settings, *, service: ApiService, sock: socket.socket | None = None) -> Server:
+    """The server for ``settings`` answering with ``service`` (on ``sock`` when given: a worker)."""
     lifecycle = Lifecycle()
     app = App(
         service=service,
@@ -49,6 +50,7 @@ def build_server(settings: Settings, *, service: ApiService) -> Server:
         limits=limits,
         ssl_context=ssl_context,
         shutdown_timeout=settings.shutdown_timeout,
+        sock=sock,
     )
 
 
@@ -59,6 +61,7 @@ async def serve_settings(
     service: ApiService | None = None,
     health_details: Callable[[], dict[str, object]] | None = None,
     signals: bool = True,
+    sock: socket.socket | None = None,
     task_status: anyio.abc.TaskStatus[Server] = anyio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until a signal (or ``server.shutdown()``) and the drain are done.
@@ -67,18 +70,24 @@ async def serve_settings(
         prepared: the validated accounts and store (``prepare(settings)``); made here if None.
         service: serve this instead of the Kiro service (tests).
         health_details: what ``/health`` adds about the upstream (a composition root's stand-in).
+        sock: listen on this bound socket (a worker of ``--workers``) instead of HOST:PORT.
     """
     if service is not None:
-        await _serve(settings, service, signals=signals, task_status=task_status)
+        await _serve(settings, service, signals=signals, sock=sock, task_status=task_status)
         return
     async with open_service(settings, prepared or prepare(settings), health_details=health_details) as kiro:
-        await _serve(settings, kiro, signals=signals, task_status=task_status)
+        await _serve(settings, kiro, signals=signals, sock=sock, task_status=task_status)
 
 
 async def _serve(
-    settings: Settings, service: ApiService, *, signals: bool, task_status: anyio.abc.TaskStatus[Server]
+    settings: Settings,
+    service: ApiService,
+    *,
+    signals: bool,
+    sock: socket.socket | None,
+    task_status: anyio.abc.TaskStatus[Server],
 ) -> None:
-    server = build_server(settings, service=service)
+    server = build_server(settings, service=service, sock=sock)
     async with anyio.create_task_group() as tg:
 
         async def serve_then_stop(*, task_status: anyio.abc.TaskStatus[int] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -112,6 +121,12 @@ def run(settings: Settings, serve: Callable[[Settings, Prepared], Awaitable[None
     except (ConfigurationError, StoreConfigurationError) as exc:
         print(f"kiro2api: {exc}", file=sys.stderr)
         return 2
+    if settings.workers > 1:
+        # Each worker opens its own store connection (and its own upstream pools) after the fork.
+        prepared.store.close()
+        from ._workers import run_workers
+
+        return run_workers(settings, serve)
     try:
         anyio.run(serve, settings, prepared)
     except (OSError, BaseExceptionGroup) as exc:

@@ -51,6 +51,7 @@ class Server:
         ssl_context: serve TLS with ALPN when given; cleartext otherwise (h2c by prior knowledge).
         shutdown_timeout: how long running requests may continue after ``shutdown()``.
         terminate_grace: after that, how long handlers get to end their streams before cancellation.
+        sock: listen on this bound socket instead of ``host:port`` (a worker of ``--workers``).
     """
 
     def __init__(
@@ -64,6 +65,7 @@ class Server:
         ssl_context: ssl.SSLContext | None = None,
         shutdown_timeout: float = 30.0,
         terminate_grace: float = 2.0,
+        sock: socket.socket | None = None,
     ) -> None:
         self._handler = handler
         self.lifecycle = lifecycle
@@ -73,6 +75,7 @@ class Server:
         self._ssl_context = ssl_context
         self._shutdown_timeout = shutdown_timeout
         self._terminate_grace = terminate_grace
+        self._sock = sock
         self._pumps: set[H11Pump | H2Pump] = set()
         self._connections = 0
         self._accept_scope: anyio.CancelScope | None = None
@@ -99,7 +102,11 @@ class Server:
             raise RuntimeError("the kiro2api server runs on asyncio's event loop (anyio's default backend)")
         # asyncio also runs the TLS handshake, before a connection is accepted.
         listener = await open_server(
-            self._host, self.port, ssl_context=self._ssl_context, handshake_timeout=self._limits.header_timeout
+            self._host,
+            self.port,
+            ssl_context=self._ssl_context,
+            handshake_timeout=self._limits.header_timeout,
+            sock=self._sock,
         )
         self.port = listener.port
         async with anyio.create_task_group() as connections:
@@ -181,9 +188,11 @@ def _address(stream: AioStream) -> str | None:
     return str(address)
 
 
-async def handle_signals(server: Server) -> None:
-    """SIGTERM/SIGINT: graceful shutdown; a second signal ends running requests at once."""
-    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+async def handle_signals(
+    server: Server, signums: tuple[signal.Signals, ...] = (signal.SIGTERM, signal.SIGINT)
+) -> None:
+    """SIGTERM/SIGINT (or ``signums``): graceful shutdown; a second signal ends running requests at once."""
+    with anyio.open_signal_receiver(*signums) as signals:
         async for signum in signals:
             if server.lifecycle.shutting_down.is_set():
                 log.warning("%s again: ending running requests now", signal.Signals(signum).name)

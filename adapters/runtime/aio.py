@@ -487,9 +487,14 @@ class AioListener(anyio.abc.Listener[AioStream]):
 
 
 async def open_server(
-    host: str, port: int, *, ssl_context: ssl.SSLContext | None = None, handshake_timeout: float = 60.0
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    handshake_timeout: float = 60.0,
+    sock: socket.socket | None = None,
 ) -> AioListener:
-    """Listen on ``host:port`` (asyncio only).
+    """Listen on ``host:port``, or on ``sock`` when given (bound by a parent process; asyncio only).
 
     With ``ssl_context`` asyncio runs the TLS handshake before a connection is accepted (ALPN is
     read from the stream's ``ssl_object``).
@@ -505,5 +510,8 @@ async def open_server(
     kwargs: dict[str, Any] = {}
     if ssl_context is not None:
         kwargs = {"ssl": ssl_context, "ssl_handshake_timeout": handshake_timeout}
-    listener.server = await loop.create_server(factory, host, port, reuse_address=True, **kwargs)
+    if sock is not None:
+        listener.server = await loop.create_server(factory, sock=sock, **kwargs)
+    else:
+        listener.server = await loop.create_server(factory, host, port, reuse_address=True, **kwargs)
     return listener

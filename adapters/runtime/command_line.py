@@ -30,7 +30,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 def settings_from_arguments(args: argparse.Namespace) -> Settings | None:
     """The settings with the flags applied, and kiro2api's logging installed; None (said on stderr): exit 2."""
-    overrides = {"HOST": args.host, "PORT": None if args.port is None else str(args.port)}
+    overrides = {
+        "HOST": args.host,
+        "PORT": None if args.port is None else str(args.port),
+        # Only ``kiro2api serve`` has the flag.
+        "WORKERS": getattr(args, "workers", None),
+    }
     try:
         settings = load_settings(environ=os.environ, env_file=args.env_file, overrides=overrides)
     except SettingsError as exc:

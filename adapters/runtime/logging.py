@@ -27,6 +27,7 @@ __all__ = [
     "RequestIdFilter",
     "JsonFormatter",
     "TextFormatter",
+    "set_worker",
 ]
 
 LOGGER_NAME = "kiro2api"
@@ -76,6 +77,16 @@ def _extra_fields(record: logging.LogRecord) -> dict[str, object]:
     return {k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS and not k.startswith("_")}
 
 
+#: Which process of ``kiro2api serve --workers N`` logs: 0 the supervisor, 1..N a worker; None alone.
+_worker: int | None = None
+
+
+def set_worker(worker: int | None) -> None:
+    """Tag every line this process logs from now on with ``worker`` (None: no tag, a lone server)."""
+    global _worker
+    _worker = worker
+
+
 def _timestamp(created: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
 
@@ -88,6 +99,7 @@ class JsonFormatter(logging.Formatter):
             "ts": _timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
+            **({} if _worker is None else {"worker": _worker}),
             "request_id": getattr(record, "request_id", request_id_var.get()),
             "message": record.getMessage(),
         }
@@ -103,7 +115,7 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={_text_value(v)}" for k, v in _extra_fields(record).items())
         line = (
-            f"{_timestamp(record.created)} {record.levelname:<7} "
+            f"{_timestamp(record.created)} {record.levelname:<7} {'' if _worker is None else f'w{_worker} '}"
             f"[{getattr(record, 'request_id', request_id_var.get())}] {record.name}: {record.getMessage()}"
         )
         if extras:

@@ -9,6 +9,7 @@ secret values never appear in messages or reprs.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
@@ -182,6 +183,13 @@ def _region(raw: str) -> str:
     return value
 
 
+def _workers(raw: str) -> int:
+    if raw.strip().lower() == "auto":
+        # One per core this process may run on (a CPU set narrower than the machine counts).
+        return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return _int_range(1, 1024)(raw)
+
+
 def _host(raw: str) -> str:
     value = raw.strip()
     if not value or any(c.isspace() for c in value):
@@ -283,6 +291,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 help="Longest silence from a client while its request body is being read."),
     SettingSpec(env="SERVER_WRITE_TIMEOUT_MINUTES", attr="server_write_timeout", default="5",
                 parse=_positive_float(60), help="Longest a write to a client may block before the client is dropped."),
+    SettingSpec(env="WORKERS", attr="workers", default="1", parse=_workers,
+                help="Server processes sharing the port (kiro2api serve only): a number, or auto for one per "
+                     "core. They share account state through KIRO_STATE (see docs/workers.md)."),
     SettingSpec(env="SHUTDOWN_TIMEOUT_SECONDS", attr="shutdown_timeout", default="30", parse=_positive_float(1),
                 help="On SIGTERM/SIGINT, how long running streams may continue before they are ended."),
     SettingSpec(env="HTTPS_PROXY", attr="https_proxy", default="", parse=_proxy_url, secret=True,
@@ -339,6 +350,7 @@ class Settings:
     server_header_timeout: float = 60.0
     server_read_timeout: float = 60.0
     server_write_timeout: float = 300.0
+    workers: int = 1
     shutdown_timeout: float = 30.0
     https_proxy: str | None = field(default=None, repr=False)
     tls_cert_file: str | None = None
