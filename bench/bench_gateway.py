@@ -12,9 +12,11 @@ request again and again (``bench/gateway_requests.py``: ``small`` "Hello there" 
 
 For each server, request and client count it prints, over a counted window after a warm-up:
 
-* ``cpu ms/req``: the CPU time (user + system) the serving process and its children spent in the
-  window, as the kernel counts it (/proc), divided by the answers completed in it. This is the
-  figure that holds still on a busy machine and the one to compare;
+* ``cpu ms/req``: the CPU time (user + system) the serving process and its children spent, as the
+  kernel counts it (/proc), divided by the answers completed meanwhile; the counted time is cut
+  into ``--windows`` parts and the median part is shown, with the range, because other work on
+  the machine inflates the figure while it runs (caches, shared cores). This is the figure to
+  compare;
 * ``req/s`` and the latency of a whole answer (p50, p99): these depend on what else the two cores
   are doing (the load generator and the upstream share them) and drift.
 
@@ -27,8 +29,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import statistics
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make the project importable
@@ -49,22 +53,38 @@ GATEWAYS: dict[str, list[str]] = {
 DEFAULT_SERVERS = ("serve", "uvicorn", "hypercorn", "gevent")
 
 
-def measure(port: int, pid: int | None, request: BenchRequest, clients: int, warm: float, duration: float) -> tuple[LoadResult, float]:
-    """One cell: the load's result and the CPU seconds process ``pid`` spent in its counted window."""
+@dataclass(frozen=True)
+class Cell:
+    """One measurement: the load's result and the server's CPU per request in each window."""
+
+    result: LoadResult
+    #: CPU milliseconds per answer of each counted window, in order.
+    cpu_ms: tuple[float, ...]
+
+    @property
+    def median_cpu_ms(self) -> float:
+        return statistics.median(self.cpu_ms) if self.cpu_ms else float("nan")
+
+
+def measure(port: int, pid: int, request: BenchRequest, clients: int, warm: float, duration: float, windows: int) -> Cell:
+    """Load the server at ``port`` and read process ``pid``'s CPU clock at every window boundary."""
     marks: list[float] = []
+    result = run_load(port, request, clients, warm=warm, duration=duration, windows=windows,
+                      on_window=lambda boundary: marks.append(cpu_seconds(pid)))
+    per: list[float] = []
+    for i in range(windows):
+        answers = result.boundaries[i + 1] - result.boundaries[i]
+        if answers:
+            per.append((marks[i + 1] - marks[i]) * 1000 / answers)
+    return Cell(result, tuple(per))
 
-    def on_window(start: bool) -> None:
-        marks.append(cpu_seconds(pid) if pid is not None else float("nan"))
 
-    result = run_load(port, request, clients, warm=warm, duration=duration, on_window=on_window)
-    return result, marks[1] - marks[0]
-
-
-def _row(name: str, request: str, clients: int, result: LoadResult, cpu: float) -> str:
-    per = cpu * 1000 / result.answers if result.answers else float("nan")
+def _row(name: str, request: str, clients: int, cell: Cell) -> str:
+    result = cell.result
+    spread = f"{min(cell.cpu_ms):.2f}-{max(cell.cpu_ms):.2f}" if cell.cpu_ms else "-"
     line = (
-        f"{name:<10} {request:<14} {clients:>7} {per:>10.2f} {result.rate:>8.0f} {result.percentile_ms(0.5):>8.1f}"
-        f" {result.percentile_ms(0.99):>8.1f} {result.answers:>7} {result.errors:>6}"
+        f"{name:<10} {request:<14} {clients:>7} {cell.median_cpu_ms:>10.2f} {spread:>11} {result.rate:>8.0f}"
+        f" {result.percentile_ms(0.5):>8.1f} {result.percentile_ms(0.99):>8.1f} {result.answers:>7} {result.errors:>6}"
     )
     return line + (f"  first error: {result.first_error}" if result.errors else "")
 
@@ -76,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", default=",".join(REQUESTS), help=f"default {','.join(REQUESTS)}")
     parser.add_argument("--clients", default="16,64", help="comma-separated concurrent clients (default 16,64)")
     parser.add_argument("--duration", type=float, default=4.0, help="counted seconds per cell (default 4)")
+    parser.add_argument("--windows", type=int, default=4,
+                        help="parts of the counted time with their own CPU figure; the median is reported (default 4)")
     parser.add_argument("--warm", type=float, default=1.0, help="uncounted seconds before each cell (default 1)")
     parser.add_argument("--frames", type=int, default=50, help="text frames per upstream answer (default 50)")
     parser.add_argument("--no-upstream-row", action="store_true", help="skip measuring the upstream alone")
@@ -87,10 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown server(s): {', '.join(unknown)}")
 
-    print(f"header: server, request, clients, CPU ms per request (server process tree, /proc), req/s,"
-          f" latency p50/p99 ms, answers, errors; {args.duration:g} s counted after {args.warm:g} s warm-up per cell")
-    print(f"{'server':<10} {'request':<14} {'clients':>7} {'cpu ms/req':>10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
-          f" {'answers':>7} {'errors':>6}")
+    print(f"CPU ms per request of the server process tree (/proc): the median of {args.windows} windows and their"
+          f" range; req/s; latency of whole answers; {args.duration:g} s counted after {args.warm:g} s warm-up per cell")
+    print(f"{'server':<10} {'request':<14} {'clients':>7} {'cpu ms/req':>10} {'range':>11} {'req/s':>8} {'p50 ms':>8}"
+          f" {'p99 ms':>8} {'answers':>7} {'errors':>6}")
     up_port = free_port()
     up_command = [PYTHON, "-m", "bench.precomputed_upstream", "--port", str(up_port), "--frames", str(args.frames)]
     with process("precomputed upstream", up_command, up_port, base_env()) as up_pid:
@@ -100,8 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      {"content-type": "application/x-amz-json-1.0", "authorization": "Bearer x"},
                                      json.dumps({"conversationState": {}}).encode(), b"\x00")
             for clients in levels:
-                result, cpu = measure(up_port, up_pid, kiro_call, clients, args.warm, args.duration)
-                print(_row("upstream", "kiro body", clients, result, cpu), flush=True)
+                cell = measure(up_port, up_pid, kiro_call, clients, args.warm, args.duration, args.windows)
+                print(_row("upstream", "kiro body", clients, cell), flush=True)
         env = base_env() | gateway_environment(up_url) | {
             "KIRO_CLIENT_TOKEN": TOKEN, "KIRO_STATE": "memory://", "LOG_LEVEL": "WARNING",
         }
@@ -124,8 +146,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         continue
                     keyed = BenchRequest(request.name, request.target, headers, request.body, request.expect)
                     for clients in levels:
-                        result, cpu = measure(port, pid, keyed, clients, args.warm, args.duration)
-                        print(_row(name, request.name, clients, result, cpu), flush=True)
+                        cell = measure(port, pid, keyed, clients, args.warm, args.duration, args.windows)
+                        print(_row(name, request.name, clients, cell), flush=True)
     return 0
 
 

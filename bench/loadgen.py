@@ -3,9 +3,10 @@
 ``run_load(port, request, clients, warm=..., duration=...)`` opens ``clients`` connections and
 has each send the same request again and again. The first ``warm`` seconds are not counted
 (connections open, caches fill); then for ``duration`` seconds every answer that completes is
-timed from the request's write to the end of its body. ``on_window(start)`` is called as the
-counted window opens and closes (``True``, then ``False``), so the caller can read the server's
-CPU clock at those instants.
+timed from the request's write to the end of its body. The counted time is cut into ``windows``
+equal parts; ``on_window(i)`` is called at each of their ``windows + 1`` boundaries (and
+``LoadResult.boundaries`` records the answers counted by then), so the caller can read the
+server's CPU clock at those instants and tell a window disturbed by other work on the machine.
 
 The client parses as little as it can (the status line, ``content-length`` or the chunk sizes)
 because it shares the machine's cores with the server it measures; it checks every answer's
@@ -37,6 +38,8 @@ class LoadResult:
     errors: int = 0
     #: The first error seen (status line or reason), for the report.
     first_error: str = ""
+    #: Good answers counted at each window boundary (the first is 0).
+    boundaries: list[int] = field(default_factory=list)
 
     @property
     def answers(self) -> int:
@@ -179,7 +182,8 @@ def run_load(
     *,
     warm: float,
     duration: float,
-    on_window: Callable[[bool], None] = lambda start: None,
+    windows: int = 1,
+    on_window: Callable[[int], None] = lambda boundary: None,
 ) -> LoadResult:
     """``clients`` keep-alive connections sending ``request``; see the module's docstring."""
     payload = request_bytes(port, request)
@@ -222,13 +226,18 @@ def run_load(
         # The clients start spread over a tenth of the warm-up, not in one wave.
         tasks = [asyncio.ensure_future(client(warm * 0.1 * i / clients)) for i in range(clients)]
         await asyncio.sleep(warm)
-        on_window(True)
+        on_window(0)
+        result.boundaries.append(0)
         counting = True
         start = time.monotonic()
-        await asyncio.sleep(duration)
-        counting = False
-        result.seconds = time.monotonic() - start
-        on_window(False)
+        for boundary in range(1, windows + 1):
+            # Sleep to the boundary's planned instant, so that late wake-ups do not add up.
+            await asyncio.sleep(max(0.0, start + duration * boundary / windows - time.monotonic()))
+            if boundary == windows:
+                counting = False
+                result.seconds = time.monotonic() - start
+            on_window(boundary)
+            result.boundaries.append(result.answers)
         stopping.set()
         await asyncio.gather(*tasks, return_exceptions=True)
 

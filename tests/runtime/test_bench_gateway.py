@@ -167,10 +167,12 @@ def upstream_port() -> Iterator[int]:
 
 def test_load_against_the_precomputed_upstream_has_no_errors(upstream_port: int) -> None:
     kiro = REQUESTS["small"]
-    windows: list[bool] = []
+    windows: list[int] = []
     call = type(kiro)("kiro", "/generateAssistantResponse", {"content-type": "application/json"}, b"{}", b"\x00")
-    result = run_load(upstream_port, call, 4, warm=0.1, duration=0.3, on_window=windows.append)
-    assert windows == [True, False]
+    result = run_load(upstream_port, call, 4, warm=0.1, duration=0.3, windows=3, on_window=windows.append)
+    assert windows == [0, 1, 2, 3]
+    assert result.boundaries[0] == 0 and result.boundaries == sorted(result.boundaries)
+    assert result.boundaries[-1] == result.answers
     assert result.errors == 0, result.first_error
     assert result.answers > 0
     assert result.percentile_ms(0.5) <= result.percentile_ms(0.99)
