@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: serve test test-core test-runtime test-e2e typecheck unit fuzz bench clean
+.PHONY: serve test test-core test-runtime test-e2e typecheck unit fuzz bench bench-gateway clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,6 +58,10 @@ fuzz: $(STAMP)
 
 bench: $(STAMP)
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# The CPU per request of each way of serving, the figures of docs/performance.md (about 3 min).
+bench-gateway: $(STAMP)
+	$(BIN)/python bench/bench_gateway.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis .coverage

@@ -1,7 +1,8 @@
 """What one request costs the gateway: CPU milliseconds per request in front of a precomputed upstream.
 
-Run: ``.venv/bin/python bench/bench_gateway.py [--servers serve,uvicorn,hypercorn,gevent]
-[--requests small,claude-code,non-streaming] [--clients 16,64] [--duration 4] [--warm 1]``.
+Run: ``.venv/bin/python bench/bench_gateway.py [--servers serve,serve-w2,uvicorn,hypercorn,gevent]
+[--requests small,claude-code,non-streaming] [--clients 16,64] [--duration 4] [--warm 1] [--windows 4]``
+(``make bench-gateway``; about three minutes).
 
 The upstream is ``bench/precomputed_upstream.py``: every ``generateAssistantResponse`` gets the
 same ready-made 50-frame EventStream body, chunked like Kiro's, with no work per request, so the
@@ -16,7 +17,8 @@ For each server, request and client count it prints, over a counted window after
   kernel counts it (/proc), divided by the answers completed meanwhile; the counted time is cut
   into ``--windows`` parts and the median part is shown, with the range, because other work on
   the machine inflates the figure while it runs (caches, shared cores). This is the figure to
-  compare;
+  compare; for ``serve-w2`` (``kiro2api serve --workers 2``, state in SQLite) it is the
+  supervisor's and both workers' CPU together;
 * ``req/s`` and the latency of a whole answer (p50, p99): these depend on what else the two cores
   are doing (the load generator and the upstream share them) and drift.
 
@@ -31,6 +33,7 @@ import contextlib
 import json
 import statistics
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +53,9 @@ GATEWAYS: dict[str, list[str]] = {
     **SERVERS,
     "serve-w2": [*SERVERS["serve"], "--workers", "2"],
 }
-DEFAULT_SERVERS = ("serve", "uvicorn", "hypercorn", "gevent")
+DEFAULT_SERVERS = ("serve", "serve-w2", "uvicorn", "hypercorn", "gevent")
+#: Workers share account state through a store; memory:// would give each its own (docs/workers.md).
+SHARED_STATE = ("serve-w2",)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,19 @@ def _row(name: str, request: str, clients: int, cell: Cell) -> str:
         f" {result.percentile_ms(0.5):>8.1f} {result.percentile_ms(0.99):>8.1f} {result.answers:>7} {result.errors:>6}"
     )
     return line + (f"  first error: {result.first_error}" if result.errors else "")
+
+
+def measure_request(name: str, port: int, pid: int, request: BenchRequest, levels: Sequence[int], args: argparse.Namespace) -> None:
+    """Every client count of one request against one server, a row each."""
+    headers = {**request.headers, "x-api-key": TOKEN}
+    status, answer = _post(port, request.target, request.body, headers)  # warm-up: refresh, caches
+    if status != 200 or request.expect not in answer[-2000:]:
+        print(f"{name} {request.name}: warm-up answered HTTP {status} {answer[:300]!r}; skipped", flush=True)
+        return
+    keyed = BenchRequest(request.name, request.target, headers, request.body, request.expect)
+    for clients in levels:
+        cell = measure(port, pid, keyed, clients, args.warm, args.duration, args.windows)
+        print(_row(name, request.name, clients, cell), flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -128,26 +146,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             "KIRO_CLIENT_TOKEN": TOKEN, "KIRO_STATE": "memory://", "LOG_LEVEL": "WARNING",
         }
         for name in servers:
-            port = free_port()
-            command = [p.replace("{port}", str(port)) for p in GATEWAYS[name]]
-            try:
-                serving = process(name, command, port, env)
-                pid = serving.__enter__()
-            except RuntimeError as exc:
-                print(f"{name}: did not start ({str(exc)[-300:]}); skipped", flush=True)
-                continue
-            with contextlib.ExitStack() as stack:
-                stack.push(serving)
-                for request in requests:
-                    headers = {**request.headers, "x-api-key": TOKEN}
-                    status, answer = _post(port, request.target, request.body, headers)  # warm-up: refresh, caches
-                    if status != 200 or request.expect not in answer[-2000:]:
-                        print(f"{name} {request.name}: warm-up answered HTTP {status} {answer[:300]!r}; skipped", flush=True)
-                        continue
-                    keyed = BenchRequest(request.name, request.target, headers, request.body, request.expect)
-                    for clients in levels:
-                        cell = measure(port, pid, keyed, clients, args.warm, args.duration, args.windows)
-                        print(_row(name, request.name, clients, cell), flush=True)
+            with tempfile.TemporaryDirectory() as state:
+                port = free_port()
+                command = [p.replace("{port}", str(port)) for p in GATEWAYS[name]]
+                shared = {"KIRO_STATE": f"sqlite:///{state}/state.db"} if name in SHARED_STATE else {}
+                try:
+                    serving = process(name, command, port, env | shared)
+                    pid = serving.__enter__()
+                except RuntimeError as exc:
+                    print(f"{name}: did not start ({str(exc)[-300:]}); skipped", flush=True)
+                    continue
+                with contextlib.ExitStack() as stack:
+                    stack.push(serving)
+                    for request in requests:
+                        measure_request(name, port, pid, request, levels, args)
     return 0
 
 
