@@ -192,3 +192,16 @@ def test_sigterm_stops_every_worker_within_the_shutdown_timeout(gateway: Gateway
     assert any("SIGTERM received: stopping 2 worker(s)" in line for line in lines)
     assert any("every worker stopped" in line for line in lines)
     assert not any("was killed" in line or "restarting" in line for line in lines)
+
+
+def test_workers_stop_when_the_supervisor_is_killed(gateway: Gateway) -> None:
+    workers = dict(gateway.started())
+    gateway.proc.kill()
+    gateway.proc.wait(timeout=10)
+    # Orphans would keep the port and the store busy; each shuts down gracefully instead.
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in workers.values()):
+        assert time.monotonic() < deadline, "a worker outlived its supervisor"
+        time.sleep(0.1)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", gateway.port), timeout=2).close()
