@@ -22,6 +22,7 @@ from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import anyio
+import h11
 import httpcore
 
 from kiro_protocol import connection_failure, HttpRequest, HttpResponse, UpstreamFailure
@@ -403,6 +404,41 @@ def _map_exceptions(url: str) -> Iterator[None]:
         raise
 
 
+async def _body(connection: httpcore.AsyncHTTP11Connection, request: httpcore.Request, url: str) -> AsyncIterator[bytes]:
+    """The body of the answer on a pooled ``connection``, one piece per network read.
+
+    httpcore's own reader yields every HTTP chunk on its own, through three nested generators,
+    and the caller translates each: Kiro sends a frame per chunk, so a read holding fifty frames
+    cost fifty rounds of all that. Here h11 (the same parser, the same state) is asked for every
+    event a read made available and they leave joined. Closing the response afterwards is
+    httpcore's as before (its connection sees h11's state). Private attributes, held by
+    tests/runtime/test_httpcore_internals.py.
+    """
+    state = connection._h11_state
+    stream = connection._network_stream
+    timeout = request.extensions["timeout"]["read"]
+    with _map_exceptions(url):
+        while True:
+            parts: list[bytes] = []
+            while True:
+                try:
+                    event = state.next_event()
+                except h11.RemoteProtocolError as exc:
+                    raise httpcore.RemoteProtocolError(str(exc)) from exc
+                if type(event) is h11.Data:
+                    if event.data:
+                        parts.append(event.data)
+                elif event is h11.NEED_DATA:
+                    break
+                else:  # EndOfMessage (PAUSED cannot follow a response's body)
+                    if parts:
+                        yield b"".join(parts)
+                    return
+            if parts:
+                yield b"".join(parts)  # bytes, also of one part (h11 hands out bytearrays)
+            state.receive_data(await stream.read(connection.READ_NUM_BYTES, timeout))
+
+
 # The same few URLs are asked again and again: parsing one was a sizeable part of each request.
 @functools.lru_cache(maxsize=256)
 def _parsed_url(url: str) -> httpcore.URL:
@@ -565,7 +601,7 @@ class UpstreamClient:
             yield UpstreamStream(
                 status=response.status,
                 headers=headers,
-                chunks=self._chunks(response, url),
+                chunks=self._chunks(response, url) if lease is None else _body(lease.connection, outgoing, url),
                 ends_at=deadline,
                 url=url,
                 wait_hook=lease.wait_hook if lease is not None else None,

@@ -168,10 +168,14 @@ async def test_the_wait_hook_runs_before_a_read_that_waits_not_per_chunk(upstrea
         async with client.stream(req(upstream, "/bursts"), account="a") as answer:
             assert answer.wait_hook is not None
             answer.wait_hook.callback = flush
+            pieces: list[bytes] = []
             with answer.deadline():
-                async for _ in answer.chunks:
-                    received += 1
+                async for piece in answer.chunks:
+                    pieces.append(piece)
+                    received += piece.count(b";")
         assert received == 10
+        # A burst that arrived in one read is handed over as one piece, not a piece per chunk.
+        assert pieces == [b"".join(f"b{burst}c{i};".encode() for i in range(5)) for burst in range(2)]
         # Once before each wait: after nothing, after the first burst, after the second; never
         # in the middle of a burst that arrived in one read.
         assert 5 in flushed_at and set(flushed_at) <= {0, 5, 10}
