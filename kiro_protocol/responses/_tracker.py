@@ -85,6 +85,8 @@ from ._upstream_events import (
     UpstreamException,
 )
 
+_STREAMING_ON_CONTENT = next_state(MessageState.STREAMING, Input.CONTENT)
+
 __all__ = ["ResponseTracker"]
 
 #: At most this many ignored upstream events are remembered for the logs.
@@ -345,13 +347,18 @@ class ResponseTracker:
             self._finish(discard_pending=True)
 
     def _text_delta(self, text: str) -> None:
-        block = self._ensure_block("text", TextBlock())
+        # Most deltas continue the open block: no new block value to build for them.
+        block = self._open
+        if block is None or block.kind != "text":
+            block = self._ensure_block("text", TextBlock())
         if block is not None:
             block.parts.append(text)
             self._emit(TextDelta(index=block.index, text=text))
 
     def _thinking_delta(self, text: str) -> None:
-        block = self._ensure_block("thinking", ThinkingBlock())
+        block = self._open
+        if block is None or block.kind != "thinking":
+            block = self._ensure_block("thinking", ThinkingBlock())
         if block is not None:
             block.parts.append(text)
             self._emit(ThinkingDelta(index=block.index, thinking=text))
@@ -567,7 +574,9 @@ class ResponseTracker:
         return max(total, 1) if blocks else 0
 
     def _emit(self, event: LifecycleEvent) -> None:
-        self._state = next_state(self._state, Input.CONTENT)
+        # Once per delta: the table's answer for the common case is looked up once, at import.
+        state = self._state
+        self._state = _STREAMING_ON_CONTENT if state is MessageState.STREAMING else next_state(state, Input.CONTENT)
         if self._open is not None and self._open.kind == "tool_use":
             self._held.append(event)
         else:
