@@ -454,3 +454,27 @@ def test_lifecycle_watchers_are_called_once_at_terminate_and_can_leave() -> None
     # Watching after the deadline passed: called at once.
     lifecycle.on_terminate(lambda: calls.append("late"))
     assert calls == ["a", "late"]
+
+
+async def test_a_silent_upstream_gets_keep_alive_pings_to_the_client(tmp_path: Path) -> None:
+    # The runner's one-second clock sends the pings: here the upstream is silent for 2.2 s
+    # after the first text, with pings due after 1 s of silence.
+    import http.client
+
+    def post(port: int) -> tuple[int, str]:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        body = {"model": "claude-sonnet-4-5", "max_tokens": 100, "stream": True, "messages": [MESSAGE]}
+        conn.request("POST", "/v1/messages", json.dumps(body), {"x-api-key": TOKEN, "content-type": "application/json"})
+        response = conn.getresponse()
+        try:
+            return response.status, response.read().decode()
+        finally:
+            conn.close()
+
+    async with stack(tmp_path, extra={"PING_INTERVAL_SECONDS": "1"}) as s:
+        s.kiro.answer = frames(AssistantResponse(content="Hello"), AssistantResponse(content=" there"))
+        s.kiro.pause = 2.2
+        status, text = await anyio.to_thread.run_sync(post, s.server.port)
+    assert status == 200
+    hello, there = text.index('"text":"Hello"'), text.index('"text":" there"')
+    assert "event: ping" in text[hello:there] and "message_stop" in text[there:]
