@@ -22,6 +22,7 @@ from kiro_protocol.requests._conversion import ConversionConfig, convert_request
 from kiro_protocol.requests._linter import lint_kiro_body
 from kiro_protocol.requests._responses import ResponsesRequest, parse_responses_request
 from kiro_protocol.requests._web_search import web_search_of
+from fuzz.mutations import mutate
 from tests.openai_checker import check_openai_error
 
 PNG = base64.b64encode(
@@ -122,30 +123,9 @@ def test_any_object_with_request_keys(value: dict[str, Any]) -> None:
     parse_and_convert(value)
 
 
-def _mutate(value: Any, path: list[int], replacement: Any, key: str | None) -> Any:
-    """Replace the node reached by following ``path`` (indexes into children) with
-    ``replacement``; at the last object on the way, sometimes set ``key`` instead."""
-    if not path:
-        return replacement
-    if isinstance(value, dict) and value:
-        out = dict(value)
-        if key is not None and path[0] % 5 == 0:
-            out[key] = replacement
-            return out
-        k = list(value)[path[0] % len(value)]
-        out[k] = _mutate(value[k], path[1:], replacement, key)
-        return out
-    if isinstance(value, list) and value:
-        out_list = list(value)
-        i = path[0] % len(out_list)
-        out_list[i] = _mutate(out_list[i], path[1:], replacement, key)
-        return out_list
-    return replacement
-
-
 @given(st.sampled_from(SEEDS), st.lists(st.integers(0, 50), max_size=7), json_values, st.none() | KEYS)
 def test_mutated_requests(seed: dict[str, Any], path: list[int], replacement: Any, key: str | None) -> None:
-    parse_and_convert(_mutate(seed, path, replacement, key))
+    parse_and_convert(mutate(seed, path, replacement, key))
 
 
 @given(st.sampled_from(SEEDS), st.integers(0, 50_000), st.binary(max_size=8))
