@@ -32,6 +32,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -84,7 +85,12 @@ def _post(port: int, path: str, body: bytes, headers: Mapping[str, str]) -> tupl
 
 
 @contextlib.contextmanager
-def process(name: str, command: Sequence[str], port: int, env: Mapping[str, str]) -> Iterator[int]:
+def process(name: str, command: Sequence[str], port: int, env: Mapping[str, str],
+            wrapped: bool = False) -> Iterator[int]:
+    """Run ``command`` until the port answers, yield its pid, then stop it.
+
+    ``wrapped``: the command is a wrapper (py-spy) around the server: the server is stopped first,
+    so that the wrapper sees it exit and finishes its work (writes its profile)."""
     log = tempfile.TemporaryFile()
     popen = subprocess.Popen(list(command), env=dict(env), stdout=log, stderr=subprocess.STDOUT, cwd=tempfile.gettempdir())
     try:
@@ -101,6 +107,12 @@ def process(name: str, command: Sequence[str], port: int, env: Mapping[str, str]
             time.sleep(0.1)
         yield popen.pid
     finally:
+        if wrapped:
+            for child in _children(popen.pid):
+                with contextlib.suppress(OSError):
+                    os.kill(child, signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                popen.wait(20)
         popen.terminate()
         try:
             popen.wait(10)
@@ -108,6 +120,14 @@ def process(name: str, command: Sequence[str], port: int, env: Mapping[str, str]
             popen.kill()
             popen.wait()
         log.close()
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(part) for part in text.split()]
 
 
 @dataclass

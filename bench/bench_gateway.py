@@ -119,6 +119,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warm", type=float, default=1.0, help="uncounted seconds before each cell (default 1)")
     parser.add_argument("--frames", type=int, default=50, help="text frames per upstream answer (default 50)")
     parser.add_argument("--no-upstream-row", action="store_true", help="skip measuring the upstream alone")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="run each server under py-spy (pip install py-spy into the venv) and write its"
+                             " raw sampled stacks to DIR/<server>.txt; the CPU figures then include py-spy's")
     args = parser.parse_args(argv)
     servers = args.servers.split(",")
     requests = [REQUESTS[name] for name in args.requests.split(",")]
@@ -149,9 +152,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             with tempfile.TemporaryDirectory() as state:
                 port = free_port()
                 command = [p.replace("{port}", str(port)) for p in GATEWAYS[name]]
+                if args.profile:
+                    Path(args.profile).mkdir(parents=True, exist_ok=True)
+                    out = Path(args.profile).resolve() / f"{name}.txt"
+                    command = [str(Path(PYTHON).parent / "py-spy"), "record", "-r", "250", "-f", "raw",
+                               "-o", str(out), "--", *command]
                 shared = {"KIRO_STATE": f"sqlite:///{state}/state.db"} if name in SHARED_STATE else {}
                 try:
-                    serving = process(name, command, port, env | shared)
+                    serving = process(name, command, port, env | shared, wrapped=bool(args.profile))
                     pid = serving.__enter__()
                 except RuntimeError as exc:
                     print(f"{name}: did not start ({str(exc)[-300:]}); skipped", flush=True)
