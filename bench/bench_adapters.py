@@ -122,14 +122,6 @@ def process(name: str, command: Sequence[str], port: int, env: Mapping[str, str]
         log.close()
 
 
-def _children(pid: int) -> list[int]:
-    try:
-        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
-    except OSError:
-        return []
-    return [int(part) for part in text.split()]
-
-
 @dataclass
 class Result:
     streams: int = 0
