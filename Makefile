@@ -2,7 +2,12 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# The development set (tests, mypy, SDKs, the other servers) and, apart, what serving needs.
 STAMP := $(VENV)/.installed-stamp
+SERVE_STAMP := $(VENV)/.installed-serve-stamp
+# The extras `make serve` installs: add redis (a redis:// KIRO_STATE) or images (BMP/TIFF, downscaling)
+# when you use them, e.g. `make serve SERVE_EXTRAS=server,redis,images`.
+SERVE_EXTRAS ?= server
 
 .PHONY: serve test test-core test-runtime test-e2e typecheck unit fuzz bench bench-gateway clean
 
@@ -10,9 +15,17 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	@touch $(STAMP)
+	@touch $(STAMP) $(SERVE_STAMP)
 
-serve: $(STAMP)
+# Serving needs only the server extras; a development install (newer than pyproject.toml) has them already.
+$(SERVE_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@if [ $(STAMP) -nt pyproject.toml ]; then :; else \
+		$(BIN)/python -m pip install -q --upgrade pip && \
+		$(BIN)/python -m pip install -q -e '.[$(SERVE_EXTRAS)]'; fi
+	@touch $(SERVE_STAMP)
+
+serve: $(SERVE_STAMP)
 	$(BIN)/kiro2api serve
 
 # Everything: mypy, the three test tiers (the pure one under coverage), the bounded fuzz
