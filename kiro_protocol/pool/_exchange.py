@@ -529,7 +529,14 @@ class Exchange:
         if status == 200:
             raise self._misuse("upstream_answered() with status 200; call upstream_started()")
         classify = classify_mcp_failure if self._operation is KiroOperation.WEB_SEARCH else classify_upstream_failure
-        self._failed(classify(status, body), now, retry_after_seconds(headers))
+        self._failed(classify(status, body, secrets=self._secrets()), now, retry_after_seconds(headers))
+
+    def _secrets(self) -> tuple[str | None, ...]:
+        """The current account's token values, never to be quoted from an upstream body."""
+        account = self._current
+        assert account is not None
+        state = self._state(account)
+        return (self._sent_token, state.access_token, state.refresh_token, account.refresh_token, account.client_secret)
 
     def upstream_failed(self, message: str, now: float) -> None:
         """No HTTP answer (connect error, reset, timeout). ``message`` must hold no secret."""

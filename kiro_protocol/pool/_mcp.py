@@ -13,9 +13,11 @@ answers from memory as if it had searched (docs/web-search.md).
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._errors import ErrorKind, RemoteProtocolError
+from ._redaction import redact
 from ._upstream_errors import FailureClass, UpstreamFailure, classify_upstream_failure
 
 __all__ = [
@@ -83,18 +85,18 @@ def web_search_failed(detail: str) -> RemoteProtocolError:
 
 
 def _quote(text: str) -> str:
-    text = " ".join(text.split())
+    text = " ".join(redact(text).split())
     return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 1] + "…"
 
 
-def classify_mcp_failure(status: int, body: bytes) -> UpstreamFailure:
+def classify_mcp_failure(status: int, body: bytes, *, secrets: Iterable[str | None] = ()) -> UpstreamFailure:
     """Classify a non-200 answer of ``/mcp``.
 
     401/403 (the token), 402 (the quota), 408/429 (throttling) are the account's, as for any
     call: refresh, cool down, move on. Anything else is the search's: answered at once with 502
     ``web search failed: ...`` (another account would search the same index the same way).
     """
-    failure = classify_upstream_failure(status, body)
+    failure = classify_upstream_failure(status, body, secrets=secrets)
     if failure.failure_class in _ACCOUNT_FAULTS:
         return failure
     detail = f"Kiro's MCP endpoint answered HTTP {status}" + (f": {failure.message}" if failure.message else "")

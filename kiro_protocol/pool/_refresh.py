@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from ..http._messages import HttpRequest, HttpResponse
 from ._credentials import AccountConfig, AuthMethod
 from ._kiro_identity import ClientVersions, Endpoints, auth_region, machine_id
+from ._redaction import redact
 
 __all__ = [
     "RefreshedToken",
@@ -112,11 +113,8 @@ def _host(url: str) -> str:
 
 
 def _quote(body: bytes, secrets: tuple[str, ...]) -> str:
-    """The body as one cut line, with every secret replaced by ``***``."""
-    text = " ".join(body.decode("utf-8", "replace").split())
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+    """The body as one cut line, with every secret (and anything token-shaped) replaced by ``***``."""
+    text = " ".join(redact(body.decode("utf-8", "replace"), secrets).split())
     return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 1] + "…"
 
 

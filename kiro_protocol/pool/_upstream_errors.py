@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .._errors import ErrorKind, ProtocolError, RemoteProtocolError
+from ._redaction import redact
 
 __all__ = [
     "FailureClass",
@@ -88,8 +90,9 @@ class UpstreamFailure:
     client_error: ProtocolError
 
 
-def _quote(text: str) -> str:
-    text = " ".join(text.split())
+def _quote(text: str, secrets: Iterable[str | None] = ()) -> str:
+    # Redacted before the cut, so a cut cannot leave the head of a token unrecognisable.
+    text = " ".join(redact(text, secrets).split())
     return text if len(text) <= _MAX_QUOTED else text[: _MAX_QUOTED - 1] + "…"
 
 
@@ -120,14 +123,19 @@ def _error(kind: ErrorKind, message: str, status: int | None = None) -> Protocol
     return RemoteProtocolError(message, kind=kind, status_hint=status if status is not None else kind.default_status)
 
 
-def classify_upstream_failure(status: int, body: bytes) -> UpstreamFailure:
+def classify_upstream_failure(status: int, body: bytes, *, secrets: Iterable[str | None] = ()) -> UpstreamFailure:
     """Classify a non-200 answer of ``generateAssistantResponse``.
 
     Args:
         status: the upstream HTTP status (anything but 200).
         body: the upstream response body (JSON or text; any bytes are tolerated).
+        secrets: the account's token values, never quoted (token-shaped text is masked anyway,
+            see ``_redaction``).
     """
+    secrets = tuple(secrets)
     message, reason, type_ = _parse_body(body)
+    message = redact(message, secrets)
+    reason = redact(reason, secrets) if reason is not None else None
     quoted = _quote(message) or f"HTTP {status}"
     haystack = f"{message} {reason or ''} {body[:4096].decode('utf-8', 'replace')}"
 
@@ -167,7 +175,7 @@ def classify_upstream_failure(status: int, body: bytes) -> UpstreamFailure:
         err = _error(ErrorKind.INVALID_REQUEST, f"Kiro rejected the request as malformed: {quoted}", 400)
     else:
         cls = FailureClass.BAD_REQUEST
-        label = f"{type_}: " if type_ else ""
+        label = f"{_quote(type_, secrets)}: " if type_ else ""
         err = _error(ErrorKind.INVALID_REQUEST, f"Kiro rejected the request (HTTP {status}: {label}{quoted}).", 400)
     return UpstreamFailure(failure_class=cls, status=status, message=_quote(message), reason=reason, client_error=err)
 
