@@ -272,6 +272,7 @@ async def open_service(
         connect_timeout=settings.upstream_connect_timeout,
         read_timeout=settings.upstream_read_timeout,
         proxy=settings.https_proxy,
+        no_proxy=settings.no_proxy,
         # The core caps generate calls; the headroom is for refresh, usage and model calls, so a
         # full account still refreshes its token.
         max_connections_per_account=settings.max_connections_per_account + _SMALL_CALL_HEADROOM,

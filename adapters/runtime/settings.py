@@ -21,6 +21,7 @@ from kiro_protocol import parse_model_map
 
 from .dotenv import DotenvError, read_dotenv
 from .logging import mask_secret
+from .no_proxy import NoProxy, parse_no_proxy
 
 __all__ = [
     "Settings",
@@ -298,6 +299,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 help="On SIGTERM/SIGINT, how long running streams may continue before they are ended."),
     SettingSpec(env="HTTPS_PROXY", attr="https_proxy", default="", parse=_proxy_url, secret=True,
                 help="Proxy for https:// upstream calls (http://[user:pass@]host:port or socks5://...); also read from https_proxy."),
+    SettingSpec(env="NO_PROXY", attr="no_proxy", default="", parse=parse_no_proxy,
+                help="Upstream hosts reached without HTTPS_PROXY: comma-separated domains (subdomains match; a "
+                     "leading dot is optional), host:port, IP addresses or CIDR blocks, or * for all; also read "
+                     "from no_proxy."),
     SettingSpec(env="TLS_CERT_FILE", attr="tls_cert_file", default="", parse=_opt_str,
                 help="PEM certificate chain: with TLS_KEY_FILE, serve HTTPS (HTTP/2 and HTTP/1.1 via ALPN)."),
     SettingSpec(env="TLS_KEY_FILE", attr="tls_key_file", default="", parse=_opt_str,
@@ -353,6 +358,7 @@ class Settings:
     workers: int = 1
     shutdown_timeout: float = 30.0
     https_proxy: str | None = field(default=None, repr=False)
+    no_proxy: NoProxy = NoProxy()
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
     log_level: str = "INFO"
@@ -465,6 +471,8 @@ def load_settings(
             return environ[name]
         if name == "HTTPS_PROXY" and "https_proxy" in environ:
             return environ["https_proxy"]
+        if name == "NO_PROXY" and "no_proxy" in environ:
+            return environ["no_proxy"]
         return dotenv.get(name)
 
     values: dict[str, Any] = {}

@@ -29,6 +29,7 @@ import httpcore
 from kiro_protocol import connection_failure, HttpRequest, HttpResponse, UpstreamFailure
 
 from ..aio import running_asyncio
+from ..no_proxy import NoProxy, parse_no_proxy
 
 __all__ = ["UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "WaitHook", "SMALL_CALL_TIMEOUT"]
 
@@ -474,6 +475,7 @@ class UpstreamClient:
         read_timeout: the longest silence tolerated while waiting for bytes.
         proxy: an ``http://``, ``https://`` or ``socks5://`` proxy URL (credentials allowed), used
             for ``https://`` upstream URLs.
+        no_proxy: the hosts reached directly all the same (``NO_PROXY``; a ``NoProxy`` or its text).
         ssl_context: the TLS configuration (default: system store plus certifi).
         max_connections_per_account: concurrent upstream calls per account.
     """
@@ -484,17 +486,26 @@ class UpstreamClient:
         connect_timeout: float = 15.0,
         read_timeout: float = 300.0,
         proxy: str | None = None,
+        no_proxy: NoProxy | str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         max_connections_per_account: int = 100,
     ) -> None:
         self._connect_timeout = connect_timeout
         self._read_timeout = read_timeout
         self._proxy = _proxy(proxy)
+        self._no_proxy = no_proxy if isinstance(no_proxy, NoProxy) else parse_no_proxy(no_proxy)
         self._ssl_context = ssl_context
         self._max_connections = max_connections_per_account
         self._pools: dict[str, _DirectPool] = {}
         self._proxied: dict[str, httpcore.ConnectionPool] = {}
         self._backend = _Backend()
+
+    def _bypasses(self, url: str) -> bool:
+        """Whether NO_PROXY sends ``url`` (an https:// URL) around the proxy."""
+        if not self._no_proxy:
+            return False
+        origin = _parsed_url(url).origin
+        return self._no_proxy.bypasses(origin.host.decode("ascii"), origin.port)
 
     def _proxied_pool(self, account: str) -> httpcore.ConnectionPool:
         pool = self._proxied.get(account)
@@ -586,8 +597,8 @@ class UpstreamClient:
         deadline = anyio.current_time() + timeout
         url = request.url
         # HTTPS_PROXY applies to https:// URLs only (curl's rule), so a local http:// simulator
-        # is reached directly even when a proxy is configured for Kiro.
-        proxied = self._proxy is not None and url.lower().startswith("https://")
+        # is reached directly even when a proxy is configured for Kiro; NO_PROXY's hosts too.
+        proxied = self._proxy is not None and url.lower().startswith("https://") and not self._bypasses(url)
         direct = None if proxied else self._direct_pool(account)
         lease: _Lease | None = None
         with _map_exceptions(url):
