@@ -12,6 +12,7 @@ import anyio.abc
 
 from adapters.runtime.service import Prepared, open_service, prepare
 from adapters.runtime.settings import Settings
+from adapters.runtime.startup import STARTUP_FAILED, StartupError, check_tls, listen_problem, sole_os_error
 from adapters.runtime.stores import StoreConfigurationError
 from kiro_protocol import __version__, ConfigurationError
 
@@ -117,10 +118,12 @@ async def _serve(
 def run(settings: Settings, serve: Callable[[Settings, Prepared], Awaitable[None]] = serve_settings) -> int:
     """Run ``serve`` (the server alone by default) in the foreground until SIGTERM/SIGINT; the exit status."""
     try:
+        # The TLS files first: a bad one must stop start-up before anything listens.
+        check_tls(settings, make_ssl_context)
         prepared = prepare(settings)
-    except (ConfigurationError, StoreConfigurationError) as exc:
+    except (ConfigurationError, StoreConfigurationError, StartupError) as exc:
         print(f"kiro2api: {exc}", file=sys.stderr)
-        return 2
+        return STARTUP_FAILED
     if settings.workers > 1:
         # Each worker opens its own store connection (and its own upstream pools) after the fork.
         prepared.store.close()
@@ -130,17 +133,10 @@ def run(settings: Settings, serve: Callable[[Settings, Prepared], Awaitable[None
     try:
         anyio.run(serve, settings, prepared)
     except (OSError, BaseExceptionGroup) as exc:
-        error = _sole_os_error(exc)
+        error = sole_os_error(exc)
         if error is None:
             raise
-        # Typically the port is taken or the address is not ours.
-        print(f"kiro2api: cannot listen on {settings.host}:{settings.port}: {error.strerror or error}", file=sys.stderr)
-        return 1
+        # Typically the port is taken, privileged, or the address is not ours.
+        print(f"kiro2api: {listen_problem(settings, error)}", file=sys.stderr)
+        return STARTUP_FAILED
     return 0
-
-
-def _sole_os_error(exc: BaseException) -> OSError | None:
-    # Task groups wrap a failed bind in groups of one.
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc if isinstance(exc, OSError) else None

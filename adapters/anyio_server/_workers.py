@@ -33,6 +33,7 @@ import anyio.abc
 
 from adapters.runtime.logging import set_worker
 from adapters.runtime.settings import Settings
+from adapters.runtime.startup import STARTUP_FAILED, listen_problem
 
 from ._server import Server, handle_signals
 
@@ -244,8 +245,8 @@ def run_workers(settings: Settings, serve: Serve) -> int:
     try:
         sockets = bind_sockets(settings.host, settings.port, settings.workers)
     except OSError as exc:
-        print(f"kiro2api: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        print(f"kiro2api: {listen_problem(settings, exc)}", file=sys.stderr)
+        return STARTUP_FAILED
     if settings.client_token_generated:
         # Generated once, here, so every worker accepts the same token; said once, not per worker.
         print(

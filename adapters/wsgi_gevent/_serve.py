@@ -19,6 +19,7 @@ from gevent.pywsgi import WSGIServer
 
 from adapters.runtime.command_line import parse_serve_command
 from adapters.runtime.settings import Settings
+from adapters.runtime.startup import STARTUP_FAILED, listen_problem
 from kiro_protocol import __version__
 
 from . import create_app
@@ -38,8 +39,8 @@ def serve(settings: Settings) -> int:
     try:
         listener = socket.create_server((settings.host, settings.port), backlog=1024)
     except OSError as exc:
-        print(f"kiro2api: cannot listen on {settings.host}:{settings.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
+        print(f"kiro2api: {listen_problem(settings, exc)}", file=sys.stderr)
+        return STARTUP_FAILED
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     app = create_app(settings)
     pool = Pool()
