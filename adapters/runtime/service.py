@@ -45,6 +45,7 @@ from .client_keys import KeyRing
 from .images import image_transform
 from .pool_driver import PoolDriver
 from .settings import Settings
+from .state_cipher import open_sealed_store
 from .stores import StateStore, open_store
 from .telemetry import Telemetry
 from .upstream import UpstreamClient
@@ -231,7 +232,8 @@ def prepare(settings: Settings) -> Prepared:
 
     Raises:
         ConfigurationError: KIRO_AUTH_TOKEN or TOKEN_SELECTION_STRATEGY is invalid (no secret in it).
-        StoreConfigurationError: KIRO_STATE is not a usable store URL.
+        StoreConfigurationError: KIRO_STATE is not a usable store URL, or KIRO_STATE_KEY does not
+            open its secrets (``StateKeyError``).
     """
     accounts = parse_accounts(settings.auth_token_json) if settings.auth_token_json is not None else ()
     pool = PoolSettings(
@@ -246,7 +248,11 @@ def prepare(settings: Settings) -> Prepared:
     )
     # The admin API keeps accounts in the store: with it on, the store is the operator's even
     # before any account exists.
-    store = open_store(settings.state_url) if accounts or settings.admin_token else open_store("memory://")
+    store = (
+        open_sealed_store(settings.state_url, settings.state_keys)
+        if accounts or settings.admin_token
+        else open_store("memory://")
+    )
     return Prepared(accounts=accounts, store=store, pool=pool)
 
 

@@ -241,6 +241,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 help="How an account is picked: optimal (most remaining credits), sequential, round_robin."),
     SettingSpec(env="KIRO_STATE", attr="state_url", default="sqlite:///./kiro2api-state.db", parse=_state_url,
                 help="Where account state lives: memory://, sqlite:///path or redis://host:port/db."),
+    SettingSpec(env="KIRO_STATE_KEY", attr=None, default="", secret=True,
+                help="Encrypts the secrets KIRO_STATE keeps (access and refresh tokens, client secrets) with "
+                     "AES-256-GCM: 32 random bytes as base64url (see docs/accounts.md#secrets-at-rest). "
+                     "Unset: they are stored unencrypted (said at start-up)."),
+    SettingSpec(env="KIRO_STATE_KEY_FILE", attr=None, default="",
+                help="Read KIRO_STATE_KEY from this file instead (secret mounts)."),
+    SettingSpec(env="KIRO_STATE_KEY_PREVIOUS", attr=None, default="", secret=True,
+                help="Rotation: the former KIRO_STATE_KEY (or a comma-separated list); secrets sealed with it "
+                     "still open, and are sealed again with KIRO_STATE_KEY at start-up."),
     SettingSpec(env="KIRO_USAGE_RETENTION_DAYS", attr="usage_retention_days", default="30", parse=_seconds_or_zero,
                 help="How long the usage record of each model request is kept in KIRO_STATE (days; see "
                      "docs/usage.md). 0: usage is not recorded."),
@@ -335,6 +344,8 @@ class Settings:
     admin_token: str | None = field(default=None, repr=False)
     simulator_without_accounts: bool = True
     state_url: str = "sqlite:///./kiro2api-state.db"
+    #: KIRO_STATE_KEY then KIRO_STATE_KEY_PREVIOUS (32 bytes each; empty: secrets stored plain).
+    state_keys: tuple[bytes, ...] = field(default=(), repr=False)
     usage_retention_days: float = 30.0
     region: str = "us-east-1"
     upstream_url: str = "https://q.{region}.amazonaws.com"
@@ -369,7 +380,9 @@ class Settings:
         parts = []
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in _SECRET_ATTRS and value is not None:
+            if f.name == "state_keys":
+                parts.append(f"state_keys=<{len(value)} key(s)>")
+            elif f.name in _SECRET_ATTRS and value is not None:
                 parts.append(f"{f.name}={mask_secret(str(value))!r}")
             else:
                 parts.append(f"{f.name}={value!r}")
@@ -431,6 +444,35 @@ def _admin_token(value: str | None, file: str | None, client_token: str, problem
         # The admin token is never a client key.
         problems.append("KIRO_ADMIN_TOKEN: must differ from KIRO_CLIENT_TOKEN")
     return token
+
+
+def _state_keys(value: str | None, file: str | None, previous: str | None, problems: list[str]) -> tuple[bytes, ...]:
+    """KIRO_STATE_KEY (or its _FILE twin) then the KIRO_STATE_KEY_PREVIOUS list; never quoted in errors."""
+    from .state_cipher import parse_state_key
+
+    text, path = (value or "").strip(), (file or "").strip()
+    if text and path:
+        problems.append("KIRO_STATE_KEY and KIRO_STATE_KEY_FILE are both set; set only one")
+        return ()
+    if path:
+        text = _read_secret_file("KIRO_STATE_KEY_FILE", path, problems) or ""
+        if not text:
+            problems.append(f"KIRO_STATE_KEY_FILE: {path!r} is empty or unreadable")
+            return ()
+    olds = [part.strip() for part in (previous or "").split(",") if part.strip()]
+    if not text:
+        if olds:
+            problems.append("KIRO_STATE_KEY_PREVIOUS is set without KIRO_STATE_KEY: set the new key too")
+        return ()
+    keys = []
+    for name, item in [("KIRO_STATE_KEY_FILE" if path else "KIRO_STATE_KEY", text)] + [
+        (f"KIRO_STATE_KEY_PREVIOUS (item {n})", old) for n, old in enumerate(olds, 1)
+    ]:
+        try:
+            keys.append(parse_state_key(item))
+        except ValueError as exc:
+            problems.append(f"{name}: {exc}")
+    return tuple(keys)
 
 
 def load_settings(
@@ -532,6 +574,9 @@ def load_settings(
             problems.append(f"KIRO_AUTH_TOKEN: not valid JSON (line {getattr(exc, 'lineno', '?')}, "
                             f"column {getattr(exc, 'colno', '?')})")
     values["auth_token_json"] = auth_json
+
+    values["state_keys"] = _state_keys(raw("KIRO_STATE_KEY"), raw("KIRO_STATE_KEY_FILE"),
+                                       raw("KIRO_STATE_KEY_PREVIOUS"), problems)
 
     cert, key = values.get("tls_cert_file"), values.get("tls_key_file")
     if (cert is None) != (key is None):

@@ -16,9 +16,12 @@ one implementation of each, not two that drift.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol, Sequence
 
 from kiro_protocol import AccountState, Persist, UsageRecord, ClientKey, KeyCounts
+
+if TYPE_CHECKING:
+    from ..state_cipher import StateCipher
 
 __all__ = ["StateStore", "StoreConfigurationError", "open_store", "apply_persist", "DEFAULT_STATE_URL"]
 
@@ -137,6 +140,16 @@ class StateStore(Protocol):
         """The newest ``limit`` audit entries, newest first."""
         ...
 
+    def reseal_secrets(self) -> int:
+        """Rewrite the stored records that hold secrets (account states, admin records) which are
+        not in the form the store's cipher writes: plain ones get sealed once a key is set, ones
+        sealed with a previous key get the current one. Run at start-up; how many were rewritten.
+
+        Raises:
+            StateKeyError: a sealed record does not open with the configured keys.
+        """
+        ...
+
     def close(self) -> None:
         """Release connections and files."""
         ...
@@ -152,8 +165,9 @@ def apply_persist(store: StateStore, decision: Persist) -> None:
         store.release_lease(decision.account_id, decision.release_lease)
 
 
-def open_store(url: str) -> StateStore:
-    """Open the store named by a ``KIRO_STATE`` URL.
+def open_store(url: str, *, cipher: StateCipher | None = None) -> StateStore:
+    """Open the store named by a ``KIRO_STATE`` URL; ``cipher`` seals and opens its secrets
+    (``state_cipher``; None: written plain, and a sealed record is an error when read).
 
     Raises:
         StoreConfigurationError: unknown scheme or malformed URL.
@@ -173,11 +187,17 @@ def open_store(url: str) -> StateStore:
             raise StoreConfigurationError(
                 "KIRO_STATE sqlite URL must look like sqlite:///relative/state.db or sqlite:////abs/state.db"
             )
-        return SQLiteStore(path[1:])
+        return SQLiteStore(path[1:], cipher=_or_plain(cipher))
     if scheme in ("redis", "rediss", "unix"):
         from .redis_store import RedisStore
 
-        return RedisStore.from_url(url)
+        return RedisStore.from_url(url, cipher=_or_plain(cipher))
     raise StoreConfigurationError(
         "KIRO_STATE must be memory://, sqlite:///path/to/state.db or redis://host:port/db"
     )
+
+
+def _or_plain(cipher: StateCipher | None) -> StateCipher:
+    from ..state_cipher import NO_CIPHER
+
+    return cipher if cipher is not None else NO_CIPHER

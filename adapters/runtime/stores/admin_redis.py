@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import redis
 
+from ..state_cipher import StateCipher
+
 __all__ = ["RedisAdmin"]
 
 
@@ -17,16 +19,17 @@ class RedisAdmin:
 
     _redis: redis.Redis
     _prefix: str
+    _cipher: StateCipher
 
     def put_admin_account(self, account_id: str, record: str) -> None:
-        self._redis.hset(f"{self._prefix}:admin:accounts", account_id, record)
+        self._redis.hset(f"{self._prefix}:admin:accounts", account_id, self._cipher.seal(record, f"admin:{account_id}"))
 
     def remove_admin_account(self, account_id: str) -> bool:
         return bool(self._redis.hdel(f"{self._prefix}:admin:accounts", account_id))
 
     def admin_accounts(self) -> dict[str, str]:
         raw = self._redis.hgetall(f"{self._prefix}:admin:accounts")
-        return {_text(k): _text(v) for k, v in raw.items()}
+        return {_text(k): self._cipher.open(v, f"admin:{_text(k)}") for k, v in raw.items()}
 
     def add_audit(self, entry: str, *, keep: int) -> None:
         key = f"{self._prefix}:audit"

@@ -6,6 +6,8 @@ import sqlite3
 import threading
 from collections.abc import Callable
 
+from ..state_cipher import StateCipher
+
 __all__ = ["SQLiteAdmin", "ADMIN_SCHEMA"]
 
 ADMIN_SCHEMA = """
@@ -25,13 +27,14 @@ class SQLiteAdmin:
 
     _db: sqlite3.Connection
     _lock: threading.Lock
+    _cipher: StateCipher
     _write: Callable[[Callable[[sqlite3.Connection], object]], object]
 
     def put_admin_account(self, account_id: str, record: str) -> None:
         self._write(lambda db: db.execute(
             "INSERT INTO admin_account (account_id, record) VALUES (?, ?) "
             "ON CONFLICT(account_id) DO UPDATE SET record = excluded.record",
-            (account_id, record),
+            (account_id, self._cipher.seal(record, f"admin:{account_id}")),
         ))
 
     def remove_admin_account(self, account_id: str) -> bool:
@@ -43,7 +46,7 @@ class SQLiteAdmin:
     def admin_accounts(self) -> dict[str, str]:
         with self._lock:
             rows = self._db.execute("SELECT account_id, record FROM admin_account").fetchall()
-        return {account_id: record for account_id, record in rows}
+        return {account_id: self._cipher.open(record, f"admin:{account_id}") for account_id, record in rows}
 
     def add_audit(self, entry: str, *, keep: int) -> None:
         def work(db: sqlite3.Connection) -> None:

@@ -69,5 +69,8 @@ class MemoryStore(MemoryUsage, MemoryKeys, MemoryAdmin):
         with self._lock:
             return dict(self._counters.get(account_id, {}))
 
+    def reseal_secrets(self) -> int:
+        return 0  # nothing is at rest
+
     def close(self) -> None:
         pass

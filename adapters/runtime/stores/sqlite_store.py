@@ -2,7 +2,8 @@
 
 Every read-modify-write runs inside ``BEGIN IMMEDIATE`` (the write lock is taken first), so two
 processes using one file serialise instead of losing an update; WAL mode keeps readers unblocked.
-The file holds refresh tokens: it is created readable by its owner only.
+The file holds refresh tokens: it is created readable by its owner only, and with
+``KIRO_STATE_KEY`` the records holding them are sealed (``state_cipher``).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 
 from kiro_protocol import AccountState
 
+from ..state_cipher import NO_CIPHER, StateCipher
 from .usage_sqlite import USAGE_SCHEMA, SQLiteUsage
 from .keys_sqlite import KEYS_SCHEMA, SQLiteKeys
 
@@ -41,13 +43,22 @@ CREATE TABLE IF NOT EXISTS usage_counter (
 );
 """
 
+# The columns holding secrets (table, id column, value column, cipher context kind).
+_SECRET_COLUMNS = (
+    ("account_state", "account_id", "state", "state"),
+    ("admin_account", "account_id", "record", "admin"),
+)
+
 
 class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
     """A ``StateStore`` in one SQLite file. ``clock`` is injectable for lease tests."""
 
-    def __init__(self, path: str, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: str, *, clock: Callable[[], float] = time.time, cipher: StateCipher = NO_CIPHER
+    ) -> None:
         self.path = path
         self._clock = clock
+        self._cipher = cipher
         if path != ":memory:":
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, exist_ok=True)
@@ -81,16 +92,20 @@ class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
             rows = self._db.execute(
                 f"SELECT account_id, state FROM account_state WHERE account_id IN ({marks})", ids
             ).fetchall()
-        return {account_id: AccountState.from_json(text) for account_id, text in rows}
+        return {
+            account_id: AccountState.from_json(self._cipher.open(text, f"state:{account_id}"))
+            for account_id, text in rows
+        }
 
     def update(self, account_id: str, change: Callable[[AccountState], AccountState]) -> AccountState:
         def work(db: sqlite3.Connection) -> AccountState:
             row = db.execute("SELECT state FROM account_state WHERE account_id = ?", (account_id,)).fetchone()
-            new = change(AccountState.from_json(row[0] if row else None))
+            context = f"state:{account_id}"
+            new = change(AccountState.from_json(self._cipher.open(row[0], context) if row else None))
             db.execute(
                 "INSERT INTO account_state (account_id, state, updated_at) VALUES (?, ?, ?) "
                 "ON CONFLICT(account_id) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at",
-                (account_id, new.to_json(), self._clock()),
+                (account_id, self._cipher.seal(new.to_json(), context), self._clock()),
             )
             return new
 
@@ -139,6 +154,24 @@ class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
                 "SELECT name, value FROM usage_counter WHERE account_id = ?", (account_id,)
             ).fetchall()
         return {name: value for name, value in rows}
+
+    def reseal_secrets(self) -> int:
+        """Rewrite every secret-bearing record not sealed with the current key (one transaction)."""
+
+        def work(db: sqlite3.Connection) -> int:
+            changed = 0
+            for table, id_column, value_column, kind in _SECRET_COLUMNS:
+                rows = db.execute(f"SELECT {id_column}, {value_column} FROM {table}").fetchall()
+                for record_id, stored in rows:
+                    new = self._cipher.reseal(stored, f"{kind}:{record_id}")
+                    if new is not None:
+                        db.execute(f"UPDATE {table} SET {value_column} = ? WHERE {id_column} = ?", (new, record_id))
+                        changed += 1
+            return changed
+
+        result = self._write(work)
+        assert isinstance(result, int)
+        return result
 
     def close(self) -> None:
         with self._lock:
