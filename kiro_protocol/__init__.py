@@ -33,6 +33,7 @@ from .http import (
     ClientAuth,
     Dialect,
     Endpoint,
+    HealthFacts,
     HttpRequest,
     HttpResponse,
     Reply,
@@ -44,6 +45,7 @@ from .http import (
     body_refused,
     endpoint_error,
     front_door,
+    health_reply,
     internal_error,
     malformed_request,
     no_response,
@@ -130,6 +132,8 @@ __all__ = [
     "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
     # http: the admin door (docs/admin.md)
     "AdminAction", "AdminCall", "AdminSession", "DashboardDoor",
+    # http: /health, readiness and liveness (docs/deployment.md)
+    "HealthFacts", "health_reply",
     # named client keys and their limits
     "ClientKey", "KeyLimits", "KeyCounts", "make_client_key", "parse_expiry", "parse_models", "format_time",
     "key_admission", "model_refusal", "quota_periods", "KEY_RATE_WINDOW",

@@ -34,6 +34,7 @@ from ._front_door import (
     Serve,
     ServerState,
 )
+from ._health import HealthFacts, health_reply, wants_liveness
 from ._messages import (
     Reply,
     HttpRequest,
@@ -84,6 +85,9 @@ __all__ = [
     "RequestHead",
     "Serve",
     "ServerState",
+    "HealthFacts",
+    "health_reply",
+    "wants_liveness",
     "HttpRequest",
     "HttpResponse",
     "authenticate",

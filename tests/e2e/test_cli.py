@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import pytest
 
 from adapters.cli import build_parser, main
 from adapters.runtime.settings import SETTINGS
+from kiro_protocol import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,14 +54,21 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _health(port: int, target: str = "/health") -> tuple[int, dict[str, object]]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{target}", timeout=2) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
 def _wait_until_healthy(proc: subprocess.Popen[str], port: int, seconds: float) -> None:
-    """Poll /health until it answers ok; the server process must stay up meanwhile."""
+    """Poll /health?live until the server answers; the server process must stay up meanwhile."""
     deadline = time.monotonic() + seconds
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                assert json.loads(response.read())["status"] == "ok"
-                return
+            assert _health(port, "/health?live") == (200, {"status": "alive", "version": __version__})
+            return
         except OSError:
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
@@ -80,6 +89,9 @@ def test_serve_as_a_process_then_sigterm(tmp_path: Path) -> None:
     )
     try:
         _wait_until_healthy(proc, port, 20)
+        # No account and no simulator (python -m adapters.anyio_server never starts one): alive, not ready.
+        status, health = _health(port)
+        assert status == 503 and health["status"] == "not_ready" and "KIRO_AUTH_TOKEN" in str(health["reason"])
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
     finally:
@@ -109,6 +121,7 @@ def test_serve_with_the_gevent_adapter(tmp_path: Path) -> None:
     )
     try:
         _wait_until_healthy(proc, port, 30)
+        assert _health(port)[1]["status"] == "ok"  # the built-in simulator stands in: ready
         body = json.dumps(
             {"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [{"role": "user", "content": "hello"}]}
         ).encode()

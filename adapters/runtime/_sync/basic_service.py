@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from . import _anyio as anyio
 
-from kiro_protocol import __version__, AdminCall, ErrorKind, LocalProtocolError, list_models
+from kiro_protocol import __version__, AdminCall, ErrorKind, HealthFacts, LocalProtocolError, health_reply, list_models
 
 from ..admin_face import AdminFace
 from .app import Request, RequestContext, Responder, send_reply
@@ -86,6 +86,8 @@ class BasicService:
         models: the entries of ``GET /v1/models``; None: ``model_entries()``.
         unavailable: status and message (``{path}`` is replaced) of the model endpoints.
         admin: the admin API and dashboard (``KIRO_ADMIN_TOKEN``); None: both are off.
+        accounts: the account counts ``/health`` reports (``{"configured": 0}``: not ready, 503);
+            None: a stand-in with no account pool.
     """
 
     def __init__(
@@ -95,8 +97,10 @@ class BasicService:
         models: Sequence[ModelEntry] | None = None,
         unavailable: tuple[int, str] = (501, "{path} is not served here."),
         admin: AdminFace | None = None,
+        accounts: Mapping[str, int] | None = None,
     ) -> None:
         self._admin = admin
+        self._accounts = accounts
         self._health_details = health_details
         self._models = model_entries() if models is None else tuple(models)
         self._unavailable = unavailable
@@ -121,11 +125,13 @@ class BasicService:
         respond.send_response(200, _JSON, models_body(self._models))
 
     def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
-        shutting_down = ctx.lifecycle.shutting_down.is_set()
-        body: dict[str, object] = {"status": "shutting_down" if shutting_down else "ok", "version": __version__}
-        body.update(self._health_details())
-        status = 503 if shutting_down else 200
-        respond.send_response(status, _JSON, json.dumps(body, separators=(",", ":")).encode())
+        facts = HealthFacts(
+            version=__version__,
+            shutting_down=ctx.lifecycle.shutting_down.is_set(),
+            accounts=self._accounts,
+            details=self._health_details(),
+        )
+        send_reply(respond, health_reply(request.target, facts))
 
     def root(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         text = (

@@ -28,6 +28,8 @@ from kiro_protocol import (
     count_input_tokens,
     Dialect,
     Endpoints,
+    HealthFacts,
+    health_reply,
     ModelCall,
     model_refusal,
     parse_accounts,
@@ -38,7 +40,7 @@ from kiro_protocol import (
 
 from ..account_registry import AccountRegistry
 from ..admin_face import AdminFace, open_admin
-from .app import Request, RequestContext, Responder
+from .app import Request, RequestContext, Responder, send_reply
 from .basic_service import BasicService, model_entries
 from .call_runner import run_call
 from .client_keys import KeyRing
@@ -140,22 +142,23 @@ class KiroService(BasicService):
             self._follow_registry()
 
     def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
-        shutting_down = ctx.lifecycle.shutting_down.is_set()
+        store_unavailable = False
         try:
             counts: dict[str, object] = dict(self._driver.account_counts())
-            status = "ok" if counts["usable"] else "degraded"
         except Exception as exc:
             # The state store (Redis, SQLite) is unreachable: say so instead of failing.
             log.warning("health: cannot read the state store: %s", type(exc).__name__)
-            counts, status = {"configured": len(self._driver.accounts), "error": "state store unavailable"}, "degraded"
-        body: dict[str, object] = {
-            "status": "shutting_down" if shutting_down else status,
-            "version": __version__,
-            "accounts": counts,
-        }
-        body.update(self._health_details())
-        code = 503 if shutting_down or "error" in counts else 200
-        respond.send_response(code, _JSON, json.dumps(body, separators=(",", ":")).encode())
+            counts = {"configured": len(self._driver.accounts), "error": "state store unavailable"}
+            store_unavailable = True
+        facts = HealthFacts(
+            version=__version__,
+            shutting_down=ctx.lifecycle.shutting_down.is_set(),
+            accounts=counts,
+            store_unavailable=store_unavailable,
+            admin_enabled=self.admin_token is not None,
+            details=self._health_details(),
+        )
+        send_reply(respond, health_reply(request.target, facts))
 
     def count_tokens(self, request: Request, respond: Responder, ctx: RequestContext) -> None:
         parsed = parse_anthropic_request(request.body, count_tokens=True)
@@ -269,7 +272,7 @@ def open_service(
             yield BasicService(
                 models=model_entries(settings.model_map),
                 unavailable=(503, "No Kiro account is configured: set KIRO_AUTH_TOKEN (see docs/accounts.md)."),
-                health_details=lambda: {"accounts": {"configured": 0}},
+                accounts={"configured": 0},
             )
         finally:
             prepared.store.close()
