@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Sequence
 
 import anyio
@@ -20,11 +21,14 @@ from adapters.runtime.answers import ResponseProgress, reason_phrase, stream_hea
 from kiro_protocol import BodyProblem, Reply, RequestHead, internal_error, malformed_request, no_response
 
 from ._common import IO_ERRORS, READ_SIZE, ConnectionLimits, WriteWatch
-from adapters.runtime.app import Handler, Lifecycle
+from adapters.runtime.app import Handler, Lifecycle, log_rejection
 
 __all__ = ["H11Pump"]
 
 log = logging.getLogger("kiro2api.server")
+
+#: The largest request head (request line and headers), in bytes; beyond it 431.
+MAX_HEAD = 64 * 1024
 
 
 class _ClientGone(Exception):
@@ -50,7 +54,7 @@ class H11Pump:
         self.limit = limits.max_body
         self._lifecycle = lifecycle
         self._client = client
-        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+        self._conn = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
         if initial:
             self._conn.receive_data(initial)
         self._idle_scope: anyio.CancelScope | None = None
@@ -63,6 +67,8 @@ class H11Pump:
         self._drainable = True
         # An answer written by the pump itself ends the connection.
         self._closing = False
+        # When the bytes of the current request head began to arrive (for the access log).
+        self._head_started = time.monotonic()
 
     def on_shutdown(self) -> None:
         """Close the connection now if it is idle; a busy one closes after its response."""
@@ -81,8 +87,12 @@ class H11Pump:
                     return
                 self._conn.start_next_cycle()
         except h11.RemoteProtocolError as exc:
+            # Bytes that never made a request head (a bad request line or Content-Length,
+            # headers over the limit): no handler saw them, so the access line is written here.
+            reply = malformed_request(exc.error_status_hint, str(exc))
+            log_rejection(reply, client=self._client, started=self._head_started)
             with contextlib.suppress(Exception, _ClientGone):
-                await self._send_reply(malformed_request(exc.error_status_hint, str(exc)))
+                await self._send_reply(reply)
         except _ClientGone:
             pass
         finally:
@@ -95,15 +105,23 @@ class H11Pump:
             if self._lifecycle.shutting_down.is_set():
                 scope.cancel()
             scope.deadline = anyio.current_time() + self._limits.header_timeout
+            self._head_started = time.monotonic()
+            received = len(self._conn.trailing_data[0])  # pipelined bytes already here
             while (event := self._conn.next_event()) is h11.NEED_DATA:
                 try:
                     data = await self._stream.receive(READ_SIZE)
                 except IO_ERRORS:
                     data = b""
+                if not received:
+                    self._head_started = time.monotonic()  # idle until the first byte of the head
+                received += len(data)
                 self._conn.receive_data(data)
         self._idle_scope = None
         if scope.cancelled_caught:
             return None
+        # h11 limits only a head still incomplete; one that arrived whole in a read is measured here.
+        if isinstance(event, h11.Request) and received - len(self._conn.trailing_data[0]) > MAX_HEAD:
+            raise h11.RemoteProtocolError("request head too large", error_status_hint=431)
         return event if isinstance(event, h11.Request) else None
 
     async def _serve(self, event: h11.Request) -> bool:
@@ -116,7 +134,11 @@ class H11Pump:
             client=self._client,
         )
         declared = head.declared_length
-        self._drainable = (declared is None or declared <= self.limit) and not self._conn.they_are_waiting_for_100_continue
+        self._drainable = (
+            (declared is None or declared <= self.limit)
+            and not self._conn.they_are_waiting_for_100_continue
+            and not head.ambiguous_framing  # where its body ends is unknown (the core answers 400)
+        )
         responder = _H11Responder(self)
         failed = False
         # The protocol itself reports the client leaving, and a timer checks for a stalled write:
@@ -220,7 +242,8 @@ class H11Pump:
     def _response(self, status: int, headers: Sequence[tuple[str, str]]) -> h11.Response:
         pairs = list(headers)
         unread = self._conn.their_state is h11.SEND_BODY and not self._drainable
-        if unread or self._closing or self._lifecycle.shutting_down.is_set():
+        closing = unread or self._closing or self._lifecycle.shutting_down.is_set()
+        if closing and not any(k.lower() == "connection" for k, _ in pairs):
             pairs.append(("connection", "close"))
         return h11.Response(status_code=status, headers=pairs, reason=reason_phrase(status))
 

@@ -15,9 +15,9 @@ from adapters.runtime._sync.app import ApiService, App, Lifecycle
 from adapters.runtime._sync.service import open_service, prepare
 from adapters.runtime.answers import status_line, stream_headers, with_content_length
 from adapters.runtime.settings import Settings
-from kiro_protocol import BodyProblem, RequestHead, no_response
+from kiro_protocol import BodyProblem, Reply, RequestHead, no_response
 
-__all__ = ["KiroWSGI", "StandIn"]
+__all__ = ["KiroWSGI", "StandIn", "DROPPED_LENGTH_KEY", "CLOSE_KEY", "raw_response"]
 
 log = logging.getLogger("kiro2api.wsgi")
 
@@ -27,6 +27,13 @@ _HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authenticate", "prox
                          "transfer-encoding", "upgrade"})
 
 Environ = dict[str, Any]
+
+#: Set by our pywsgi handler to the Content-Length it dropped from a request that also set
+#: Transfer-Encoding (the head keeps both, so that the core refuses it).
+DROPPED_LENGTH_KEY = "kiro2api.dropped_content_length"
+#: Set by the app when the connection must close after its answer: the body was left unread
+#: and is too long to drop, or broke its framing. Our pywsgi handler reads it.
+CLOSE_KEY = "kiro2api.close"
 
 #: Starts something that answers for Kiro for the app's life; yields the settings pointed at it
 #: and the fields it adds to ``/health``. The composition root (``create_app``) picks it.
@@ -76,8 +83,11 @@ class KiroWSGI:
         self._resources.close()
 
     def __call__(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-        call = _Call(self._app, _head(environ), _Body(environ, self.settings.max_request_body_bytes))
+        body = _Body(environ, self.settings.max_request_body_bytes)
+        call = _Call(self._app, _head(environ), body)
         kind, status, headers, data = call.next()
+        if not body.taken and body.too_long_to_drop():
+            environ[CLOSE_KEY] = True
         if kind == "response":
             start_response(status_line(status), _wsgi_headers(with_content_length(headers, data)))
             call.join()
@@ -196,6 +206,9 @@ def _head(environ: Environ) -> RequestHead:
             headers.append((key[5:].replace("_", "-").lower(), value))
         elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
             headers.append((key.replace("_", "-").lower(), value))
+    dropped = environ.get(DROPPED_LENGTH_KEY)
+    if dropped is not None and not environ.get("CONTENT_LENGTH"):
+        headers.append(("content-length", dropped))
     query = environ.get("QUERY_STRING", "")
     protocol = environ.get("SERVER_PROTOCOL", "HTTP/1.1")
     address = environ.get("REMOTE_ADDR")
@@ -214,8 +227,28 @@ class _Body:
     def __init__(self, environ: Environ, limit: int) -> None:
         self._environ = environ
         self.limit = limit
+        #: Whether the app asked for the body.
+        self.taken = False
+
+    def too_long_to_drop(self) -> bool:
+        """Whether a body left unread is too long for the server to read and drop (chunked, or
+        declared over the limit): the connection then closes after the answer."""
+        declared = self._environ.get("CONTENT_LENGTH")
+        if not declared:
+            return "chunked" in self._environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+        try:
+            return int(declared) > self.limit
+        except ValueError:
+            return True
 
     def read(self) -> bytes | BodyProblem:
+        self.taken = True
+        problem = self._read()
+        if isinstance(problem, BodyProblem):
+            self._environ[CLOSE_KEY] = True
+        return problem
+
+    def _read(self) -> bytes | BodyProblem:
         environ = self._environ
         declared = environ.get("CONTENT_LENGTH")
         if declared:
@@ -227,16 +260,31 @@ class _Body:
             remaining = self.limit + 1  # de-chunked by the server: one byte past the limit tells
         else:
             return b""
+        chunked = not declared
         body = bytearray()
         while remaining > 0:
-            piece = environ["wsgi.input"].read(min(_READ_SIZE, remaining))
+            try:
+                piece = environ["wsgi.input"].read(min(_READ_SIZE, remaining))
+            except (OSError, ValueError):  # pywsgi's errors for a bad chunk or a cut chunked body
+                return BodyProblem.MALFORMED
             if not piece:
+                if not chunked:  # the client ended its side before the declared length
+                    return BodyProblem.MALFORMED
                 break
             body += piece
             remaining -= len(piece)
             if len(body) > self.limit:
                 return BodyProblem.TOO_LARGE
         return bytes(body)
+
+
+def raw_response(reply: Reply) -> bytes:
+    """``reply`` as the bytes of a whole HTTP/1.1 response that closes its connection (for
+    answers pywsgi writes itself, before any WSGI call)."""
+    lines = [f"HTTP/1.1 {status_line(reply.status)}"]
+    lines += [f"{k}: {v}" for k, v in with_content_length(reply.headers, reply.body) if k.lower() != "connection"]
+    lines.append("connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + reply.body
 
 
 def _wsgi_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:

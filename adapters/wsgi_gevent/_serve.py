@@ -5,28 +5,103 @@ Imported only by ``__main__`` after ``monkey.patch_all()``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import signal
 import socket
 import sys
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import gevent
 from gevent.event import Event
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIServer
+from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from adapters.runtime.command_line import parse_serve_command
 from adapters.runtime.settings import Settings
 from adapters.runtime.startup import STARTUP_FAILED, listen_problem
-from kiro_protocol import __version__
+from adapters.runtime.app import log_rejection
+from kiro_protocol import __version__, malformed_request
 
 from . import create_app
+from ._app import CLOSE_KEY, DROPPED_LENGTH_KEY, raw_response
 
 __all__ = ["main", "serve"]
 
 log = logging.getLogger("kiro2api.server")
+
+
+class _Handler(WSGIHandler):  # type: ignore[misc]  # gevent is untyped
+    """pywsgi's handler, made to close the connection after a framing error and to answer the
+    framing errors it finds itself in the core's words, with an access line.
+
+    - pywsgi reads a body that has both Content-Length and Transfer-Encoding as chunked, drops
+      the Content-Length and keeps the connection, where RFC 9112 §6.1 says to close it (a proxy
+      in front may have read the body by its length: the rest would be a smuggled request). The
+      dropped length is put back in the environ so the app's head has both and the core answers
+      400; the connection then closes.
+    - It takes the first of two different Content-Lengths, and skips a header line without a
+      colon: both are refused here, as h11 refuses them in ``kiro2api serve``.
+    - After an answer given with a body unread that is too long to drop (the app says so in the
+      environ), it reads on for ``discard_timeout`` at most, then closes, where pywsgi would
+      wait for the whole body.
+    """
+
+    close_connection: bool
+    discard_timeout = 2.0
+    _dropped_length: str | None = None
+    _bad_framing: str | None = None
+
+    def MessageClass(self, *args: Any) -> Any:  # noqa: N802 (pywsgi's name)
+        headers = super().MessageClass(*args)
+        lengths = set(headers.get_all("content-length") or ())
+        both = headers.get("transfer-encoding") is not None and lengths
+        self._dropped_length = headers.get("content-length") if both else None
+        if len(lengths) > 1:
+            self._bad_framing = "conflicting Content-Length headers"
+        elif headers.defects:
+            self._bad_framing = "malformed header line"
+        return headers
+
+    def read_request(self, raw_requestline: str) -> Any:
+        self._dropped_length = self._bad_framing = None
+        result = super().read_request(raw_requestline)
+        if self._bad_framing is not None:
+            raise ValueError(self._bad_framing)  # pywsgi answers through _handle_client_error
+        if self._dropped_length is not None:
+            self.close_connection = True
+        return result
+
+    def get_environ(self) -> dict[str, Any]:
+        environ: dict[str, Any] = super().get_environ()
+        if self._dropped_length is not None:
+            environ[DROPPED_LENGTH_KEY] = self._dropped_length
+        return environ
+
+    def _handle_client_error(self, ex: BaseException) -> tuple[str, bytes]:
+        super()._handle_client_error(ex)  # pywsgi's own log line
+        detail = str(ex.args[0]) if ex.args else ""
+        # pywsgi says "Line too long" of a header over http.client's limit: the 431 of RFC 6585.
+        reply = malformed_request(431 if "too long" in detail.lower() else 400, detail)
+        address = self.client_address
+        client = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else None
+        started = time.monotonic() - (time.time() - self.time_start)  # pywsgi times with the wall clock
+        log_rejection(reply, client=client, started=started)
+        return str(reply.status), raw_response(reply)
+
+    def run_application(self) -> None:
+        try:
+            super().run_application()
+        finally:
+            if self.environ.get(CLOSE_KEY):
+                self.close_connection = True
+                wsgi_input = self.wsgi_input
+                with gevent.Timeout(self.discard_timeout, False), contextlib.suppress(OSError, ValueError):
+                    wsgi_input._discard()  # a broken body raises: it is not read further
+                # What is still unsent is not waited for: the connection closes.
+                wsgi_input.content_length, wsgi_input.chunked_input = wsgi_input.position, False
 
 
 def serve(settings: Settings) -> int:
@@ -44,7 +119,7 @@ def serve(settings: Settings) -> int:
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     app = create_app(settings)
     pool = Pool()
-    server = WSGIServer(listener, app, log=None, spawn=pool)
+    server = WSGIServer(listener, app, log=None, spawn=pool, handler_class=_Handler)
     stopping = Event()
 
     def stop(signum: int) -> None:

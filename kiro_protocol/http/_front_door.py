@@ -91,6 +91,17 @@ class RequestHead:
             return None
         return length if length >= 0 else None
 
+    @property
+    def ambiguous_framing(self) -> bool:
+        """Whether the head announces its body twice, by ``content-length`` and by
+        ``transfer-encoding``. RFC 9112 §6.1: such a request is answered and its connection
+        closed, since two parsers reading it differently is how requests are smuggled."""
+        has_length = has_coding = False
+        for key, _ in self.headers:
+            has_length = has_length or key == "content-length"
+            has_coding = has_coding or key == "transfer-encoding"
+        return has_length and has_coding
+
 
 @dataclass(frozen=True, slots=True)
 class ClientAuth:
@@ -194,6 +205,15 @@ def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_h
     """
     request_id = sane_request_id(head.header(REQUEST_ID_HEADER)) or format_request_id(random_hex)
     common = ((REQUEST_ID_HEADER, request_id),) + CORS_HEADERS
+    if head.ambiguous_framing:
+        # Checked before anything else: where this body ends is unknown, so nothing after it on
+        # the connection can be trusted. ``connection: close`` makes every HTTP/1.1 server close.
+        path = split_target(head.target)
+        error = LocalProtocolError(
+            "Malformed HTTP request: both Content-Length and Transfer-Encoding are set.", kind=ErrorKind.INVALID_REQUEST
+        )
+        reply = _error_reply(error, dialect_for_path(path), common + (_CLOSE,))
+        return ReplyNow(reply=_bodiless(reply) if head.method == "HEAD" else reply, request_id=request_id, path=path)
     try:
         route = route_request(head.method, head.target)
         if route.endpoint is Endpoint.PREFLIGHT:
@@ -234,6 +254,9 @@ def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_h
 
 
 _ADMIN_ENDPOINTS = frozenset({Endpoint.ADMIN_API, Endpoint.DASHBOARD})
+
+#: On an answer after which the connection must not serve another request.
+_CLOSE = ("connection", "close")
 
 
 def _admin(head: RequestHead, route: Route, auth: ClientAuth) -> AdminCall:
@@ -311,7 +334,10 @@ def malformed_request(status_hint: int, detail: str) -> Reply:
     """
     kind = ErrorKind.INVALID_REQUEST if 400 <= status_hint < 500 else ErrorKind.API
     detail = _REPR.split(detail, 1)[0].rstrip(" :,")
-    message = f"Malformed HTTP request: {detail}." if detail else "Malformed HTTP request."
+    if status_hint == 431:
+        message = "Request header fields too large."
+    else:
+        message = f"Malformed HTTP request: {detail}." if detail else "Malformed HTTP request."
     return _error_reply(LocalProtocolError(message, kind=kind, status_hint=status_hint), Dialect.ANTHROPIC, CORS_HEADERS)
 
 

@@ -202,3 +202,21 @@ def test_malformed_requests_are_explained_without_python_reprs() -> None:
     assert json.loads(malformed_request(431, "Request header too large").body)["error"]["message"].endswith("large.")
     assert malformed_request(505, "b'HTTP/9'").error is ErrorKind.API
     assert json.loads(malformed_request(400, "").body)["error"]["message"] == "Malformed HTTP request."
+    assert json.loads(malformed_request(431, "Receive buffer too long").body)["error"]["message"] == (
+        "Request header fields too large."
+    )
+
+
+@pytest.mark.parametrize("path, dialect_key", [("/v1/messages", "type"), ("/v1/chat/completions", "error")])
+def test_a_body_framed_twice_is_refused_before_anything_else_and_closes(path: str, dialect_key: str) -> None:
+    # RFC 9112 §6.1: Content-Length with Transfer-Encoding is answered, and the connection closed
+    # (request smuggling); even a stranger's request, and even while shutting down.
+    h = head("POST", path, ("content-length", "5"), ("transfer-encoding", "chunked"))
+    assert h.ambiguous_framing
+    reply = answered(h, shutting_down=True)
+    assert reply.status == 400 and error_type(reply) == "invalid_request_error"
+    assert dialect_key in json.loads(reply.body)
+    assert ("connection", "close") in reply.headers
+    assert "Content-Length and Transfer-Encoding" in json.loads(reply.body)["error"]["message"]
+    assert not head("POST", path, *AUTH, ("transfer-encoding", "chunked")).ambiguous_framing
+    assert not head("POST", path, *AUTH, ("content-length", "5")).ambiguous_framing

@@ -56,6 +56,7 @@ __all__ = [
     "ResponseAlreadyStarted",
     "send_reply",
     "whole_request",
+    "log_rejection",
 ]
 
 log = logging.getLogger("kiro2api.server")
@@ -125,6 +126,26 @@ def whole_request(head: RequestHead, body: RequestBody, respond: Responder) -> R
             send_reply(respond, reply)
         return None
     return _request(head, data)
+
+
+def log_rejection(
+    reply: Reply, *, client: str | None, started: float, method: str = "-", path: str = "-", protocol: str = "HTTP/1.1"
+) -> None:
+    """The access line of an answer a serving mode gave by itself, to bytes that never became a
+    request for the handler (a bad request line, headers over the limit): the docs promise one
+    line per request, and these are the ones an operator looks for. ``started``: the
+    ``time.monotonic()`` at which the request began to arrive."""
+    elapsed = time.monotonic() - started
+    access_log(
+        method=method,
+        path=path,
+        status=reply.status,
+        duration=elapsed,
+        protocol=protocol,
+        ttfb=elapsed,
+        client=client,
+        error=reply.error.value if reply.error is not None else None,
+    )
 
 
 def _request(head: RequestHead, body: bytes) -> Request:
