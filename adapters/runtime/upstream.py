@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
 import math
 import select
 import socket
@@ -30,12 +31,18 @@ from kiro_protocol import connection_failure, HttpRequest, HttpResponse, Upstrea
 from .aio import AioNetworkBackend, running_asyncio
 from .no_proxy import NoProxy, parse_no_proxy
 
-__all__ = ["UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "WaitHook", "SMALL_CALL_TIMEOUT"]
+__all__ = ["REAP_INTERVAL", "UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "WaitHook", "SMALL_CALL_TIMEOUT"]
+
+log = logging.getLogger("kiro2api.upstream")
 
 #: Refresh and usage calls are small; [PY] gives them 60 s.
 SMALL_CALL_TIMEOUT = 60.0
 # Idle upstream connections are dropped after this; upstream closes them itself after about a minute.
 _KEEPALIVE_EXPIRY = 30.0
+#: How often idle pooled connections are checked for a close by upstream (``run_reaper``). Until
+#: it is noticed, such a connection holds a socket in CLOSE-WAIT; a check is one poll per idle
+#: connection (none at all on asyncio, whose streams know it already).
+REAP_INTERVAL = 5.0
 # The most bytes kept of a small (non-streamed) answer: refresh/usage answers are a few KB.
 _MAX_SMALL_BODY = 4 * 1024 * 1024
 
@@ -289,6 +296,22 @@ class _DirectPool:
             freed, self._freed = self._freed, anyio.Event()
         freed.set()
 
+    async def reap(self) -> int:
+        """Close the idle connections upstream closed (or that outlived the keep-alive) now rather
+        than at the next call, which may never come; how many."""
+        with self._mutex:
+            verdicts = [(entry, not entry.connection.is_idle() or entry.connection.has_expired()) for entry in self._idle]
+            dead = [entry for entry, gone in verdicts if gone]
+            if not dead:
+                return 0
+            self._idle = [entry for entry, gone in verdicts if not gone]
+            self._open -= len(dead)
+            freed, self._freed = self._freed, anyio.Event()
+        freed.set()  # room for a new connection, for a call waiting on the limit
+        for entry in dead:
+            await _close_quietly(entry.connection)
+        return len(dead)
+
     async def aclose(self) -> None:
         """Close the idle connections now; busy ones close when they are released."""
         with self._mutex:
@@ -314,6 +337,15 @@ class _UncontendedLock:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._held = False
+
+
+async def _reap_proxied(pool: httpcore.AsyncConnectionPool) -> int:
+    """httpcore's own clean-up of expired idle connections, which it runs only when a request
+    arrives or an answer closes, run now. Private names: httpcore is pinned (pyproject.toml)."""
+    with pool._optional_thread_lock:
+        closing = pool._assign_requests_to_connections()
+    await pool._close_connections(closing)
+    return len(closing)
 
 
 async def _close_quietly(connection: httpcore.AsyncHTTP11Connection) -> None:
@@ -630,6 +662,26 @@ class UpstreamClient:
             async for chunk in cast(AsyncIterable[bytes], response.stream):
                 if chunk:
                     yield chunk
+
+    async def reap_idle(self) -> int:
+        """Close every pool's idle connections that upstream has closed; how many."""
+        closed = 0
+        for direct in list(self._pools.values()):
+            closed += await direct.reap()
+        for proxied in list(self._proxied.values()):
+            closed += await _reap_proxied(proxied)
+        return closed
+
+    async def run_reaper(self, interval: float = REAP_INTERVAL) -> None:
+        """Forever: every ``interval`` seconds, ``reap_idle()``. Upstream closes idle connections
+        after about a minute; a pool only looks at them on its next call, and until then each
+        is a half-closed socket (after a burst of streams, hundreds of them)."""
+        while True:
+            await anyio.sleep(interval)
+            try:
+                await self.reap_idle()
+            except Exception:
+                log.exception("could not check the idle upstream connections")
 
     async def close_account(self, account: str) -> None:
         """Close the pools of ``account`` (removed from the configuration, or its token revoked)."""

@@ -27,6 +27,7 @@ from kiro_protocol import ContextUsage, KIRO_MODELS, lint_kiro_body, LintLimits,
 
 from ._documents import models_document, offers, usage_document, web_search_text
 from ._markers import (
+    echo_auth_failure,
     HTTP_FAILURES,
     IMPROPERLY_FORMED,
     INPUT_TOO_LONG,
@@ -107,6 +108,7 @@ class SimulatorApp:
             ("POST", "/_sim/expire-tokens"): self._sim_expire,
             ("POST", "/_sim/revoke"): self._sim_revoke,
             ("POST", "/_sim/throttle"): self._sim_throttle,
+            ("POST", "/_sim/refresh-outage"): self._sim_refresh_outage,
             ("GET", "/"): self._health,
             ("GET", "/health"): self._health,
         }
@@ -222,6 +224,8 @@ class SimulatorApp:
         entry["scenario"] = reply.scenario
         if isinstance(reply, ErrorReply):
             failure = reply.failure
+            if reply.scenario == "echo-auth":
+                failure = echo_auth_failure(request.header("authorization") or "")
             await fail(failure.status, failure.body, failure.error_type, "scenario")
             return
         entry["sent"] = {
@@ -265,7 +269,19 @@ class SimulatorApp:
             return None
         return body if isinstance(body, dict) else None
 
+    async def _refresh_outage(self, request: Request, respond: Responder, endpoint: str) -> bool:
+        """During ``POST /_sim/refresh-outage``: answer 503 and say so (True)."""
+        if self.state.now() >= self.state.refresh_down_until:
+            return False
+        entry = self._record(request, endpoint)
+        entry.update(status=503, outcome="refresh-outage")
+        body = kiro_error_body("Service is temporarily unavailable.", None, "ServiceUnavailableException")
+        await self._json(respond, 503, body, error_type="ServiceUnavailableException")
+        return True
+
     async def _social_refresh(self, request: Request, respond: Responder) -> None:
+        if await self._refresh_outage(request, respond, "refreshToken"):
+            return
         body = self._read_json(request)
         token = body.get("refreshToken") if body is not None else None
         entry = self._record(request, "refreshToken", body={"refreshToken": "***"} if body is not None else None)
@@ -289,6 +305,8 @@ class SimulatorApp:
         await self._json(respond, 200, _dumps(answer_body))
 
     async def _idc_refresh(self, request: Request, respond: Responder) -> None:
+        if await self._refresh_outage(request, respond, "token"):
+            return
         body = self._read_json(request)
         entry = self._record(
             request,
@@ -454,6 +472,16 @@ class SimulatorApp:
             return
         self.state.throttled_until = self.state.now() + seconds
         await self._json(respond, 200, _dumps({"throttledUntil": self.state.throttled_until}))
+
+    async def _sim_refresh_outage(self, request: Request, respond: Responder) -> None:
+        """Both refresh endpoints answer 503 for the next ``seconds`` (0: back at once)."""
+        body = self._read_json(request) or {}
+        seconds = body.get("seconds")
+        if not isinstance(seconds, (int, float)) or isinstance(seconds, bool) or not 0 <= seconds <= 3600:
+            await self._json(respond, 400, kiro_error_body('expected {"seconds": 0..3600}'))
+            return
+        self.state.refresh_down_until = self.state.now() + seconds
+        await self._json(respond, 200, _dumps({"refreshDownUntil": self.state.refresh_down_until}))
 
     async def _sim_revoke(self, request: Request, respond: Responder) -> None:
         body = self._read_json(request) or {}

@@ -19,6 +19,7 @@ __all__ = [
     "strip_markers",
     "HttpFailure",
     "HTTP_FAILURES",
+    "echo_auth_failure",
     "STREAM_FAILURES",
     "SEARCH_FAILURES",
     "MARKERS",
@@ -107,7 +108,17 @@ HTTP_FAILURES: dict[str, Callable[[tuple[str, ...]], HttpFailure]] = {
     "improperly-formed": lambda args: HttpFailure(
         status=400, body=IMPROPERLY_FORMED, error_type="ValidationException"
     ),
+    # A hostile or broken upstream quoting the request's credentials back (the generate endpoint
+    # puts the real Authorization header in; see ``echo_auth_failure``): what the gateway must
+    # never relay to its client.
+    "echo-auth": lambda args: echo_auth_failure("Bearer <the request's token>"),
 }
+
+
+def echo_auth_failure(authorization: str) -> HttpFailure:
+    """``[[sim:echo-auth]]``: a 400 whose message quotes ``authorization`` word for word."""
+    message = f"Unexpected header Authorization: {authorization}"
+    return HttpFailure(status=400, body=kiro_error_body(message, None, "ValidationException"), error_type="ValidationException")
 
 #: ``search-error``: what the MCP endpoint does with a search for a query holding it (an
 #: argument -> the answer; no argument: a JSON-RPC error). Other endpoints ignore it.

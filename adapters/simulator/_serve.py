@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.abc
 
-from adapters.anyio_server import Lifecycle, Server, handle_signals
+from adapters.anyio_server import ConnectionLimits, Lifecycle, Server, handle_signals
 from adapters.runtime.settings import Settings
 
 from ._app import SimulatorApp
@@ -141,6 +141,7 @@ async def start_simulator(
         lifecycle=Lifecycle(),
         host=host,
         port=port,
+        limits=ConnectionLimits(header_timeout=state.config.keepalive_seconds),
         shutdown_timeout=2.0,
         terminate_grace=0.5,
     )
@@ -221,14 +222,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--history", type=int, default=defaults.history_size, help="requests kept for GET /_sim/requests"
     )
+    parser.add_argument(
+        "--keepalive-seconds",
+        type=float,
+        default=defaults.keepalive_seconds,
+        help=f"an idle kept-alive connection is closed after this many seconds (default {defaults.keepalive_seconds:g})",
+    )
     parser.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
     """Run the simulator with options parsed by a parser that ``add_arguments`` prepared."""
-    if args.pace_ms < 0 or args.token_ttl <= 0 or args.history < 1 or not 0 <= args.port <= 65535:
+    if (
+        args.pace_ms < 0
+        or args.token_ttl <= 0
+        or args.history < 1
+        or not 0 <= args.port <= 65535
+        or not args.keepalive_seconds > 0
+    ):
         print(
-            "kiro2api simulator: --pace-ms must be >= 0, --token-ttl > 0, --history >= 1, --port 0..65535",
+            "kiro2api simulator: --pace-ms must be >= 0, --token-ttl > 0, --history >= 1, --port 0..65535, "
+            "--keepalive-seconds > 0",
             file=sys.stderr,
         )
         return 2
@@ -242,6 +256,7 @@ def run_from_args(args: argparse.Namespace) -> int:
         rotate_refresh_tokens=not args.no_rotate,
         revoke_rotated=args.revoke_rotated,
         history_size=args.history,
+        keepalive_seconds=args.keepalive_seconds,
         log_requests=True,
     )
     try:

@@ -65,6 +65,9 @@ class SimulatorConfig:
     max_body_bytes: int | None = 1_200_000
     #: The history-length limit of the linter (entries).
     max_history_entries: int | None = 200
+    #: Seconds an idle kept-alive connection stays open before the simulator closes it (Kiro
+    #: closes them after about a minute; tests shorten it to watch the gateway let them go).
+    keepalive_seconds: float = 60.0
     #: One INFO log line per request (the standalone simulator); in-process it would double the
     #: gateway's access log, so it is DEBUG there.
     log_requests: bool = False
@@ -142,6 +145,8 @@ class SimulatorState:
         self.sequence = 0
         #: Until then every generate call answers 429 (``POST /_sim/throttle``).
         self.throttled_until = 0.0
+        #: Until then both refresh endpoints answer 503 (``POST /_sim/refresh-outage``).
+        self.refresh_down_until = 0.0
 
     def now(self) -> float:
         return self._clock()

@@ -292,6 +292,11 @@ def open_service(
     usage = UsageLog(prepared.store, retention_days=settings.usage_retention_days) if settings.usage_retention_days else None
     telemetry = Telemetry(usage=usage, driver=driver)
     checks, writing, following = anyio.CancelScope(), anyio.CancelScope(), anyio.CancelScope()
+    reaping = anyio.CancelScope()
+
+    def reap_connections() -> None:
+        with reaping:
+            upstream.run_reaper()
 
     def run_checks() -> None:
         with checks:
@@ -304,6 +309,7 @@ def open_service(
     try:
         with anyio.create_task_group() as tg:
             tg.start_soon(run_checks)
+            tg.start_soon(reap_connections)
             tg.start_soon(write_usage)
             tg.start_soon(driver.run_persist_writer)
             try:
@@ -324,6 +330,7 @@ def open_service(
                 yield service
             finally:
                 checks.cancel()
+                reaping.cancel()
                 following.cancel()
                 writing.cancel()
                 driver.stop_persist_writer()  # the task group then waits for the queued writes
