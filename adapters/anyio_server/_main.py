@@ -24,6 +24,9 @@ __all__ = ["build_server", "serve_settings", "run"]
 
 log = logging.getLogger("kiro2api.server")
 
+#: After SHUTDOWN_TIMEOUT_SECONDS, how long running streams get to end before they are cancelled.
+TERMINATE_GRACE = 0.5
+
 
 def build_server(settings: Settings, *, service: ApiService, sock: socket.socket | None = None) -> Server:
     """The server for ``settings`` answering with ``service`` (on ``sock`` when given: a worker)."""
@@ -51,7 +54,11 @@ def build_server(settings: Settings, *, service: ApiService, sock: socket.socket
         limits=limits,
         ssl_context=ssl_context,
         shutdown_timeout=settings.shutdown_timeout,
+        # Past the deadline, streams end with an error event at once: half a second is plenty to
+        # write it, and keeps the exit close to SHUTDOWN_TIMEOUT_SECONDS.
+        terminate_grace=TERMINATE_GRACE,
         sock=sock,
+        name="gateway",
     )
 
 

@@ -52,6 +52,7 @@ class Server:
         shutdown_timeout: how long running requests may continue after ``shutdown()``.
         terminate_grace: after that, how long handlers get to end their streams before cancellation.
         sock: listen on this bound socket instead of ``host:port`` (a worker of ``--workers``).
+        name: what the log lines call this server (``gateway``; the simulator beside it has its own).
     """
 
     def __init__(
@@ -66,8 +67,10 @@ class Server:
         shutdown_timeout: float = 30.0,
         terminate_grace: float = 2.0,
         sock: socket.socket | None = None,
+        name: str = "server",
     ) -> None:
         self._handler = handler
+        self.name = name
         self.lifecycle = lifecycle
         self._host = host
         self.port = port
@@ -89,7 +92,11 @@ class Server:
         """Begin a graceful shutdown: stop accepting, close idle connections, let requests finish."""
         if self.lifecycle.shutting_down.is_set():
             return
-        log.info("shutting down: no new connections; waiting up to %.0f s for running requests", self._shutdown_timeout)
+        log.info(
+            "%s: shutting down: no new connections; waiting up to %s s for running requests",
+            self.name,
+            f"{self._shutdown_timeout:g}",
+        )
         self.lifecycle.shutting_down.set()
         if self._accept_scope is not None:
             self._accept_scope.cancel()
@@ -129,7 +136,7 @@ class Server:
     async def _drain(self) -> None:
         if await self._wait_closed(self._shutdown_timeout, until_terminating=True):
             return
-        log.warning("shutdown deadline reached: ending %d open connection(s)", self._connections)
+        log.warning("%s: shutdown deadline reached: ending %d open connection(s)", self.name, self._connections)
         self.lifecycle.terminate()
         await self._wait_closed(self._terminate_grace)
 

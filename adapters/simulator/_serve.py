@@ -144,6 +144,7 @@ async def start_simulator(
         limits=ConnectionLimits(header_timeout=state.config.keepalive_seconds),
         shutdown_timeout=2.0,
         terminate_grace=0.5,
+        name="upstream simulator",
     )
     await task_group.start(_serve, server)
     return SimulatorHandle(server=server, state=state, app=app, host=host)

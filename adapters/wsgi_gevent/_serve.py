@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import gevent
@@ -25,7 +25,7 @@ from adapters.runtime.startup import STARTUP_FAILED, listen_problem
 from adapters.runtime.app import log_rejection
 from kiro_protocol import __version__, malformed_request
 
-from . import create_app
+from . import KiroWSGI, create_app
 from ._app import CLOSE_KEY, DROPPED_LENGTH_KEY, raw_response
 
 __all__ = ["main", "serve"]
@@ -104,6 +104,59 @@ class _Handler(WSGIHandler):  # type: ignore[misc]  # gevent is untyped
                 wsgi_input.content_length, wsgi_input.chunked_input = wsgi_input.position, False
 
 
+#: After SHUTDOWN_TIMEOUT_SECONDS, how long running streams get to end before they are cancelled.
+_TERMINATE_GRACE = 0.5
+
+
+class _Running:
+    """The WSGI app, counting the requests in progress.
+
+    The drain waits for these, not for pywsgi's greenlets: a kept-alive idle connection has a
+    greenlet too, and waiting for it held every shutdown to its deadline and beyond.
+    """
+
+    def __init__(self, app: KiroWSGI) -> None:
+        self._app = app
+        self.lifecycle = app.lifecycle
+        self.count = 0
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        self.count += 1
+        try:
+            body = self._app(environ, start_response)
+        except BaseException:
+            self.count -= 1
+            raise
+        if isinstance(body, list):
+            self.count -= 1  # complete: pywsgi writes it and is done
+            return body
+        return _Counted(body, self)
+
+    def close(self) -> None:
+        self._app.close()
+
+
+class _Counted:
+    """A streamed body: the request is in progress until pywsgi closes it (WSGI's ``close()``)."""
+
+    def __init__(self, body: Iterable[bytes], running: _Running) -> None:
+        self._body = body
+        self._running: _Running | None = running
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._body)
+
+    def close(self) -> None:
+        try:
+            close = getattr(self._body, "close", None)
+            if close is not None:
+                close()
+        finally:
+            if self._running is not None:
+                self._running.count -= 1
+                self._running = None
+
+
 def serve(settings: Settings) -> int:
     """Serve ``settings`` on pywsgi until a signal; the process exit status."""
     if settings.tls_enabled:
@@ -117,7 +170,7 @@ def serve(settings: Settings) -> int:
         print(f"kiro2api: {listen_problem(settings, exc)}", file=sys.stderr)
         return STARTUP_FAILED
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    app = create_app(settings)
+    app = _Running(create_app(settings))
     pool = Pool()
     server = WSGIServer(listener, app, log=None, spawn=pool, handler_class=_Handler)
     stopping = Event()
@@ -141,15 +194,30 @@ def serve(settings: Settings) -> int:
             flush=True,
         )
     stopping.wait()
+    log.info(
+        "gateway: shutting down: no new connections; waiting up to %s s for running requests",
+        f"{settings.shutdown_timeout:g}",
+    )
     app.lifecycle.shutting_down.set()
     server.close()
-    deadline = time.monotonic() + settings.shutdown_timeout
-    while len(pool) and time.monotonic() < deadline and not app.lifecycle.terminating.is_set():
-        gevent.sleep(0.05)
+    _wait_for(app, settings.shutdown_timeout, until_terminating=True)
+    if app.count:
+        log.warning("gateway: shutdown deadline reached: ending %d running request(s)", app.count)
     app.lifecycle.terminate()
-    server.stop(timeout=2.0)
+    _wait_for(app, _TERMINATE_GRACE)
+    # What is left are idle kept-alive connections (and streams past the grace): closed at once.
+    server.stop(timeout=0)
     app.close()
     return 0
+
+
+def _wait_for(app: _Running, seconds: float, *, until_terminating: bool = False) -> None:
+    """Until no request is running or ``seconds`` pass (or, ``until_terminating``, a second signal ends them)."""
+    deadline = time.monotonic() + seconds
+    while app.count and time.monotonic() < deadline:
+        if until_terminating and app.lifecycle.terminating.is_set():
+            return
+        gevent.sleep(0.02)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

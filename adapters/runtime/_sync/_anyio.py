@@ -84,6 +84,20 @@ def _stack() -> list[CancelScope]:
     return stack
 
 
+#: Notified by every ``cancel()``, so a sleeping task wakes at once instead of at its next poll
+#: (a second under gevent: every shutdown waited for the background loops' naps). Made on first
+#: use, like ``_local``, so that it is gevent's once patched.
+_wakeup: Any = None
+
+
+def _cancellations() -> threading.Condition:
+    global _wakeup
+    if _wakeup is None:
+        _wakeup = threading.Condition()
+    wakeup: threading.Condition = _wakeup
+    return wakeup
+
+
 def _set_stack(stack: list[CancelScope]) -> None:
     _stack()
     _local.stack = stack
@@ -107,7 +121,10 @@ class CancelScope:
 
     def cancel(self) -> None:
         """Cancel every task of this scope (kill them under gevent; flag them otherwise)."""
-        self.cancel_called = True
+        wakeup = _cancellations()
+        with wakeup:
+            self.cancel_called = True
+            wakeup.notify_all()
         gevent = _gevent()
         if gevent is None:
             return
@@ -212,12 +229,14 @@ def Lock() -> contextlib.AbstractContextManager[bool]:
 def sleep(seconds: float) -> None:
     """Sleep; a cancellation point."""
     deadline = time.monotonic() + seconds
+    wakeup = _cancellations()
     while True:
-        _check_cancelled()
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return
-        time.sleep(min(remaining, _poll()))
+        with wakeup:
+            _check_cancelled()
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            wakeup.wait(min(remaining, _poll()))
 
 
 def current_time() -> float:
@@ -259,10 +278,22 @@ class WouldBlock(Exception):
     """``receive_nowait`` found nothing to receive."""
 
 
+#: Put by the sender's ``close()``: wakes a receiver blocked in ``get()`` at once, where it would
+#: otherwise notice the close only at its next poll (a second under gevent, at every shutdown).
+_CLOSED: Any = object()
+
+
 class _Channel(Generic[T]):
     def __init__(self) -> None:
         self.items: queue.Queue[T] = queue.Queue()
         self.closed = False
+
+    def take(self, item: T) -> T:
+        """``item`` as received, or ``EndOfStream`` for the close marker (left for other receivers)."""
+        if item is _CLOSED:
+            self.items.put(item)
+            raise EndOfStream
+        return item
 
 
 class MemoryObjectSendStream(Generic[T]):
@@ -279,7 +310,9 @@ class MemoryObjectSendStream(Generic[T]):
         self._channel.items.put(item)
 
     def close(self) -> None:
-        self._channel.closed = True
+        if not self._channel.closed:
+            self._channel.closed = True
+            self._channel.items.put(_CLOSED)
 
     def __enter__(self) -> MemoryObjectSendStream[T]:
         return self
@@ -297,7 +330,7 @@ class MemoryObjectReceiveStream(Generic[T]):
     def receive(self) -> T:
         while True:
             try:
-                return self._channel.items.get(timeout=_poll())
+                return self._channel.take(self._channel.items.get(timeout=_poll()))
             except queue.Empty:
                 if self._channel.closed and self._channel.items.empty():
                     raise EndOfStream from None
@@ -305,7 +338,7 @@ class MemoryObjectReceiveStream(Generic[T]):
 
     def receive_nowait(self) -> T:
         try:
-            return self._channel.items.get_nowait()
+            return self._channel.take(self._channel.items.get_nowait())
         except queue.Empty:
             if self._channel.closed:
                 raise EndOfStream from None
