@@ -106,6 +106,8 @@ from .requests import (
     parse_anthropic_request,
     parse_model_map,
 )
+from ._util import NEED_DATA
+from .wire import HttpAnswerReader, ResponseEnd, ResponseHead, UpstreamHttpError, encode_request
 from .responses import (
     AssistantResponse,
     ContextUsage,
@@ -152,6 +154,8 @@ __all__ = [
     # usage accounting
     "UsageRecord", "UsageTotals", "USAGE_GROUPINGS", "summarize_usage", "parse_since", "retention_cutoff", "clip_label",
     "MODEL_ENDPOINTS", "endpoint_label",
+    # the upstream connection's HTTP/1.1 framing
+    "HttpAnswerReader", "NEED_DATA", "ResponseEnd", "ResponseHead", "UpstreamHttpError", "encode_request",
     # responses (the upstream events are what the simulator encodes)
     "UpstreamEvent",
     "AssistantResponse", "ToolUse", "ReasoningContent", "Metering", "ContextUsage", "TokenUsage",

@@ -24,7 +24,7 @@ SOURCE = ROOT / "adapters" / "runtime"
 TARGET = SOURCE / "_sync"
 
 #: The async modules that get a synchronous twin, in dependency order.
-MODULES = ("client_keys", "app", "basic_service", "upstream", "pool_driver", "telemetry", "call_runner", "service")
+MODULES = ("client_keys", "app", "basic_service", "upstream_http1", "upstream", "pool_driver", "telemetry", "call_runner", "service")
 
 SUBSTITUTIONS: tuple[tuple[str, str], ...] = (
     (r"\basync def\b", "def"),

@@ -27,6 +27,13 @@ from ._eventstream_headers import (
     HeaderValue,
     parse_header_block,
 )
+from ._http1_client import (
+    encode_request,
+    HttpAnswerReader,
+    ResponseEnd,
+    ResponseHead,
+    UpstreamHttpError,
+)
 from ._sse import (
     sse_event,
     SSE_HEADERS,
@@ -48,6 +55,11 @@ __all__ = [
     "MalformedHeader",
     "TruncatedMessage",
     "encode_headers",
+    "encode_request",
+    "HttpAnswerReader",
+    "ResponseEnd",
+    "ResponseHead",
+    "UpstreamHttpError",
     "Header",
     "HeaderType",
     "HeaderValue",

@@ -205,8 +205,8 @@ async def test_without_asyncio_the_anyio_streams_serve(monkeypatch: pytest.Monke
         async with UpstreamClient() as client:
             answer = await client.send(HttpRequest(method="GET", url=f"http://127.0.0.1:{port}/", headers=()))
             for pool in client._pools.values():
-                for lease in pool._idle:
-                    kinds.append(type(lease.connection._network_stream._inner).__name__)  # type: ignore[attr-defined]
+                for connection in pool._idle:
+                    kinds.append(type(connection._stream).__name__)
         server.shutdown()
     assert (answer.status, answer.body) == (200, b"plain anyio")
     assert kinds == ["AnyIOStream"]

@@ -24,13 +24,14 @@ from typing import Any, NamedTuple, cast
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from . import _anyio as anyio
-import h11
 import httpcore
 
-from kiro_protocol import connection_failure, HttpRequest, HttpResponse, UpstreamFailure
+from kiro_protocol import connection_failure, encode_request, HttpRequest, HttpResponse, ResponseHead, UpstreamFailure
+from kiro_protocol import UpstreamHttpError
 
-from ..aio import running_asyncio
+from ..aio import AioNetworkBackend
 from ..no_proxy import NoProxy, parse_no_proxy
+from .upstream_http1 import Http1Connection, WaitHook
 
 __all__ = ["REAP_INTERVAL", "UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "WaitHook", "SMALL_CALL_TIMEOUT"]
 
@@ -64,20 +65,6 @@ def _readable(sock: socket.socket | None) -> bool:
     return bool(readable)
 
 
-class WaitHook:
-    """What the caller wants done each time its upstream connection is about to wait for bytes.
-
-    A streamed answer often arrives as several frames in one read; its reader translates them
-    all and sets this to its flush, so they leave in one write just before the connection waits,
-    instead of one write per frame (see ``UpstreamStream.wait_hook``).
-    """
-
-    __slots__ = ("callback",)
-
-    def __init__(self) -> None:
-        self.callback: Callable[[], None] | None = None
-
-
 class _Stream(httpcore.NetworkStream):
     """httpcore's stream, with savings on every request.
 
@@ -92,12 +79,12 @@ class _Stream(httpcore.NetworkStream):
       read sends what is held first; a change in httpcore could cost the saving, never bytes.
     * A cheaper "is_readable" (the pool asks it of every idle connection before each request;
       the stock answer looks up every socket attribute, the peer name included).
-    * ``wait_hook``: the caller's flush, run before a read that will wait.
+
+    Proxied calls only: direct ones use ``Http1Connection``, which writes a request at once.
     """
 
     def __init__(self, inner: httpcore.NetworkStream) -> None:
         self._inner = inner
-        self.wait_hook = WaitHook()
         # Polled for "is_readable" unless the inner stream knows without a system call.
         self._socket: socket.socket | None = None
         if not getattr(inner, "cheap_is_readable", False):
@@ -111,10 +98,6 @@ class _Stream(httpcore.NetworkStream):
             held, self._held = self._held, b""
             self._inner.write(held, timeout)
         self._opening = True
-        flush = self.wait_hook.callback
-        # Only before a read that waits; when the inner stream cannot tell cheaply, before every one.
-        if flush is not None and (self._socket is not None or not self._inner.get_extra_info("is_readable")):
-            flush()
         return self._inner.read(max_bytes, timeout)
 
     def write(self, buffer: bytes, timeout: float | None = None) -> None:
@@ -170,27 +153,19 @@ class _Backend(httpcore.NetworkBackend):
         self._inner.sleep(seconds)
 
 
-class _Lease(NamedTuple):
-    """A pooled connection and the wait hook of its stream (None when its stream is not ours)."""
-
-    connection: httpcore.HTTP11Connection
-    wait_hook: WaitHook | None
-
-
 class _DirectPool:
-    """One account's direct connections: httpcore's HTTP/1.1 connection, pooled here.
+    """One account's direct connections (``Http1Connection``), pooled here.
 
-    httpcore's pool keeps a queue of requests, locks, events and a scan of every connection per
-    request: about as much CPU per call as the HTTP exchange itself. Here a call takes the most
-    recently used idle connection (or opens one, up to ``limit``) and gives it back when its
-    answer was read to the end. Proxied calls keep httpcore's pool (CONNECT tunnels, SOCKS).
+    A call takes the most recently used idle connection (or opens one, up to ``limit``) and gives
+    it back when its answer was read to the end. Proxied calls keep httpcore's pool (CONNECT
+    tunnels, SOCKS).
     """
 
     def __init__(self, backend: httpcore.NetworkBackend, ssl_context: ssl.SSLContext | None, limit: int) -> None:
         self._backend = backend
         self._ssl_context = ssl_context
         self._limit = limit
-        self._idle: list[_Lease] = []
+        self._idle: list[Http1Connection] = []
         self._tls: ssl.SSLContext | None = None
         self._open = 0
         self._closed = False
@@ -203,66 +178,70 @@ class _DirectPool:
         """Open connections, busy or idle."""
         return self._open
 
-    def _take(self, dead: list[httpcore.HTTP11Connection]) -> _Lease | None:
+    def _take(self, dead: list[Http1Connection]) -> Http1Connection | None:
         # Under the mutex. Newest first: the least likely to have been closed by the server.
         while self._idle:
-            lease = self._idle.pop()
-            if lease.connection.is_idle() and not lease.connection.has_expired():
-                return lease
-            dead.append(lease.connection)
+            connection = self._idle.pop()
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            dead.append(connection)
             self._open -= 1
         return None
 
-    def send(self, request: httpcore.Request, pool_timeout: float) -> tuple[httpcore.Response, _Lease]:
-        """Send ``request`` on an idle or a new connection; the answer once its head arrived, and
-        the lease to ``release()`` once it is closed."""
+    def _lease(self, origin: httpcore.Origin, connect_timeout: float, pool_timeout: float) -> tuple[Http1Connection, bool]:
+        """An idle connection (and False) or a new one (and True)."""
         while True:
-            dead: list[httpcore.HTTP11Connection] = []
+            dead: list[Http1Connection] = []
             with self._mutex:
                 if self._closed:
                     raise httpcore.ConnectError("the client is closed")
-                lease = self._take(dead)
-                fresh = lease is None and self._open < self._limit
+                connection = self._take(dead)
+                fresh = connection is None and self._open < self._limit
                 if fresh:
                     self._open += 1
                 freed = self._freed
             for stale in dead:
                 _close_quietly(stale)
-            if lease is not None or fresh:
+            if connection is not None:
+                return connection, False
+            if fresh:
                 break
             try:
                 with anyio.fail_after(pool_timeout):
                     freed.wait()
             except TimeoutError:
                 raise httpcore.PoolTimeout(f"all {self._limit} connections stayed busy") from None
-        if lease is None:
-            try:
-                stream = self._connect(request)
-            except BaseException:
-                self._forget()
-                raise
-            connection = httpcore.HTTP11Connection(
-                origin=request.url.origin, stream=stream, keepalive_expiry=_KEEPALIVE_EXPIRY
-            )
-            lease = _Lease(connection, stream.wait_hook if isinstance(stream, _Stream) else None)
-            if running_asyncio():
-                # httpcore's state lock is an anyio lock that yields to the event loop even when
-                # free: a turn of the loop (behind everything else ready) on every call and every
-                # close. One call at a time per connection here, so it is never contended. A
-                # private attribute: the pin of httpcore in pyproject.toml and
-                # tests/runtime/test_httpcore_internals.py keep it what this expects.
-                connection._state_lock = _UncontendedLock()  # type: ignore[assignment]
         try:
-            response = lease.connection.handle_request(request)
+            stream = self._connect(origin, connect_timeout)
         except BaseException:
-            _close_quietly(lease.connection)  # httpcore has closed it already on most errors
             self._forget()
             raise
-        return response, lease
+        return Http1Connection(stream, keepalive_expiry=_KEEPALIVE_EXPIRY), True
 
-    def _connect(self, request: httpcore.Request) -> httpcore.NetworkStream:
-        timeout = request.extensions["timeout"]["connect"]
-        origin = request.url.origin
+    def send(
+        self, origin: httpcore.Origin, method: str, data: bytes, timeouts: dict[str, float]
+    ) -> tuple[ResponseHead, Http1Connection]:
+        """Send a request's bytes on an idle or a new connection; the answer's head, and the
+        connection to ``release()`` once its answer is closed.
+
+        A reused connection that fails before any byte of the answer arrived was closed by the
+        server while idle (the race no poll before the write can close): the request goes once
+        more, on a new connection. A new connection's failure is the call's.
+        """
+        while True:
+            connection, fresh = self._lease(origin, timeouts["connect"], timeouts["pool"])
+            try:
+                head = connection.request(method, data, write_timeout=timeouts["write"],
+                                                read_timeout=timeouts["read"])
+            except BaseException as exc:
+                _close_quietly(connection)
+                self._forget()
+                if fresh or not connection.nothing_received or not isinstance(exc, _STALE_ERRORS):
+                    raise
+                continue
+            return head, connection
+
+    def _connect(self, origin: httpcore.Origin, timeout: float) -> httpcore.NetworkStream:
         host = origin.host.decode("ascii")
         stream = self._backend.connect_tcp(host, origin.port, timeout=timeout)
         if origin.scheme == b"https":
@@ -276,19 +255,18 @@ class _DirectPool:
                 raise
         return stream
 
-    def release(self, lease: _Lease) -> None:
+    def release(self, connection: Http1Connection) -> None:
         """Take a connection back after its answer was closed: idle again, or closed."""
-        if lease.wait_hook is not None:
-            lease.wait_hook.callback = None  # the next call on this connection is somebody else's
+        connection.wait_hook.callback = None  # the next call on this connection is somebody else's
         with self._mutex:
-            keep = lease.connection.is_idle() and not self._closed
+            keep = connection.is_idle() and not self._closed
             if keep:
-                self._idle.append(lease)
+                self._idle.append(connection)
                 freed, self._freed = self._freed, anyio.Event()
         if keep:
             freed.set()
             return
-        _close_quietly(lease.connection)
+        _close_quietly(connection)
         self._forget()
 
     def _forget(self) -> None:
@@ -301,7 +279,7 @@ class _DirectPool:
         """Close the idle connections upstream closed (or that outlived the keep-alive) now rather
         than at the next call, which may never come; how many."""
         with self._mutex:
-            verdicts = [(entry, not entry.connection.is_idle() or entry.connection.has_expired()) for entry in self._idle]
+            verdicts = [(entry, not entry.is_idle() or entry.has_expired()) for entry in self._idle]
             dead = [entry for entry, gone in verdicts if gone]
             if not dead:
                 return 0
@@ -310,7 +288,7 @@ class _DirectPool:
             freed, self._freed = self._freed, anyio.Event()
         freed.set()  # room for a new connection, for a call waiting on the limit
         for entry in dead:
-            _close_quietly(entry.connection)
+            _close_quietly(entry)
         return len(dead)
 
     def close(self) -> None:
@@ -319,25 +297,12 @@ class _DirectPool:
             self._closed = True
             idle, self._idle = self._idle, []
             self._open -= len(idle)
-        for lease in idle:
-            _close_quietly(lease.connection)
+        for connection in idle:
+            _close_quietly(connection)
 
 
-class _UncontendedLock:
-    """Stands in for httpcore's per-connection state lock (see ``_DirectPool.send``)."""
-
-    __slots__ = ("_held",)
-
-    def __init__(self) -> None:
-        self._held = False
-
-    def __enter__(self) -> None:
-        if self._held:
-            raise RuntimeError("an upstream connection was used by two calls at once")
-        self._held = True
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._held = False
+# What a connection the server closed while it sat idle raises on its next request.
+_STALE_ERRORS = (httpcore.ReadError, httpcore.WriteError, UpstreamHttpError, OSError)
 
 
 def _reap_proxied(pool: httpcore.ConnectionPool) -> int:
@@ -349,7 +314,7 @@ def _reap_proxied(pool: httpcore.ConnectionPool) -> int:
     return len(closing)
 
 
-def _close_quietly(connection: httpcore.HTTP11Connection) -> None:
+def _close_quietly(connection: Http1Connection) -> None:
     with anyio.CancelScope(shield=True), contextlib.suppress(Exception):
         connection.close()
 
@@ -411,6 +376,7 @@ _MAPPED: tuple[tuple[type[Exception], str], ...] = (
     (httpcore.ReadError, "connection to {host} broke while reading"),
     (httpcore.WriteError, "connection to {host} broke while sending"),
     (httpcore.RemoteProtocolError, "{host} broke the HTTP protocol"),
+    (UpstreamHttpError, "{host} broke the HTTP protocol"),
     (httpcore.UnsupportedProtocol, "unsupported URL for {host}"),
     (httpcore.ProtocolError, "HTTP protocol error with {host}"),
     (ssl.SSLError, "TLS failure with {host}"),
@@ -438,39 +404,11 @@ def _map_exceptions(url: str) -> Iterator[None]:
         raise
 
 
-def _body(connection: httpcore.HTTP11Connection, request: httpcore.Request, url: str) -> Iterator[bytes]:
-    """The body of the answer on a pooled ``connection``, one piece per network read.
-
-    httpcore's own reader yields every HTTP chunk on its own, through three nested generators,
-    and the caller translates each: Kiro sends a frame per chunk, so a read holding fifty frames
-    cost fifty rounds of all that. Here h11 (the same parser, the same state) is asked for every
-    event a read made available and they leave joined. Closing the response afterwards is
-    httpcore's as before (its connection sees h11's state). Private attributes, held by
-    tests/runtime/test_httpcore_internals.py.
-    """
-    state = connection._h11_state
-    stream = connection._network_stream
-    timeout = request.extensions["timeout"]["read"]
+def _body(connection: Http1Connection, read_timeout: float, url: str) -> Iterator[bytes]:
+    """The body of the answer on a direct ``connection``, one piece per network read."""
     with _map_exceptions(url):
-        while True:
-            parts: list[bytes] = []
-            while True:
-                try:
-                    event = state.next_event()
-                except h11.RemoteProtocolError as exc:
-                    raise httpcore.RemoteProtocolError(str(exc)) from exc
-                if type(event) is h11.Data:
-                    if event.data:
-                        parts.append(event.data)
-                elif event is h11.NEED_DATA:
-                    break
-                else:  # EndOfMessage (PAUSED cannot follow a response's body)
-                    if parts:
-                        yield b"".join(parts)
-                    return
-            if parts:
-                yield b"".join(parts)  # bytes, also of one part (h11 hands out bytearrays)
-            state.receive_data(stream.read(connection.READ_NUM_BYTES, timeout))
+        for piece in connection.body(read_timeout):
+            yield piece
 
 
 # The same few URLs are asked again and again: parsing one was a sizeable part of each request.
@@ -531,6 +469,8 @@ class UpstreamClient:
         self._pools: dict[str, _DirectPool] = {}
         self._proxied: dict[str, httpcore.ConnectionPool] = {}
         self._backend = _Backend()
+        # Direct connections write each request in one piece themselves: no _Stream around them.
+        self._direct_backend = httpcore.SyncBackend()
 
     def _bypasses(self, url: str) -> bool:
         """Whether NO_PROXY sends ``url`` (an https:// URL) around the proxy."""
@@ -557,7 +497,7 @@ class UpstreamClient:
     def _direct_pool(self, account: str) -> _DirectPool:
         pool = self._pools.get(account)
         if pool is None:
-            pool = self._pools[account] = _DirectPool(self._backend, self._ssl_context, self._max_connections)
+            pool = self._pools[account] = _DirectPool(self._direct_backend, self._ssl_context, self._max_connections)
         return pool
 
     @property
@@ -565,28 +505,30 @@ class UpstreamClient:
         """How many accounts have connection pools, direct or proxied (for tests and /health)."""
         return len(self._pools.keys() | self._proxied.keys())
 
-    def _request(self, request: HttpRequest, timeout: float) -> httpcore.Request:
+    def _timeouts(self, timeout: float) -> dict[str, float]:
         read = min(self._read_timeout, timeout)
-        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in request.headers]
-        # httpcore sends exactly the headers given (httpx adds these two); HTTP/1.1 needs both.
+        connect = min(self._connect_timeout, timeout)
+        return {"connect": connect, "read": read, "write": read, "pool": connect}
+
+    @staticmethod
+    def _headers(request: HttpRequest) -> list[tuple[str, str]]:
+        # Sent exactly as given plus these two, which HTTP/1.1 needs (httpx would add them).
+        headers = list(request.headers)
         names = {k.lower() for k, _ in headers}
-        if b"host" not in names:
-            headers.insert(0, (b"Host", _host_header(request.url)))
-        if b"content-length" not in names and (request.body or request.method not in ("GET", "HEAD")):
-            headers.append((b"Content-Length", str(len(request.body)).encode("ascii")))
+        if "host" not in names:
+            headers.insert(0, ("Host", _host_header(request.url).decode("ascii")))
+        if "content-length" not in names and (request.body or request.method not in ("GET", "HEAD")):
+            headers.append(("Content-Length", str(len(request.body))))
+        return headers
+
+    def _request(self, request: HttpRequest, timeout: float) -> httpcore.Request:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in self._headers(request)]
         return httpcore.Request(
             request.method,
             _parsed_url(request.url),
             headers=headers,
             content=request.body,
-            extensions={
-                "timeout": {
-                    "connect": min(self._connect_timeout, timeout),
-                    "read": read,
-                    "write": read,
-                    "pool": min(self._connect_timeout, timeout),
-                }
-            },
+            extensions={"timeout": self._timeouts(timeout)},
         )
 
     def send(self, request: HttpRequest, *, account: str = "", timeout: float = SMALL_CALL_TIMEOUT) -> HttpResponse:
@@ -632,30 +574,44 @@ class UpstreamClient:
         # is reached directly even when a proxy is configured for Kiro; NO_PROXY's hosts too.
         proxied = self._proxy is not None and url.lower().startswith("https://") and not self._bypasses(url)
         direct = None if proxied else self._direct_pool(account)
-        lease: _Lease | None = None
+        connection: Http1Connection | None = None
+        response: httpcore.Response | None = None
+        timeouts = self._timeouts(timeout)
         with _map_exceptions(url):
             with anyio.fail_after(timeout):
-                outgoing = self._request(request, timeout)
                 if direct is None:
-                    response = self._proxied_pool(account).handle_request(outgoing)
+                    response = self._proxied_pool(account).handle_request(self._request(request, timeout))
                 else:
-                    response, lease = direct.send(outgoing, min(self._connect_timeout, timeout))
+                    parsed = _parsed_url(url)
+                    data = encode_request(request.method, parsed.target.decode("ascii"), self._headers(request),
+                                          request.body)
+                    head, connection = direct.send(parsed.origin, request.method, data, timeouts)
         try:
-            headers = tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers)
-            yield UpstreamStream(
-                status=response.status,
-                headers=headers,
-                chunks=self._chunks(response, url) if lease is None else _body(lease.connection, outgoing, url),
-                ends_at=deadline,
-                url=url,
-                wait_hook=lease.wait_hook if lease is not None else None,
-            )
+            if connection is not None:
+                yield UpstreamStream(
+                    status=head.status,
+                    headers=head.headers,
+                    chunks=_body(connection, timeouts["read"], url),
+                    ends_at=deadline,
+                    url=url,
+                    wait_hook=connection.wait_hook,
+                )
+            else:
+                assert response is not None
+                yield UpstreamStream(
+                    status=response.status,
+                    headers=tuple((k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in response.headers),
+                    chunks=self._chunks(response, url),
+                    ends_at=deadline,
+                    url=url,
+                )
         finally:
             with anyio.CancelScope(shield=True):
-                with contextlib.suppress(Exception):
-                    response.close()
-                if direct is not None and lease is not None:
-                    direct.release(lease)
+                if response is not None:
+                    with contextlib.suppress(Exception):
+                        response.close()
+                if direct is not None and connection is not None:
+                    direct.release(connection)
 
     def _chunks(self, response: httpcore.Response, url: str) -> Iterator[bytes]:
         # httpcore bounds each read by the read timeout; the caller's deadline() bounds the whole.

@@ -1,0 +1,139 @@
+"""The direct upstream connection (adapters/runtime/upstream_http1.py) and its synchronous twin,
+over scripted network streams: one write per request, the chunks of one read joined, the
+connection reusable after a whole answer, and closed-while-idle connections told apart."""
+
+from __future__ import annotations
+
+import httpcore
+import pytest
+
+from adapters.runtime import upstream, upstream_http1
+from adapters.runtime._sync import upstream_http1 as sync_upstream_http1
+
+#: A chunked answer: two chunks in the first read, the last chunk and the end in the second.
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n",
+    b"1\r\nf\r\n0\r\n\r\n",
+)
+REQUEST = b"POST /generateAssistantResponse HTTP/1.1\r\nHost: kiro.test\r\nContent-Length: 2\r\n\r\n{}"
+
+
+class _Script:
+    """A fake socket: records writes and reads, answers reads from ``reads`` (then EOF)."""
+
+    def __init__(self, *reads: bytes, repeat: bool = True) -> None:
+        self.answer = list(reads)
+        self.pending: list[bytes] = [] if repeat else list(reads)
+        self.repeat = repeat
+        self.log: list[tuple[str, bytes]] = []
+
+    def read(self) -> bytes:
+        if not self.pending and self.repeat:
+            self.pending = list(self.answer)
+        data = self.pending.pop(0) if self.pending else b""
+        self.log.append(("read", data))
+        return data
+
+    def write(self, buffer: bytes) -> None:
+        self.log.append(("write", buffer))
+
+
+class AsyncScripted(httpcore.AsyncNetworkStream):
+    def __init__(self, script: _Script) -> None:
+        self.script = script
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.script.read()
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.script.write(buffer)
+
+    async def aclose(self) -> None:
+        self.script.log.append(("close", b""))
+
+    def get_extra_info(self, info: str) -> object:
+        return False
+
+
+class SyncScripted(httpcore.NetworkStream):
+    def __init__(self, script: _Script) -> None:
+        self.script = script
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self.script.read()
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self.script.write(buffer)
+
+    def close(self) -> None:
+        self.script.log.append(("close", b""))
+
+    def get_extra_info(self, info: str) -> object:
+        return False
+
+
+@pytest.mark.anyio
+async def test_a_request_is_one_write_and_the_chunks_of_one_read_leave_joined() -> None:
+    script = _Script(*CHUNKED)
+    connection = upstream_http1.Http1Connection(AsyncScripted(script), keepalive_expiry=30)
+    flushes: list[int] = []
+
+    async def flush() -> None:
+        flushes.append(len(script.log))
+
+    connection.wait_hook.callback = flush
+    for _ in range(2):  # the second answer on the same connection
+        head = await connection.request("POST", REQUEST, write_timeout=5, read_timeout=5)
+        assert head.status == 200 and ("transfer-encoding", "chunked") in head.headers
+        pieces = [piece async for piece in connection.body(5)]
+        assert pieces == [b"abcde", b"f"] and all(type(p) is bytes for p in pieces)
+        assert connection.is_idle()
+    writes = [data for kind, data in script.log if kind == "write"]
+    assert writes == [REQUEST, REQUEST]
+    assert flushes, "the caller's flush runs before a read that waits"
+
+
+def test_the_sync_twin_reads_alike() -> None:
+    script = _Script(*CHUNKED)
+    connection = sync_upstream_http1.Http1Connection(SyncScripted(script), keepalive_expiry=30)
+    for _ in range(2):
+        head = connection.request("POST", REQUEST, write_timeout=5, read_timeout=5)
+        assert head.status == 200
+        assert list(connection.body(5)) == [b"abcde", b"f"]
+        assert connection.is_idle()
+
+
+@pytest.mark.anyio
+async def test_a_body_cut_short_is_a_connection_error() -> None:
+    script = _Script(CHUNKED[0], repeat=False)
+    connection = upstream_http1.Http1Connection(AsyncScripted(script), keepalive_expiry=30)
+    await connection.request("POST", REQUEST, write_timeout=5, read_timeout=5)
+    pieces = []
+    with pytest.raises(upstream.UpstreamConnectionError, match="broke the HTTP protocol"):
+        async for piece in upstream._body(connection, 5, "http://kiro.test/"):
+            pieces.append(piece)
+    assert pieces == [b"abcde"]
+    assert not connection.is_idle()
+
+
+@pytest.mark.anyio
+async def test_an_answer_that_closes_the_connection_leaves_it_unusable() -> None:
+    script = _Script(b"HTTP/1.1 400 Bad\r\nConnection: close\r\nContent-Length: 2\r\n\r\nno", repeat=False)
+    connection = upstream_http1.Http1Connection(AsyncScripted(script), keepalive_expiry=30)
+    head = await connection.request("POST", REQUEST, write_timeout=5, read_timeout=5)
+    assert head.status == 400
+    assert [p async for p in connection.body(5)] == [b"no"]
+    assert not connection.is_idle()
+
+
+@pytest.mark.anyio
+async def test_a_server_that_closed_before_answering_is_told_apart_from_one_that_answered_badly() -> None:
+    silent = upstream_http1.Http1Connection(AsyncScripted(_Script(repeat=False)), keepalive_expiry=30)
+    with pytest.raises(ValueError, match="without answering"):
+        await silent.request("POST", REQUEST, write_timeout=5, read_timeout=5)
+    assert silent.nothing_received  # may be asked again on another connection
+    garbled = upstream_http1.Http1Connection(AsyncScripted(_Script(b"SSH-2.0\r\n\r\n", repeat=False)),
+                                            keepalive_expiry=30)
+    with pytest.raises(ValueError, match="status line"):
+        await garbled.request("POST", REQUEST, write_timeout=5, read_timeout=5)
+    assert not garbled.nothing_received
