@@ -60,6 +60,9 @@ __all__ = ["Answer", "CallIds", "CallSetup", "ClientOutput", "ModelCall", "SHUTD
 SHUTDOWN_MESSAGE = "The server is shutting down; retry the request."
 #: The access log's error class of an answer the shutdown deadline ended.
 _SHUTDOWN = "shutdown"
+#: The access log's error class of an answer the client left before its end (a 200 in the log
+#: that was no complete answer; nor a fault of the account).
+_CLIENT_LEFT = "client_left"
 #: How many times one answer is asked again after Kiro cut a tool call in it.
 _RECOVERIES = 1
 #: What reads an upstream 200 body: the EventStream translator, or a web search's answer.
@@ -340,7 +343,10 @@ class ModelCall:
         self.error = _SHUTDOWN
 
     def client_gone(self) -> None:
-        """The client left mid-stream: what was used is recorded by the next decisions."""
+        """The client left mid-stream: what was used is recorded by the next decisions, and the
+        call's ``error`` says it left (unless the answer had already failed or been ended)."""
+        if self.error is None:
+            self.error = _CLIENT_LEFT
         if self.reading:
             translator = self._streaming()
             self._settle = self._close(translator, None)

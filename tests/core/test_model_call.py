@@ -181,6 +181,7 @@ def test_a_client_that_left_still_has_its_usage_recorded() -> None:
     assert call.take_output() is not None
     call.client_gone()
     assert not call.reading
+    assert call.error == "client_left", "the access line says the client left, not a plain 200"
     decisions = []
     while not isinstance(d := call.next_decision(T0 + 5), Done):
         decisions.append(d)
