@@ -47,6 +47,7 @@ from .http import (
     front_door,
     health_reply,
     internal_error,
+    store_unavailable,
     malformed_request,
     no_response,
     not_started,
@@ -132,6 +133,7 @@ __all__ = [
     # http: the front door and the answers outside the endpoints
     "RequestHead", "ClientAuth", "ServerState", "front_door", "ReplyNow", "Serve", "Reply", "BodyProblem",
     "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
+    "store_unavailable",
     # http: the admin door (docs/admin.md)
     "AdminAction", "AdminCall", "AdminSession", "DashboardDoor",
     # http: /health, readiness and liveness (docs/deployment.md)

@@ -48,7 +48,7 @@ from .images import image_transform
 from .pool_driver import PoolDriver
 from .settings import Settings
 from .state_cipher import open_sealed_store
-from .stores import StateStore, open_store
+from .stores import StateStore, StoreUnavailable, open_store
 from .telemetry import Telemetry
 from .upstream import UpstreamClient
 from .usage_log import UsageLog
@@ -133,12 +133,21 @@ class KiroService(BasicService):
         registry = self._registry
         if registry is None:
             return
+        store_down = False
         while True:
             await anyio.sleep(interval)
             try:
                 await anyio.to_thread.run_sync(registry.reload)
+            except StoreUnavailable as exc:
+                # Said once per outage (the persist writer says when it is back); the accounts
+                # read last stay in force meanwhile.
+                if not store_down:
+                    log.warning("cannot read the accounts of the state store: %s", exc)
+                store_down = True
+                continue
             except Exception:
                 log.exception("could not read the accounts of the state store")
+            store_down = False
             self._follow_registry()
 
     async def health(self, request: Request, respond: Responder, ctx: RequestContext) -> None:

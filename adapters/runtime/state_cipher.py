@@ -27,7 +27,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from .stores import StateStore, StoreConfigurationError, open_store
+from .stores import StateStore, StoreConfigurationError, StoreUnavailable, open_store
 
 __all__ = ["StateCipher", "StateKeyError", "open_sealed_store", "parse_state_key", "generate_key", "SEALED_PREFIX"]
 
@@ -172,6 +172,11 @@ def open_sealed_store(url: str, keys: Sequence[bytes]) -> StateStore:
     store = open_store(url, cipher=StateCipher(keys))
     try:
         resealed = store.reseal_secrets()
+    except StoreUnavailable as exc:
+        # Redis not up yet (a compose start): serve anyway (503 until it is); every write is
+        # sealed, and the records written before are resealed at the next start.
+        log.warning("%s at start-up: stored secrets not checked against KIRO_STATE_KEY", exc)
+        resealed = 0
     except BaseException:
         store.close()
         raise

@@ -342,11 +342,15 @@ class ModelCall:
         self._settle = self._close(translator, None)
         self.error = _SHUTDOWN
 
-    def client_gone(self) -> None:
+    def client_gone(self, *, shutting_down: bool = False) -> None:
         """The client left mid-stream: what was used is recorded by the next decisions, and the
-        call's ``error`` says it left (unless the answer had already failed or been ended)."""
+        call's ``error`` says it left (unless the answer had already failed or been ended).
+
+        ``shutting_down``: the server is stopping, so the stream was most likely cut by the
+        server (an ASGI server's own shutdown timeout cancels it like a departure): ``shutdown``.
+        """
         if self.error is None:
-            self.error = _CLIENT_LEFT
+            self.error = _SHUTDOWN if shutting_down else _CLIENT_LEFT
         if self.reading:
             translator = self._streaming()
             self._settle = self._close(translator, None)

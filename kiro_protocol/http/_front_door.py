@@ -359,6 +359,24 @@ def internal_error(serve: Serve | None = None) -> Reply:
     return _error_reply(error, *_shape(serve))
 
 
+def store_unavailable(serve: Serve | None = None) -> Reply:
+    """The answer when the state store (Redis, the SQLite file) cannot be used right now.
+
+    503 with ``retry-after``: the fault is transient (the store is restarting, or another
+    process holds the file's lock) and the gateway recovers by itself, so clients that retry
+    (the Anthropic and OpenAI SDKs do on 503) succeed once it is back.
+    """
+    error = LocalProtocolError(
+        "The gateway's state store is unavailable right now; retry shortly.", kind=ErrorKind.OVERLOADED, status_hint=503
+    )
+    error.retry_after = _STORE_RETRY_AFTER
+    return _error_reply(error, *_shape(serve))
+
+
+#: Seconds a client is asked to wait after a store fault: about how long a Redis restart takes.
+_STORE_RETRY_AFTER = 2.0
+
+
 # A repr of bytes in a parser's message, e.g. ``bytearray(b'GARBAGE')`` or ``b'\x00'``.
 _REPR = re.compile(r"""(?:bytearray\(|bytes\()?b['"]""")
 

@@ -182,6 +182,9 @@ def test_a_client_that_left_still_has_its_usage_recorded() -> None:
     call.client_gone()
     assert not call.reading
     assert call.error == "client_left", "the access line says the client left, not a plain 200"
+    stopped = call_for(anthropic())
+    stopped.client_gone(shutting_down=True)
+    assert stopped.error == "shutdown", "cut by the server's shutdown, not by the client"
     decisions = []
     while not isinstance(d := call.next_decision(T0 + 5), Done):
         decisions.append(d)

@@ -22,6 +22,7 @@ from . import _anyio as anyio
 from .client_keys import KeyRing
 from ..logging import access_log, request_context
 from ..metrics import METRICS_CONTENT_TYPE
+from ..stores import StoreUnavailable
 from .telemetry import Telemetry
 from kiro_protocol import (
     AdminCall,
@@ -34,6 +35,7 @@ from kiro_protocol import (
     front_door,
     internal_error,
     ProtocolError,
+    store_unavailable,
     Reply,
     ReplyNow,
     RequestHead,
@@ -451,6 +453,14 @@ class App:
             if respond.status is not None:
                 raise
             send_reply(respond, endpoint_error(serve, exc))
+        except StoreUnavailable as exc:
+            # Redis down or the SQLite file locked: expected weather, one line (no traceback);
+            # the client gets the core's 503 and the next request tries the store again.
+            log.warning("%s: %s %s answered 503", exc, head.method, serve.route.path)
+            record.error = "store_unavailable"
+            if respond.status is not None:
+                raise
+            send_reply(respond, store_unavailable(serve))
         except Exception as exc:
             # A bug or an unmapped failure: the client gets a clean 500, the log the traceback.
             log.exception("unhandled error while serving %s %s", head.method, serve.route.path)

@@ -205,7 +205,7 @@ def _stream(
     except anyio.get_cancelled_exc_class():
         # The client left (or the server gave up on us): still record what was used.
         with mutex:
-            call.client_gone()
+            call.client_gone(shutting_down=lifecycle.shutting_down.is_set())
         with anyio.CancelScope(shield=True):
             while not isinstance(decision := call.next_decision(driver.clock()), (Done, Answer)):
                 driver.execute(decision, call)

@@ -15,6 +15,7 @@ keep their own line and their own count (docs/accounts.md, Waiting for an accoun
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 import random
@@ -46,7 +47,7 @@ from kiro_protocol import (
     Wait,
 )
 
-from ..stores import StateStore, apply_persist
+from ..stores import StateStore, StoreUnavailable, apply_persist
 from ..stores.memory_store import MemoryStore
 from ..stores.sqlite_store import SQLiteStore
 from .upstream import SMALL_CALL_TIMEOUT, UpstreamClient, UpstreamConnectionError
@@ -54,6 +55,9 @@ from .upstream import SMALL_CALL_TIMEOUT, UpstreamClient, UpstreamConnectionErro
 __all__ = ["PoolDriver", "Machine"]
 
 log = logging.getLogger("kiro2api.pool")
+
+#: Pause between attempts of the state writer while the store is unavailable (seconds).
+STORE_RETRY_INTERVAL = 0.5
 
 T = TypeVar("T")
 
@@ -120,6 +124,9 @@ class PoolDriver:
         self._queued = 0
         self._applied = 0
         self._applied_changed = anyio.Event()
+        #: Set while the writer holds writes the store refused as unavailable (it retries them).
+        self._store_fault: StoreUnavailable | None = None
+        self._closing = False
         #: Upstream calls in flight per account id (generate calls, opened by the runner).
         self._in_flight: dict[str, int] = {}
         #: Machines waiting for an account, in arrival order (``Wait.line``).
@@ -250,12 +257,19 @@ class PoolDriver:
         with anyio.CancelScope(shield=True):
             self._store(apply_persist, self.store, decision)
 
-    def _apply_all(self, decisions: Sequence[Persist]) -> None:
-        for decision in decisions:
+    def _apply_all(self, decisions: Sequence[Persist]) -> list[Persist]:
+        """Apply ``decisions`` in order, a step at a time; the steps left when the store became
+        unavailable (kept for the next attempt: no state change or counter is lost, and none is
+        applied twice)."""
+        steps = [step for decision in decisions for step in _steps(decision)]
+        for index, step in enumerate(steps):
             try:
-                apply_persist(self.store, decision)
+                apply_persist(self.store, step)
+            except StoreUnavailable:
+                return steps[index:]
             except Exception:
-                log.exception("could not store the state of account %s", decision.account_id)
+                log.exception("could not store the state of account %s", step.account_id)
+        return []
 
     def run_persist_writer(self) -> None:
         """Apply queued ``Persist`` decisions in order until ``stop_persist_writer()`` and the queue is empty."""
@@ -270,21 +284,54 @@ class PoolDriver:
                         while True:
                             batch.append(self._persist_receive.receive_nowait())
                     with anyio.CancelScope(shield=True):
-                        self._store(self._apply_all, batch)
+                        self._write_until_stored(batch)
                         self._applied += len(batch)
                         changed, self._applied_changed = self._applied_changed, anyio.Event()
                         changed.set()
         finally:
             self._writer_running = False
 
+    def _write_until_stored(self, batch: list[Persist]) -> None:
+        """Write ``batch``; while the store is unavailable, keep what is left and try again
+        (requests meanwhile get 503 from ``_written``), until it is back or the service stops."""
+        left = self._store(self._apply_all, batch)
+        while left:
+            if self._store_fault is None:
+                self._store_fault = StoreUnavailable("the state store is unavailable")
+                # Wake the reads waiting for these writes: they answer 503 now.
+                changed, self._applied_changed = self._applied_changed, anyio.Event()
+                changed.set()
+                log.warning("state store unavailable: %d state write(s) held, retrying every %.1f s",
+                            len(left), STORE_RETRY_INTERVAL)
+            if self._closing:
+                log.warning("state store unavailable at shutdown: %d state write(s) were not stored", len(left))
+                break
+            anyio.sleep(STORE_RETRY_INTERVAL)
+            # Writes queued meanwhile follow the held ones, in order.
+            with contextlib.suppress(anyio.WouldBlock, anyio.EndOfStream):
+                while True:
+                    queued = self._persist_receive.receive_nowait()
+                    left.append(queued)
+                    batch.append(queued)
+            left = self._store(self._apply_all, left)
+        if self._store_fault is not None:
+            self._store_fault = None
+            if not left:
+                log.warning("state store available again: the held state writes are stored")
+
     def _written(self) -> None:
         """Wait until every write queued so far is in the store (a machine reads what it wrote)."""
         target = self._queued
         while self._writer_running and self._applied < target:
+            if self._store_fault is not None:
+                # The writes this read must see are held by an outage: answer now (503), not
+                # once the store is back.
+                raise self._store_fault
             self._applied_changed.wait()
 
     def stop_persist_writer(self) -> None:
-        """Let the writer finish the queued writes and return."""
+        """Let the writer finish the queued writes and return (held ones get one more try)."""
+        self._closing = True
         self._persist_send.close()
 
     def run_check(self, account: AccountConfig) -> None:
@@ -317,6 +364,8 @@ class PoolDriver:
                 states = self._load(ids)
                 for account in checks_due(self.accounts, states, self.clock(), self.settings):
                     self.run_check(account)
+            except StoreUnavailable as exc:
+                log.warning("background account checks skipped: %s", exc)
             except Exception:
                 log.exception("background account check failed")
 
@@ -335,3 +384,15 @@ class PoolDriver:
             else:
                 counts["unavailable"] += 1
         return counts
+
+
+def _steps(decision: Persist) -> list[Persist]:
+    """``decision`` as one ``Persist`` per store call, so a write cut short by an outage resumes
+    at the step that failed (an update applied twice could count a throttle twice)."""
+    parts = [
+        dataclasses.replace(decision, counters=(), release_lease=None) if decision.update is not None else None,
+        dataclasses.replace(decision, update=None, release_lease=None) if decision.counters else None,
+        dataclasses.replace(decision, update=None, counters=()) if decision.release_lease is not None else None,
+    ]
+    steps = [part for part in parts if part is not None]
+    return steps if len(steps) > 1 else [decision]

@@ -16,20 +16,33 @@ one implementation of each, not two that drift.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Iterable, Mapping, Protocol, Sequence
+import functools
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Protocol, Sequence, TypeVar
 
 from kiro_protocol import AccountState, Persist, UsageRecord, ClientKey, KeyCounts
 
 if TYPE_CHECKING:
     from ..state_cipher import StateCipher
 
-__all__ = ["StateStore", "StoreConfigurationError", "open_store", "apply_persist", "DEFAULT_STATE_URL"]
+__all__ = [
+    "StateStore", "StoreConfigurationError", "StoreUnavailable", "open_store", "apply_persist", "DEFAULT_STATE_URL",
+]
 
 DEFAULT_STATE_URL = "sqlite:///./kiro2api-state.db"
 
 
 class StoreConfigurationError(ValueError):
     """``KIRO_STATE`` is not a URL of a supported store."""
+
+
+class StoreUnavailable(Exception):
+    """The store cannot be used right now: Redis is down or unreachable, the SQLite file is
+    locked by another process past the busy timeout, or it cannot be written.
+
+    Transient by nature: nothing is cached about it, the next call simply tries again, so the
+    gateway recovers by itself when the store returns. The message names the backend and the
+    fault's class, never a URL (it may hold a password) or a value.
+    """
 
 
 class StateStore(Protocol):
@@ -153,6 +166,43 @@ class StateStore(Protocol):
     def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+_T = TypeVar("_T")
+
+
+def faults_as_unavailable(backend: str, is_fault: Callable[[Exception], bool]) -> Callable[[type[_T]], type[_T]]:
+    """Class decorator of a backend: every ``StateStore`` operation raises ``StoreUnavailable``
+    (from the original) where the backend's client raised a fault ``is_fault`` recognises, so
+    callers tell "the store is away" from a bug with one ``except``."""
+
+    def decorate(cls: type[_T]) -> type[_T]:
+        for name in _OPERATIONS:
+            setattr(cls, name, _guarded(getattr(cls, name), backend, is_fault))
+        return cls
+
+    return decorate
+
+
+def _guarded(method: Callable[..., Any], backend: str, is_fault: Callable[[Exception], bool]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            if is_fault(exc):
+                raise StoreUnavailable(f"the {backend} state store is unavailable ({type(exc).__name__})") from exc
+            raise
+
+    return call
+
+
+# Every operation of the interface (close excepted: closing an unreachable store is fine).
+_OPERATIONS = tuple(
+    name for name, value in vars(StateStore).items() if callable(value) and not name.startswith("_") and name != "close"
+)
 
 
 def apply_persist(store: StateStore, decision: Persist) -> None:

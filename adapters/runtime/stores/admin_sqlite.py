@@ -27,6 +27,8 @@ class SQLiteAdmin:
 
     _db: sqlite3.Connection
     _lock: threading.Lock
+    _reader: sqlite3.Connection
+    _read_lock: threading.Lock
     _cipher: StateCipher
     _write: Callable[[Callable[[sqlite3.Connection], object]], object]
 
@@ -44,8 +46,8 @@ class SQLiteAdmin:
         return bool(self._write(work))
 
     def admin_accounts(self) -> dict[str, str]:
-        with self._lock:
-            rows = self._db.execute("SELECT account_id, record FROM admin_account").fetchall()
+        with self._read_lock:
+            rows = self._reader.execute("SELECT account_id, record FROM admin_account").fetchall()
         return {account_id: self._cipher.open(record, f"admin:{account_id}") for account_id, record in rows}
 
     def add_audit(self, entry: str, *, keep: int) -> None:
@@ -56,6 +58,6 @@ class SQLiteAdmin:
         self._write(work)
 
     def audit(self, limit: int) -> list[str]:
-        with self._lock:
-            rows = self._db.execute("SELECT entry FROM audit_log ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
+        with self._read_lock:
+            rows = self._reader.execute("SELECT entry FROM audit_log ORDER BY seq DESC LIMIT ?", (limit,)).fetchall()
         return [entry for (entry,) in rows]

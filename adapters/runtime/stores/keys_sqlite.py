@@ -45,6 +45,8 @@ class SQLiteKeys:
     """The client-key part of ``SQLiteStore`` (mixed in; the store owns the connection)."""
 
     _lock: threading.Lock
+    _reader: sqlite3.Connection
+    _read_lock: threading.Lock
     _db: sqlite3.Connection
     _write: Callable[[Callable[[sqlite3.Connection], object]], object]
 
@@ -59,8 +61,8 @@ class SQLiteKeys:
         return bool(self._write(work))
 
     def list_keys(self) -> list[ClientKey]:
-        with self._lock:
-            rows = self._db.execute("SELECT record FROM client_key ORDER BY name").fetchall()
+        with self._read_lock:
+            rows = self._reader.execute("SELECT record FROM client_key ORDER BY name").fetchall()
         return [ClientKey.from_json(row[0]) for row in rows]
 
     def set_key_disabled(self, name: str, disabled: bool) -> bool:
@@ -130,8 +132,8 @@ class SQLiteKeys:
         self._write(work)
 
     def key_tokens(self, name: str, *, day: str, month: str) -> tuple[int, int]:
-        with self._lock:
-            return _tokens(self._db, name, day, month)
+        with self._read_lock:
+            return _tokens(self._reader, name, day, month)
 
 
 def _tokens(db: sqlite3.Connection, name: str, day: str, month: str) -> tuple[int, int]:

@@ -19,6 +19,7 @@ import redis
 from kiro_protocol import AccountState
 
 from ..state_cipher import NO_CIPHER, StateCipher
+from . import faults_as_unavailable
 
 from .usage_redis import RedisUsage
 from .keys_redis import RedisKeys
@@ -64,6 +65,12 @@ return 0
 """
 
 
+def _fault(exc: Exception) -> bool:
+    # Down, unreachable, slow past the socket timeout, loading its data, or a read-only replica.
+    return isinstance(exc, (redis.ConnectionError, redis.TimeoutError, redis.ReadOnlyError))
+
+
+@faults_as_unavailable("Redis", _fault)
 class RedisStore(RedisUsage, RedisKeys, RedisAdmin):
     """A ``StateStore`` on Redis; keys start with ``prefix``."""
 

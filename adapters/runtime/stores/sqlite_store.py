@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from kiro_protocol import AccountState
 
 from ..state_cipher import NO_CIPHER, StateCipher
+from . import faults_as_unavailable
 from .usage_sqlite import USAGE_SCHEMA, SQLiteUsage
 from .keys_sqlite import KEYS_SCHEMA, SQLiteKeys
 
@@ -50,6 +51,20 @@ _SECRET_COLUMNS = (
 )
 
 
+# How long a write waits for another process's lock before the store counts as unavailable (a
+# request then gets a 503 rather than hanging): writes take milliseconds, so only a stuck
+# holder (a backup, a sqlite3 shell in a transaction) ever waits this long.
+BUSY_TIMEOUT = 3.0
+
+
+def _fault(exc: Exception) -> bool:
+    # Locked past the busy timeout, or the file cannot be opened or written; an SQL error is a bug.
+    return isinstance(exc, sqlite3.OperationalError) and any(
+        word in str(exc).lower() for word in ("locked", "busy", "disk", "unable to open", "readonly")
+    )
+
+
+@faults_as_unavailable("SQLite", _fault)
 class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
     """A ``StateStore`` in one SQLite file. ``clock`` is injectable for lease tests."""
 
@@ -65,12 +80,20 @@ class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
             if not os.path.exists(path):
                 os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
         # One connection guarded by a lock: calls come from worker threads (anyio.to_thread).
-        self._db = sqlite3.connect(path, timeout=30.0, isolation_level=None, check_same_thread=False)
+        self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         self._lock = threading.Lock()
         with self._lock:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.executescript(_SCHEMA + USAGE_SCHEMA + KEYS_SCHEMA + ADMIN_SCHEMA)
+        # Reads have their own connection and lock: a write waiting for another process's lock
+        # (up to BUSY_TIMEOUT) holds ``_lock``, and reads (some run on the event loop) must not
+        # queue behind it; in WAL mode a reader never waits for a writer.
+        if path == ":memory:":
+            self._reader, self._read_lock = self._db, self._lock
+        else:
+            self._reader = sqlite3.connect(path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+            self._read_lock = threading.Lock()
 
     def _write(self, work: Callable[[sqlite3.Connection], object]) -> object:
         with self._lock:
@@ -88,8 +111,8 @@ class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._reader.execute(
                 f"SELECT account_id, state FROM account_state WHERE account_id IN ({marks})", ids
             ).fetchall()
         return {
@@ -149,8 +172,8 @@ class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
         self._write(work)
 
     def counters(self, account_id: str) -> Mapping[str, float]:
-        with self._lock:
-            rows = self._db.execute(
+        with self._read_lock:
+            rows = self._reader.execute(
                 "SELECT name, value FROM usage_counter WHERE account_id = ?", (account_id,)
             ).fetchall()
         return {name: value for name, value in rows}
@@ -176,3 +199,6 @@ class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+        if self._reader is not self._db:
+            with self._read_lock:
+                self._reader.close()

@@ -39,6 +39,8 @@ class SQLiteUsage:
 
     _db: sqlite3.Connection
     _lock: threading.Lock
+    _reader: sqlite3.Connection
+    _read_lock: threading.Lock
     _write: Callable[[Callable[[sqlite3.Connection], object]], object]
 
     def add_usage(self, records: Sequence[UsageRecord]) -> None:
@@ -62,8 +64,8 @@ class SQLiteUsage:
         if limit is not None:
             query += " LIMIT ?"
             params.append(limit)
-        with self._lock:
-            rows = self._db.execute(query, params).fetchall()
+        with self._read_lock:
+            rows = self._reader.execute(query, params).fetchall()
         return [UsageRecord.from_row(row) for row in rows]
 
     def prune_usage(self, before: float) -> int:
