@@ -71,7 +71,7 @@ class Proxy:
             assert method == "CONNECT"
             self.tunnels.append(target)
             host, _, port = target.rpartition(":")
-            async with await anyio.connect_tcp(host.strip("[]"), int(port)) as server:
+            async with client, await anyio.connect_tcp(host.strip("[]"), int(port)) as server:
                 await client.send(b"HTTP/1.1 200 Connection established\r\n\r\n")
 
                 async def relay(source: anyio.abc.ByteStream, sink: anyio.abc.ByteStream) -> None:
@@ -98,8 +98,12 @@ async def _answer(stream: anyio.abc.ByteStream) -> None:
         while True:
             while b"\r\n\r\n" not in head:
                 head += await stream.receive()
-            head = head.split(b"\r\n\r\n", 1)[1]  # GET requests: nothing after the head
+            request_head, head = head.split(b"\r\n\r\n", 1)  # GET requests: nothing after the head
             await stream.send(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\ndirect")
+            if b"/close-after" in request_head.split(b"\r\n", 1)[0]:
+                await anyio.sleep(0.2)  # kept alive a moment, then closed while idle
+                await stream.aclose()
+                return
 
 
 @pytest.fixture
@@ -151,3 +155,20 @@ async def test_the_upstream_call_goes_direct_only_for_no_proxy_hosts(
             answer = await client.send(HttpRequest(method="GET", url=f"https://{host}:{port}/x", headers=()), account="a")
     assert answer.status == 200 and answer.body == b"direct"
     assert servers.proxy.tunnels == ([f"{host}:{port}"] if through_proxy else [])
+
+
+@pytest.mark.anyio
+async def test_idle_tunnels_that_upstream_closed_are_reaped(servers: Servers) -> None:
+    port = servers.upstream_port
+    client = UpstreamClient(proxy=f"http://127.0.0.1:{servers.proxy.port}", ssl_context=servers.client_tls)
+    async with client:
+        with anyio.fail_after(30):  # a hang guard only
+            request = HttpRequest(method="GET", url=f"https://127.0.0.1:{port}/close-after", headers=())
+            assert (await client.send(request, account="a")).status == 200
+            # The server closes the idle connection, the proxy its tunnel: httpcore's pool would
+            # only notice at the next call; reap_idle() closes it now.
+            closed = 0
+            while not closed:
+                await anyio.sleep(0.05)
+                closed = await client.reap_idle()
+    assert closed == 1 and servers.proxy.tunnels == [f"127.0.0.1:{port}"]
