@@ -111,7 +111,7 @@ async def _serve(
         if settings.client_token_generated:
             # Printed once, to the console only (not to LOG_FILE): the operator needs it to connect.
             print(
-                f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token for this run:\n"
+                f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token (kept across restarts):\n"
                 f"  {settings.client_token}",
                 file=sys.stderr,
                 flush=True,

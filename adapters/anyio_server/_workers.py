@@ -250,7 +250,7 @@ def run_workers(settings: Settings, serve: Serve) -> int:
     if settings.client_token_generated:
         # Generated once, here, so every worker accepts the same token; said once, not per worker.
         print(
-            f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token for this run:\n"
+            f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token (kept across restarts):\n"
             f"  {settings.client_token}",
             file=sys.stderr,
             flush=True,

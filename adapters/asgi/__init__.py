@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 
 from adapters.runtime.app import ApiService
+from adapters.runtime.client_token_file import keep_generated_token
 from adapters.runtime.logging import configure_logging
 from adapters.runtime.settings import Settings, load_settings
 
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, *, service: ApiService | None =
     if settings is None:
         settings = load_settings(environ=os.environ)
         configure_logging(level=settings.log_level, fmt=settings.log_format, file=settings.log_file)
+        settings = keep_generated_token(settings)
     stand_in: StandIn | None = None
     if service is None and settings.answers_from_simulator:
         from adapters.compose import embedded_simulator

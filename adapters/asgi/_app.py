@@ -87,7 +87,7 @@ class KiroASGI:
                 log.warning("TLS_CERT_FILE/TLS_KEY_FILE are for kiro2api serve: configure TLS on the ASGI server itself")
             if settings.client_token_generated:
                 print(
-                    "kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token for this run:\n"
+                    "kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token (kept across restarts):\n"
                     f"  {settings.client_token}",
                     file=sys.stderr,
                     flush=True,

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .client_token_file import keep_generated_token
 from .logging import configure_logging
 from .settings import Settings, SettingsError, load_settings, settings_help
 
@@ -46,7 +47,8 @@ def settings_from_arguments(args: argparse.Namespace) -> Settings | None:
     except OSError as exc:
         print(f"kiro2api: LOG_FILE: cannot open {settings.log_file!r} ({exc.strerror or exc})", file=sys.stderr)
         return None
-    return settings
+    # After the logging: a token that cannot be kept is said in the log.
+    return keep_generated_token(settings)
 
 
 def parse_serve_command(argv: Sequence[str] | None, *, prog: str, description: str, docs: str) -> Settings | None:

@@ -223,7 +223,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 help="Port to listen on (0 picks a free port)."),
     SettingSpec(env="KIRO_CLIENT_TOKEN", attr=None, default="(generated)", secret=True,
                 help="The token clients must send (x-api-key or Authorization: Bearer). "
-                     "Unset: a random token is generated at start-up and printed once."),
+                     "Unset: a random token is generated at the first start, kept for the next ones in a file "
+                     "only its owner reads (kiro2api-client-token beside a SQLite KIRO_STATE, else "
+                     "$XDG_STATE_HOME/kiro2api/client-token) and printed at each start."),
     SettingSpec(env="KIRO_CLIENT_TOKEN_FILE", attr=None, default="",
                 help="Read KIRO_CLIENT_TOKEN from this file instead (secret mounts)."),
     SettingSpec(env="KIRO_ADMIN_TOKEN", attr=None, default="", secret=True,

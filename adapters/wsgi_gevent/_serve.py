@@ -188,7 +188,7 @@ def serve(settings: Settings) -> int:
     log.info("kiro2api %s listening on http://%s:%d (HTTP/1.1, gevent)", __version__, settings.host, server.server_port)
     if settings.client_token_generated:
         print(
-            f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token for this run:\n"
+            f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token (kept across restarts):\n"
             f"  {settings.client_token}",
             file=sys.stderr,
             flush=True,

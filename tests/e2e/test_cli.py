@@ -74,12 +74,8 @@ def _wait_until_healthy(proc: subprocess.Popen[str], port: int, seconds: float) 
             time.sleep(0.1)
 
 
-@pytest.mark.timeout(60)
-def test_serve_as_a_process_then_sigterm(tmp_path: Path) -> None:
-    port = _free_port()
-    (tmp_path / "custom.env").write_text(f"PORT={port}\nLOG_FORMAT=json\n")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIRO_", "PORT", "HOST", "LOG_"))}
-    env["KIRO_STATE"] = "memory://"
+def _serve_once(tmp_path: Path, env: dict[str, str], port: int) -> str:
+    """Start ``python -m adapters.anyio_server``, check it, SIGTERM it; its stderr."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "adapters.anyio_server", "--env-file", str(tmp_path / "custom.env")],
         cwd=tmp_path,
@@ -98,11 +94,27 @@ def test_serve_as_a_process_then_sigterm(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
     assert proc.stderr is not None
-    err = proc.stderr.read()
-    token_lines = [line for line in err.splitlines() if line.startswith("  kiro-")]
-    assert len(token_lines) == 1  # the generated token, printed once
-    assert token_lines[0].strip() not in err.replace(token_lines[0], "")  # and in no log line
-    assert "SIGTERM" in err and "NO KIRO ACCOUNTS CONFIGURED" in err
+    return proc.stderr.read()
+
+
+@pytest.mark.timeout(90)
+def test_serve_as_a_process_then_sigterm(tmp_path: Path) -> None:
+    port = _free_port()
+    (tmp_path / "custom.env").write_text(f"PORT={port}\nLOG_FORMAT=json\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KIRO_", "PORT", "HOST", "LOG_"))}
+    env.update(KIRO_STATE="memory://", XDG_STATE_HOME=str(tmp_path / "state"))
+    tokens = []
+    for _ in range(2):
+        err = _serve_once(tmp_path, env, port)
+        token_lines = [line for line in err.splitlines() if line.startswith("  kiro-")]
+        assert len(token_lines) == 1  # the generated token, printed once
+        assert token_lines[0].strip() not in err.replace(token_lines[0], "")  # and in no log line
+        assert "SIGTERM" in err and "NO KIRO ACCOUNTS CONFIGURED" in err
+        tokens.append(token_lines[0].strip())
+    # The same token after a restart, kept in a file only its owner reads.
+    assert tokens[0] == tokens[1]
+    kept = tmp_path / "state" / "kiro2api" / "client-token"
+    assert kept.read_text().strip() == tokens[0] and kept.stat().st_mode & 0o777 == 0o600
 
 
 @pytest.mark.timeout(60)
