@@ -19,6 +19,7 @@ of its stage's API.
 """
 
 from ._errors import ErrorKind, LocalProtocolError, ProtocolError, RemoteProtocolError
+from ._json_codec import JsonCodec, json_codec_name, use_json_codec
 from ._version import __version__
 from .accounting import GROUPINGS as USAGE_GROUPINGS
 from .accounting import MODEL_ENDPOINTS, endpoint_label
@@ -47,7 +48,6 @@ from .http import (
     front_door,
     health_reply,
     internal_error,
-    store_unavailable,
     malformed_request,
     no_response,
     not_started,
@@ -107,8 +107,6 @@ from .requests import (
     parse_anthropic_request,
     parse_model_map,
 )
-from ._util import NEED_DATA
-from .wire import HttpAnswerReader, ResponseEnd, ResponseHead, UpstreamHttpError, encode_request
 from .responses import (
     AssistantResponse,
     ContextUsage,
@@ -128,12 +126,13 @@ __all__ = [
     "__version__",
     # errors
     "ErrorKind", "ProtocolError", "LocalProtocolError", "RemoteProtocolError",
+    # the optional JSON accelerator (orjson, installed by the adapters)
+    "JsonCodec", "use_json_codec", "json_codec_name",
     # http
     "HttpRequest", "HttpResponse", "Endpoint", "Dialect", "Route",
     # http: the front door and the answers outside the endpoints
     "RequestHead", "ClientAuth", "ServerState", "front_door", "ReplyNow", "Serve", "Reply", "BodyProblem",
     "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
-    "store_unavailable",
     # http: the admin door (docs/admin.md)
     "AdminAction", "AdminCall", "AdminSession", "DashboardDoor",
     # http: /health, readiness and liveness (docs/deployment.md)
@@ -156,8 +155,6 @@ __all__ = [
     # usage accounting
     "UsageRecord", "UsageTotals", "USAGE_GROUPINGS", "summarize_usage", "parse_since", "retention_cutoff", "clip_label",
     "MODEL_ENDPOINTS", "endpoint_label",
-    # the upstream connection's HTTP/1.1 framing
-    "HttpAnswerReader", "NEED_DATA", "ResponseEnd", "ResponseHead", "UpstreamHttpError", "encode_request",
     # responses (the upstream events are what the simulator encodes)
     "UpstreamEvent",
     "AssistantResponse", "ToolUse", "ReasoningContent", "Metering", "ContextUsage", "TokenUsage",

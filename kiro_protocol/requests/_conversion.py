@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .._errors import LocalProtocolError
+from .._json_codec import codec_dumps
 from ..pool._upstream_errors import PROMPT_TOO_LONG_PREFIX
 from ._convert_history import AssistantTurn, Turn, UserTurn, build_turns, pair_tools
 from ._convert_tools import ToolNames, build_tool_specs
@@ -46,6 +47,7 @@ from ._linter import Action, LintLimits, lint_kiro_body
 from ._model import ImageBlock, Request, TextBlock, ToolKind
 from ._models import resolve_model
 from ._plan import ResponsePlan
+from ._schema_cache import SchemaCache, schema_keys
 from ._token_estimator import EstimateCache, count_added_tokens, count_input_tokens
 
 __all__ = [
@@ -82,6 +84,9 @@ class ConversionConfig:
     #: Remembers the input-token estimate of system prompts and tool definitions, which coding
     #: agents repeat on every turn; one per service (a config built once shares it).
     token_cache: EstimateCache = field(default_factory=EstimateCache, compare=False, repr=False)
+    #: Remembers the normalised form of the tool schemas, which coding agents repeat on every
+    #: turn (one per service, like ``token_cache``).
+    schema_cache: SchemaCache = field(default_factory=SchemaCache, compare=False, repr=False)
     #: Serialised body budget in bytes; larger requests are a 400.
     max_body_bytes: int = 1_200_000
     #: Most history entries sent; more is a 400 (``None``: no limit).
@@ -120,6 +125,11 @@ class KiroRequest:
 
 
 def _serialise(value: object) -> bytes:
+    # The installed codec (orjson) when there is one and it can promise json's result.
+    return codec_dumps(value, _stdlib_serialise)
+
+
+def _stdlib_serialise(value: object) -> bytes:
     try:
         text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     except ValueError:  # NaN/Infinity in a request handed over already decoded
@@ -249,7 +259,15 @@ def _system_pair(request: Request, thinking: str, model_id: str) -> list[dict[st
     ]
 
 
-def _estimate_input(request: Request, config: ConversionConfig, thinking: str, *, messages: int, prefill: bool) -> int:
+def _estimate_input(
+    request: Request,
+    config: ConversionConfig,
+    thinking: str,
+    *,
+    messages: int,
+    prefill: bool,
+    keys: tuple[bytes | None, ...],
+) -> int:
     """The input tokens of the conversation as Kiro's model reads it (docs/conversion.md, Token
     estimates): the request's own text, cut tool descriptions, Kiro's message count, and what the
     conversion adds (the instructions and acknowledgement of the system pair, the continuation)."""
@@ -262,6 +280,7 @@ def _estimate_input(request: Request, config: ConversionConfig, thinking: str, *
         cache=config.token_cache,
         description_limit=config.max_tool_description_length,
         messages=messages,
+        schema_keys=keys,
     )
     return estimate + count_added_tokens(added, messages=0)
 
@@ -316,12 +335,16 @@ def convert_request(
         )
 
     names = ToolNames()
+    # One key per tool schema, for both caches: the normalised schemas and the token estimate.
+    keys = schema_keys(request.tools)
     tools = build_tool_specs(
         request.tools,
         _history_tool_names(turns),
         names=names,
         max_description_length=config.max_tool_description_length,
         repairs=repairs,
+        schema_cache=config.schema_cache,
+        keys=keys,
     )
 
     thinking = thinking_prefix(request)
@@ -369,7 +392,9 @@ def convert_request(
         thinking=thinking_on,
         max_tokens=request.max_tokens,
         stop_sequences=request.stop_sequences,
-        estimated_input_tokens=_estimate_input(request, config, thinking, messages=len(history) + 1, prefill=prefill),
+        estimated_input_tokens=_estimate_input(
+            request, config, thinking, messages=len(history) + 1, prefill=prefill, keys=keys
+        ),
         stream=request.stream,
     )
     return KiroRequest(

@@ -8,11 +8,12 @@ duplicates), ``tool-description`` (fill empty, cut long), ``tool-schema`` (norma
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from ._linter import HARD_MAX_TOOL_DESCRIPTION_LENGTH, MAX_TOOL_NAME_LENGTH
 from ._model import Tool, ToolKind
+from ._schema_cache import SchemaCache
 
 __all__ = ["ToolNames", "build_tool_specs", "normalise_schema", "PLACEHOLDER_DESCRIPTION"]
 
@@ -102,17 +103,23 @@ def build_tool_specs(
     names: ToolNames,
     max_description_length: int,
     repairs: list[str],
+    schema_cache: SchemaCache | None = None,
+    keys: Sequence[bytes | None] = (),
 ) -> list[dict[str, object]]:
     """The ``tools`` list of the current message.
 
     Server tools are skipped. ``history_tool_names`` are the *client* names of tools used in
     history; any of them not offered now gets a placeholder spec. Each repair applied is
-    appended to ``repairs`` as ``"<rule code>: <what>"``.
+    appended to ``repairs`` as ``"<rule code>: <what>"``. With ``schema_cache`` and ``keys``
+    (``schema_key`` of each tool's schema, in order), a schema normalised before is not
+    normalised again.
     """
     limit = max(1, min(max_description_length, HARD_MAX_TOOL_DESCRIPTION_LENGTH))
     specs: list[dict[str, object]] = []
     declared: set[str] = set()
-    for tool in tools:
+    tools = list(tools)
+    cached = schema_cache is not None and len(keys) == len(tools)
+    for index, tool in enumerate(tools):
         if tool.kind is ToolKind.SERVER:
             repairs.append(f"server-tool: {tool.name} ({tool.type}) not forwarded")
             continue
@@ -127,12 +134,18 @@ def build_tool_specs(
         if description != tool.description:
             what = "filled" if not tool.description.strip() else f"cut to {limit} characters"
             repairs.append(f"tool-description: {tool.name} {what}")
+        key = keys[index] if cached else None
+        schema = schema_cache.get(key) if key is not None and schema_cache is not None else None
+        if schema is None:
+            schema = normalise_schema(tool.input_schema)
+            if key is not None and schema_cache is not None:
+                schema_cache.put(key, schema)
         specs.append(
             {
                 "toolSpecification": {
                     "name": upstream,
                     "description": description,
-                    "inputSchema": {"json": normalise_schema(tool.input_schema)},
+                    "inputSchema": {"json": schema},
                 }
             }
         )

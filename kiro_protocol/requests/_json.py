@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from typing import NoReturn, cast
 
 from .._errors import LocalProtocolError
+from .._json_codec import codec_loads
 
 __all__ = [
     "bounded_numbers",
@@ -131,6 +132,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def _stdlib_loads(body: bytes | bytearray | str) -> object:
+    return json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+
+
 def parse_json_body(body: bytes | bytearray | str) -> Mapping[str, object]:
     """Decode a request body that must be a JSON object (400 otherwise).
 
@@ -138,7 +143,9 @@ def parse_json_body(body: bytes | bytearray | str) -> Mapping[str, object]:
     could not be re-serialised as JSON), and so is nesting deep enough to exhaust the parser.
     """
     try:
-        value = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        # The installed codec (orjson) when there is one; json itself otherwise, and for every
+        # text the codec refuses, so an error reads the same with either.
+        value = codec_loads(body, _stdlib_loads)
     except RecursionError:
         raise LocalProtocolError("request body: JSON nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

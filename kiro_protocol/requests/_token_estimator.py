@@ -36,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 
 from ._model import (
     ContentBlock,
@@ -46,6 +47,7 @@ from ._model import (
     ToolResultBlock,
     ToolUseBlock,
 )
+from ._schema_cache import schema_keys as _schema_keys
 
 __all__ = ["estimate_text_tokens", "count_input_tokens", "count_added_tokens", "EstimateCache"]
 
@@ -233,22 +235,46 @@ def _prompt_texts(request: Request, description_limit: int | None) -> tuple[int,
     return fixed, texts
 
 
-def _prompt_tokens(request: Request, cache: EstimateCache | None, description_limit: int | None) -> int:
-    fixed, texts = _prompt_texts(request, description_limit)
-    if cache is None or not texts:
+def _prompt_key(request: Request, description_limit: int | None, keys: Sequence[bytes | None]) -> bytes | None:
+    """The digest of everything ``_prompt_texts`` reads, or None when a schema has no key.
+
+    Each schema is fed as its ``schema_key`` (its compact JSON text, which the converter has at
+    hand), not as the spaced text the estimate reads: equal keys mean equal schemas, so equal
+    estimates. Each piece is length-prefixed, so no two different prompts feed the same bytes;
+    SHA-256 because it is the fastest of hashlib's digests where the CPU has instructions for it.
+    """
+    tools = request.tools
+    if len(keys) != len(tools):
+        return None
+    shape = f"{len(request.system)},{len(tools)},{description_limit}"
+    digest = hashlib.sha256(shape.encode())
+    update = digest.update
+    for block in request.system:
+        data = block.text.encode("utf-8", "surrogatepass")
+        update(len(data).to_bytes(8, "little"))
+        update(data)
+    for tool, key in zip(tools, keys):
+        if key is None and tool.input_schema is not None:
+            return None
+        for data in (tool.name.encode("utf-8", "surrogatepass"), tool.description[:description_limit].encode("utf-8", "surrogatepass"), key or b""):
+            update(len(data).to_bytes(8, "little"))
+            update(data)
+    return digest.digest()
+
+
+def _prompt_tokens(
+    request: Request, cache: EstimateCache | None, description_limit: int | None, keys: Sequence[bytes | None] | None
+) -> int:
+    if cache is None or not (request.system or request.tools):
+        fixed, texts = _prompt_texts(request, description_limit)
         return fixed + estimate_text_tokens("\0".join(texts))
-    # Each piece is length-prefixed, so no two different prompts feed the digest the same bytes.
-    shape = f"{len(request.system)},{len(request.tools)},{description_limit}"
-    digest = hashlib.blake2b(shape.encode(), digest_size=16)
-    for text in texts:
-        data = text.encode("utf-8", "surrogatepass")
-        digest.update(len(data).to_bytes(8, "little"))
-        digest.update(data)
-    key = digest.digest()
-    tokens = cache.get(key)
+    key = _prompt_key(request, description_limit, _schema_keys(request.tools) if keys is None else keys)
+    tokens = cache.get(key) if key is not None else None
     if tokens is None:
+        fixed, texts = _prompt_texts(request, description_limit)
         tokens = fixed + estimate_text_tokens("\0".join(texts))
-        cache.put(key, tokens)
+        if key is not None:
+            cache.put(key, tokens)
     return tokens
 
 
@@ -258,6 +284,7 @@ def count_input_tokens(
     cache: EstimateCache | None = None,
     description_limit: int | None = None,
     messages: int | None = None,
+    schema_keys: Sequence[bytes | None] | None = None,
 ) -> int:
     """Estimate the input tokens of ``request`` (``POST /v1/messages/count_tokens``).
 
@@ -270,10 +297,11 @@ def count_input_tokens(
 
     The converter counts the request as Kiro's model reads it: tool descriptions cut at
     ``description_limit`` characters, and ``messages`` messages (after merging and the
-    system pair) instead of the request's own.
+    system pair) instead of the request's own. ``schema_keys``: the converter's ``schema_key``
+    of each tool's schema (computed here when not given).
     """
     texts: list[str] = []
-    total = _REQUEST_BASE + _prompt_tokens(request, cache, description_limit)
+    total = _REQUEST_BASE + _prompt_tokens(request, cache, description_limit, schema_keys)
     for message in request.messages:
         total += _PER_MESSAGE + sum(_block(b, texts) for b in message.content)
     if messages is not None:

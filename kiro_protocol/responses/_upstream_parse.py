@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import Final
 
 from .._errors import RemoteProtocolError
+from .._json_codec import codec_loads
 from ..wire._eventstream import Header, HeaderType, Message, decode_all, encode_message
 from ._upstream_events import (
     AssistantResponse,
@@ -90,7 +91,7 @@ _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 def _json_object(event_type: str, payload: bytes) -> dict[str, object]:
     try:
         # Decode explicitly: json.loads(bytes) would also guess UTF-16/32; upstream sends UTF-8.
-        obj = _DECODER.decode(payload.decode("utf-8"))
+        obj = codec_loads(payload, lambda data: _DECODER.decode(data.decode("utf-8")))  # orjson, if installed
     except UnicodeDecodeError:
         raise UpstreamPayloadError(event_type, "not valid UTF-8") from None
     except ValueError:  # json.JSONDecodeError and the NaN/Infinity rejection

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from adapters.runtime.json_codec import install_json_codec
+
 
 class ImpureTestError(AssertionError):
     """A test of the pure tier tried to open a socket or start a process."""
@@ -50,6 +52,17 @@ _GUARDED: tuple[tuple[object, str, str], ...] = (
     (os, "execv", "replace the process"),
     (os, "execve", "replace the process"),
 )
+
+
+@pytest.fixture(autouse=True, scope="session")
+def json_codec() -> Iterator[str]:
+    """The core's JSON codec for the whole tier: ``KIRO_JSON_CODEC`` (``stdlib`` when unset).
+
+    ``make test`` runs the tier twice, with ``stdlib`` and with ``orjson``: every test passes
+    with and without the optional accelerator."""
+    name = install_json_codec(os.environ.get("KIRO_JSON_CODEC", "stdlib"))
+    yield name
+    install_json_codec("stdlib")
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,73 @@
+"""orjson as the core's JSON codec (``kiro_protocol.use_json_codec``), when it is installed.
+
+orjson is an optional extra (``pip install 'kiro2api[fast]'``). ``KIRO_JSON_CODEC`` picks:
+``auto`` (the default: orjson when importable, else the standard library), ``stdlib``, or
+``orjson`` (a start-up error without it).
+
+The core's contract is "exactly json's result, or refuse". Where orjson reads or writes
+differently from ``json``, this codec refuses and the core uses ``json`` for that call:
+
+- reading, an integer of 20 digits or more (orjson reads one beyond 64 bits as a float); lone
+  surrogates, invalid UTF-8, UTF-16/32, NaN/Infinity and overflowing numbers orjson refuses
+  by itself (``json`` then words the error);
+- writing, NaN and Infinity (orjson writes ``null``: any output with a ``null`` in it is left
+  to ``json``, which refuses non-finite numbers), integers beyond 64 bits, keys that are not
+  strings, subclasses of ``str``/``int``/``dict``/``list``, dataclasses and datetimes
+  (orjson refuses them all with the options below). Floats may be spelled differently
+  (``1e-7`` for ``1e-07``): the same number.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from kiro_protocol import JsonCodec, use_json_codec
+
+try:
+    import orjson
+except ImportError:  # the optional extra is not installed
+    orjson = None  # type: ignore[assignment]
+
+__all__ = ["OrjsonCodec", "install_json_codec", "JSON_CODEC_CHOICES"]
+
+JSON_CODEC_CHOICES: Final = ("auto", "stdlib", "orjson")
+
+# Digits -> "0", every other byte -> " ": a run of 20 zeros is an integer orjson may not keep.
+_DIGITS: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_INTEGER: Final = b"0" * 20
+
+
+class OrjsonCodec:
+    """The core's ``JsonCodec`` on orjson (see the module docstring for what it leaves to json)."""
+
+    name = "orjson"
+
+    def __init__(self) -> None:
+        if orjson is None:
+            raise RuntimeError("orjson is not installed (pip install 'kiro2api[fast]')")
+        self._options = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+    def loads(self, data: bytes | bytearray | str) -> object:
+        if isinstance(data, str):
+            raise ValueError("text is left to json")  # the core hands over bytes; tests may not
+        if _LONG_INTEGER in data.translate(_DIGITS):
+            raise ValueError("a long integer is left to json")
+        return orjson.loads(data)
+
+    def dumps(self, value: object) -> bytes:
+        out = orjson.dumps(value, option=self._options)
+        if b"null" in out:  # maybe a NaN or an Infinity, which json refuses
+            raise ValueError("null is left to json")
+        return out
+
+
+def install_json_codec(choice: str) -> str:
+    """Install the codec ``choice`` (one of ``JSON_CODEC_CHOICES``) into the core; return the
+    name of the codec in use. ``RuntimeError`` when ``orjson`` is asked for and not installed."""
+    codec: JsonCodec | None = None
+    if choice == "orjson" or (choice == "auto" and orjson is not None):
+        codec = OrjsonCodec()
+    elif choice not in JSON_CODEC_CHOICES:
+        raise ValueError(f"unknown JSON codec {choice!r}")
+    use_json_codec(codec)
+    return "stdlib" if codec is None else codec.name
