@@ -48,6 +48,7 @@ from .http import (
     front_door,
     health_reply,
     internal_error,
+    store_unavailable,
     malformed_request,
     no_response,
     not_started,
@@ -107,6 +108,8 @@ from .requests import (
     parse_anthropic_request,
     parse_model_map,
 )
+from ._util import NEED_DATA
+from .wire import HttpAnswerReader, ResponseEnd, ResponseHead, UpstreamHttpError, encode_request
 from .responses import (
     AssistantResponse,
     ContextUsage,
@@ -133,6 +136,7 @@ __all__ = [
     # http: the front door and the answers outside the endpoints
     "RequestHead", "ClientAuth", "ServerState", "front_door", "ReplyNow", "Serve", "Reply", "BodyProblem",
     "body_refused", "endpoint_error", "malformed_request", "not_started", "no_response", "internal_error",
+    "store_unavailable",
     # http: the admin door (docs/admin.md)
     "AdminAction", "AdminCall", "AdminSession", "DashboardDoor",
     # http: /health, readiness and liveness (docs/deployment.md)
@@ -155,6 +159,8 @@ __all__ = [
     # usage accounting
     "UsageRecord", "UsageTotals", "USAGE_GROUPINGS", "summarize_usage", "parse_since", "retention_cutoff", "clip_label",
     "MODEL_ENDPOINTS", "endpoint_label",
+    # the upstream connection's HTTP/1.1 framing
+    "HttpAnswerReader", "NEED_DATA", "ResponseEnd", "ResponseHead", "UpstreamHttpError", "encode_request",
     # responses (the upstream events are what the simulator encodes)
     "UpstreamEvent",
     "AssistantResponse", "ToolUse", "ReasoningContent", "Metering", "ContextUsage", "TokenUsage",
