@@ -206,14 +206,14 @@ class AnthropicStreamEncoder:
 
     def send(self, event: LifecycleEvent) -> bytes:
         """The SSE bytes for ``event``."""
+        if type(event) is TextDelta:  # nearly every event of a stream: asked first
+            return _delta(event.index, b'"text_delta","text":', event.text)
         if isinstance(event, MessageStarted):
             return _event({"type": "message_start", "message": message_start_json(event)})
         if isinstance(event, ContentBlockStarted):
             return _event(
                 {"type": "content_block_start", "index": event.index, "content_block": block_start_json(event.block)}
             )
-        if isinstance(event, TextDelta):
-            return _delta(event.index, b'"text_delta","text":', event.text)
         if isinstance(event, ThinkingDelta):
             return _delta(event.index, b'"thinking_delta","thinking":', event.thinking)
         if isinstance(event, SignatureDelta):

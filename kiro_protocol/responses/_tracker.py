@@ -138,6 +138,8 @@ class ResponseTracker:
         self._events: deque[LifecycleEvent] = deque()
         self._splitter = ThinkingSplitter() if plan.thinking else None
         self._matcher = StopSequenceMatcher(plan.stop_sequences)
+        # Neither thinking to split off nor stop sequences to watch: text goes straight to deltas.
+        self._plain_text = self._splitter is None and not self._matcher.sequences
         self._open: _OpenBlock | None = None
         self._next_index = 0
         self._closed_tools: set[str] = set()
@@ -325,6 +327,9 @@ class ResponseTracker:
 
     def _on_text(self, text: str) -> None:
         if not text:
+            return
+        if self._plain_text:  # most answers, once per frame: no segment list to build and walk
+            self._text_delta(text)
             return
         segments = self._splitter.feed(text) if self._splitter is not None else [Segment(thinking=False, text=text)]
         self._emit_segments(segments)

@@ -210,23 +210,25 @@ class ResponseTranslator:
             self._eof = True
         if self.finished:
             return
+        tracker = self._tracker
+        decoder = self._decoder
         try:
-            self._decoder.receive_data(data)
-            while not self.finished:
-                message = self._decoder.next_event()
+            decoder.receive_data(data)
+            while not tracker.finished:
+                message = decoder.next_event()
                 if message is NEED_DATA:
                     break
                 if message is END_OF_STREAM:
-                    self._tracker.end_of_stream()
+                    tracker.end_of_stream()
                     break
                 try:
                     event = parse_message(message)
                 except UpstreamPayloadError as exc:
                     if exc.event_type not in BOOKKEEPING_EVENT_TYPES:
                         raise
-                    self._tracker.ignore(f"{exc.event_type} (invalid payload)")
+                    tracker.ignore(f"{exc.event_type} (invalid payload)")
                     continue
-                self._tracker.receive(event)
+                tracker.receive(event)
         except RemoteProtocolError as exc:
             # The decoder keeps failing from here on; the response ends now, with the reason.
             failure = stream_interrupted(f"Kiro's response stream is invalid: {exc.message}")
@@ -334,18 +336,22 @@ class ResponseTranslator:
 
     def _pump(self, now: float | None) -> None:
         produced = False
+        next_event = self._tracker.next_event
+        send = self._encoder.send
+        keep = self._events.append if self._keep_events else None
+        out = self._out
         while True:
-            event = self._tracker.next_event()
+            event = next_event()
             if event is NEED_DATA:
                 break
-            if self._keep_events:
-                self._events.append(event)
-            data = self._encoder.send(event)
+            if keep is not None:
+                keep(event)
+            data = send(event)
             if data:
                 produced = True
                 if not self._encoder.streaming:
                     self._body = data
-                self._out += data
+                out += data
         if produced:
             if now is not None:
                 self._last_output = now
