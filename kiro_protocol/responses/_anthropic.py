@@ -206,7 +206,7 @@ class AnthropicStreamEncoder:
 
     def send(self, event: LifecycleEvent) -> bytes:
         """The SSE bytes for ``event``."""
-        if type(event) is TextDelta:  # nearly every event of a stream: asked first
+        if isinstance(event, TextDelta):  # nearly every event of a stream: asked first
             return _delta(event.index, b'"text_delta","text":', event.text)
         if isinstance(event, MessageStarted):
             return _event({"type": "message_start", "message": message_start_json(event)})
