@@ -11,6 +11,7 @@ answers when no account is configured (``adapters/compose.py``); ``KiroASGI`` is
 
 from __future__ import annotations
 
+import logging
 import os
 
 from adapters.runtime.app import ApiService
@@ -21,6 +22,8 @@ from adapters.runtime.settings import Settings, load_settings
 from ._app import KiroASGI, StandIn
 
 __all__ = ["KiroASGI", "StandIn", "create_app"]
+
+log = logging.getLogger("kiro2api.server")
 
 
 def create_app(settings: Settings | None = None, *, service: ApiService | None = None) -> KiroASGI:
@@ -37,7 +40,11 @@ def create_app(settings: Settings | None = None, *, service: ApiService | None =
     """
     if settings is None:
         settings = load_settings(environ=os.environ)
-        configure_logging(level=settings.log_level, fmt=settings.log_format, file=settings.log_file)
+        configure_logging(
+            level=settings.log_level, fmt=settings.log_format, file=settings.log_file, console=settings.log_console
+        )
+        for notice in settings.notices:
+            log.warning("%s", notice)
         settings = keep_generated_token(settings)
     stand_in: StandIn | None = None
     if service is None and settings.answers_from_simulator:

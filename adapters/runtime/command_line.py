@@ -7,6 +7,7 @@ accept the same flags and refuse bad settings with the same messages and exit st
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -16,6 +17,8 @@ from .logging import configure_logging
 from .settings import Settings, SettingsError, load_settings, settings_help
 
 __all__ = ["add_serve_arguments", "parse_serve_command", "settings_epilog", "settings_from_arguments"]
+
+log = logging.getLogger("kiro2api.server")
 
 
 def settings_epilog(where: str = "") -> str:
@@ -43,10 +46,14 @@ def settings_from_arguments(args: argparse.Namespace) -> Settings | None:
         print(f"kiro2api: {exc}", file=sys.stderr)
         return None
     try:
-        configure_logging(level=settings.log_level, fmt=settings.log_format, file=settings.log_file)
+        configure_logging(
+            level=settings.log_level, fmt=settings.log_format, file=settings.log_file, console=settings.log_console
+        )
     except OSError as exc:
         print(f"kiro2api: LOG_FILE: cannot open {settings.log_file!r} ({exc.strerror or exc})", file=sys.stderr)
         return None
+    for notice in settings.notices:
+        log.warning("%s", notice)
     # After the logging: a token that cannot be kept is said in the log.
     return keep_generated_token(settings)
 

@@ -134,7 +134,12 @@ _installed: list[logging.Handler] = []
 
 
 def configure_logging(
-    *, level: str = "INFO", fmt: str = "text", file: str | None = None, stream: TextIO | None = None
+    *,
+    level: str = "INFO",
+    fmt: str = "text",
+    file: str | None = None,
+    stream: TextIO | None = None,
+    console: bool = True,
 ) -> None:
     """Install the kiro2api handlers on the root logger (idempotent: a second call replaces them).
 
@@ -143,6 +148,7 @@ def configure_logging(
         fmt: ``text`` or ``json``.
         file: also append to this file.
         stream: where console lines go (default stderr).
+        console: False (LOG_CONSOLE=false): with ``file``, no console lines (without, they stay).
     """
     root = logging.getLogger()
     for handler in _installed:
@@ -150,7 +156,9 @@ def configure_logging(
         handler.close()
     _installed.clear()
     formatter: logging.Formatter = JsonFormatter() if fmt == "json" else TextFormatter()
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream if stream is not None else sys.stderr)]
+    handlers: list[logging.Handler] = []
+    if console or not file:
+        handlers.append(logging.StreamHandler(stream if stream is not None else sys.stderr))
     if file:
         handlers.append(logging.FileHandler(file, encoding="utf-8"))
     for handler in handlers:

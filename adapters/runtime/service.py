@@ -95,6 +95,8 @@ class KiroService(BasicService):
         self._registry = registry
         self._accounts_version = registry.version if registry is not None else 0
         self._settings = settings
+        #: METRICS_ENABLED: whether ``App`` serves ``/metrics`` (with the admin token).
+        self.metrics_enabled = settings.metrics_enabled
         #: Usage records and metrics of this service's requests (``App`` reports to it).
         self.telemetry = telemetry or Telemetry(driver=driver)
         self._driver = driver

@@ -28,6 +28,7 @@ __all__ = [
     "SettingsError",
     "SettingSpec",
     "SETTINGS",
+    "IGNORED_GO_SETTINGS",
     "load_settings",
     "settings_help",
     "configuration_markdown",
@@ -214,6 +215,8 @@ class SettingSpec:
     parse: Callable[[str], Any] = _str
     #: Whether the value is a secret (masked in reprs and never quoted in errors).
     secret: bool = False
+    #: Names read when ``env`` is unset: the Go original's settings that mean the same here.
+    aliases: tuple[str, ...] = ()
 
 
 SETTINGS: tuple[SettingSpec, ...] = (
@@ -289,9 +292,13 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(env="PING_INTERVAL_SECONDS", attr="ping_interval", default="15", parse=_positive_float(1),
                 help="Interval of SSE ping events while a stream is idle."),
     SettingSpec(env="REQUEST_TIMEOUT_MINUTES", attr="request_timeout", default="10", parse=_positive_float(60),
-                help="Deadline of a whole non-streaming upstream call."),
+                aliases=("SIMPLE_REQUEST_TIMEOUT_MINUTES",),
+                help="Deadline of a whole non-streaming upstream call. Unset: SIMPLE_REQUEST_TIMEOUT_MINUTES of the "
+                     "Go original is read instead (one deadline serves every non-streaming call here)."),
     SettingSpec(env="STREAM_REQUEST_TIMEOUT_MINUTES", attr="stream_request_timeout", default="30",
-                parse=_positive_float(60), help="Deadline of a whole streaming upstream call."),
+                parse=_positive_float(60), aliases=("SESSION_TIMEOUT_MINUTES",),
+                help="Deadline of a whole streaming upstream call, the longest a request may hold its session. "
+                     "Unset: SESSION_TIMEOUT_MINUTES of the Go original is read instead."),
     SettingSpec(env="UPSTREAM_CONNECT_TIMEOUT_SECONDS", attr="upstream_connect_timeout", default="15",
                 parse=_positive_float(1), help="Time allowed to connect (TCP + TLS) to an upstream host."),
     SettingSpec(env="UPSTREAM_READ_TIMEOUT_SECONDS", attr="upstream_read_timeout", default="300",
@@ -323,8 +330,25 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec(env="LOG_FORMAT", attr="log_format", default="text", parse=_choice("text", "json"),
                 help="text (one readable line per event) or json (one JSON object per line)."),
     SettingSpec(env="LOG_FILE", attr="log_file", default="", parse=_opt_str,
-                help="Also append log lines to this file (stderr always gets them)."),
+                help="Also append log lines to this file (stderr gets them too, unless LOG_CONSOLE=false)."),
+    SettingSpec(env="LOG_CONSOLE", attr="log_console", default="true", parse=_bool,
+                help="false: with LOG_FILE set, log lines go to the file only, not to stderr (without LOG_FILE "
+                     "they still go to stderr, and start-up says so)."),
+    SettingSpec(env="METRICS_ENABLED", attr="metrics_enabled", default="true", parse=_bool,
+                help="false: GET /metrics answers 404 even with the admin token (see docs/usage.md)."),
 )
+
+#: Settings of the Go original that mean nothing here: said at start-up when set, with the reason.
+#: (Those it shares, or that map onto ours, are in ``SETTINGS``, some as ``aliases``.)
+IGNORED_GO_SETTINGS: Mapping[str, str] = {
+    "GIN_MODE": "it is the mode of Gin, the Go original's web framework, which kiro2api does not use "
+                "(its debug mode also turned off upstream TLS verification, which kiro2api never does); "
+                "use LOG_LEVEL=debug for detailed logs",
+    "DEBUG": "use LOG_LEVEL=debug",
+    "LOG_ENABLE_CALLER": "log lines name their logger (kiro2api.server, kiro2api.access...), not the calling "
+                         "file and function",
+    "LOG_CALLER_SKIP": "log lines name their logger, not the calling file and function",
+}
 
 _SECRET_ATTRS = frozenset({"client_token", "admin_token", "auth_token_json", "https_proxy"})
 
@@ -377,6 +401,10 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = "text"
     log_file: str | None = None
+    log_console: bool = True
+    metrics_enabled: bool = True
+    #: What start-up must say about the settings (recognised ones without effect here); no secret.
+    notices: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         parts = []
@@ -523,7 +551,13 @@ def load_settings(
     for spec in SETTINGS:
         if spec.attr is None:
             continue
-        text = raw(spec.env)
+        name, text = spec.env, raw(spec.env)
+        if text is None or not text.strip():
+            for alias in spec.aliases:
+                alias_text = raw(alias)
+                if alias_text is not None and alias_text.strip():
+                    name, text = alias, alias_text
+                    break
         if text is None or (text.strip() == "" and spec.default != ""):
             text = spec.default
         try:
@@ -532,7 +566,7 @@ def load_settings(
             detail = "invalid value" if spec.secret else str(exc)
             if spec.secret and spec.env == "HTTPS_PROXY":
                 detail = str(exc)
-            problems.append(f"{spec.env}: {detail}")
+            problems.append(f"{name}: {detail}")
 
     # The client token: the variable, or its _FILE twin, or a generated one.
     token = (raw("KIRO_CLIENT_TOKEN") or "").strip()
@@ -587,6 +621,15 @@ def load_settings(
         if tls_path is not None and not Path(cwd, tls_path).is_file():
             problems.append(f"{name}: {tls_path!r} does not exist")
 
+    notices = [
+        f"{name} is recognised (a setting of the Go original) but has no effect here: {why}."
+        for name, why in IGNORED_GO_SETTINGS.items()
+        if (raw(name) or "").strip()
+    ]
+    if values.get("log_console") is False and not values.get("log_file"):
+        notices.append("LOG_CONSOLE=false has no effect without LOG_FILE: log lines still go to stderr.")
+    values["notices"] = tuple(notices)
+
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
@@ -626,5 +669,19 @@ def configuration_markdown() -> str:
             "generated" if spec.default else "unset")
         meaning = spec.help.replace("|", "\\|")
         out.append(f"| `{spec.env}` | {default} | {meaning} |")
+    out += [
+        "",
+        "## Settings of the Go original",
+        "",
+        "A configuration written for the Go kiro2api works here. Its settings are read as follows "
+        "(booleans in any of the spellings above):",
+        "",
+    ]
+    for spec in SETTINGS:
+        for alias in spec.aliases:
+            out.append(f"* `{alias}`: read as `{spec.env}` when that is unset.")
+    out.append("* `LOG_CONSOLE`, `METRICS_ENABLED`: as in the table above.")
+    for name, why in IGNORED_GO_SETTINGS.items():
+        out.append(f"* `{name}`: recognised, no effect here (start-up says so when it is set): {why}.")
     out.append("")
     return "\n".join(out)

@@ -133,6 +133,8 @@ class ServerState:
     body_limit: int = 20 * 1024 * 1024
     #: The wall clock (epoch seconds), for the expiry of client keys.
     now: float = 0.0
+    #: ``/metrics`` is served (METRICS_ENABLED); off, it is 404 whatever the token.
+    metrics: bool = True
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -223,7 +225,7 @@ def front_door(head: RequestHead, auth: ClientAuth, state: ServerState, random_h
         key = _client_key(head.headers, auth, state.now) if route.requires_auth else None
         admin = _admin(head, route, auth) if route.endpoint in _ADMIN_ENDPOINTS else None
         if route.endpoint is Endpoint.METRICS:
-            _metrics(head, route, auth)
+            _metrics(head, route, auth, enabled=state.metrics)
         declared = head.declared_length
         if declared is not None and declared > state.body_limit:
             raise _too_large(state.body_limit)
@@ -271,9 +273,13 @@ def _admin(head: RequestHead, route: Route, auth: ClientAuth) -> AdminCall:
     return admin_call(head.method, head.target)
 
 
-def _metrics(head: RequestHead, route: Route, auth: ClientAuth) -> None:
+def _metrics(head: RequestHead, route: Route, auth: ClientAuth, *, enabled: bool) -> None:
     """``/metrics`` tells about every key and account: the admin's, like the admin API. Off (404)
-    without an admin token; a client key never opens it."""
+    with METRICS_ENABLED=false or without an admin token; a client key never opens it."""
+    if not enabled:
+        raise LocalProtocolError(
+            f"Not found: {head.method} {route.path} (metrics are off: METRICS_ENABLED=false).", kind=ErrorKind.NOT_FOUND
+        )
     if not auth.admin_token:
         raise LocalProtocolError(
             f"Not found: {head.method} {route.path} (metrics are off: set KIRO_ADMIN_TOKEN).", kind=ErrorKind.NOT_FOUND

@@ -340,6 +340,8 @@ class App:
         self._key_ring: KeyRing | None = getattr(service, "client_keys", None)
         self.lifecycle = lifecycle
         self._max_sessions = max_concurrent_sessions
+        # METRICS_ENABLED, as the service was configured (a service without settings: on).
+        self._metrics_enabled: bool = getattr(service, "metrics_enabled", True)
         self._new_id = new_id
         self.active_sessions = 0
         self._endpoints: dict[Endpoint, Callable[[Request, Responder, RequestContext], None]] = {
@@ -367,6 +369,7 @@ class App:
             session_limit=self._max_sessions,
             body_limit=body.limit,
             now=time.time(),
+            metrics=self._metrics_enabled,
         )
         decision = front_door(head, self._auth, state, self._new_id())
         record = RequestLog()
