@@ -28,7 +28,7 @@ try:
 except ImportError:  # the optional extra is not installed
     orjson = None  # type: ignore[assignment]
 
-__all__ = ["OrjsonCodec", "install_json_codec", "JSON_CODEC_CHOICES"]
+__all__ = ["OrjsonCodec", "install_json_codec", "orjson_installed", "JSON_CODEC_CHOICES"]
 
 JSON_CODEC_CHOICES: Final = ("auto", "stdlib", "orjson")
 
@@ -59,6 +59,11 @@ class OrjsonCodec:
         if b"null" in out:  # maybe a NaN or an Infinity, which json refuses
             raise ValueError("null is left to json")
         return out
+
+
+def orjson_installed() -> bool:
+    """Whether the optional orjson is importable."""
+    return orjson is not None
 
 
 def install_json_codec(choice: str) -> str:

@@ -45,6 +45,7 @@ from .basic_service import BasicService, model_entries
 from .call_runner import run_call
 from .client_keys import KeyRing
 from .images import image_transform
+from .json_codec import install_json_codec
 from .pool_driver import PoolDriver
 from .settings import Settings
 from .state_cipher import open_sealed_store
@@ -100,6 +101,8 @@ class KiroService(BasicService):
         #: Usage records and metrics of this service's requests (``App`` reports to it).
         self.telemetry = telemetry or Telemetry(driver=driver)
         self._driver = driver
+        # Process-wide, like the settings it comes from; every codec gives the same results.
+        install_json_codec(settings.json_codec)
         self._setup = CallSetup(
             accounts=driver.accounts,
             pool=driver.settings,

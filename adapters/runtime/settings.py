@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 from kiro_protocol import parse_model_map
 
 from .dotenv import DotenvError, read_dotenv
+from .json_codec import JSON_CODEC_CHOICES, orjson_installed
 from .logging import mask_secret
 from .no_proxy import NoProxy, parse_no_proxy
 
@@ -133,6 +134,13 @@ def _choice(*choices: str) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def _json_codec(raw: str) -> str:
+    value = _choice(*JSON_CODEC_CHOICES)(raw)
+    if value == "orjson" and not orjson_installed():
+        raise ValueError("orjson is not installed (pip install 'kiro2api[fast]'), or choose auto or stdlib")
+    return value
 
 
 def _url_template(raw: str) -> str:
@@ -275,6 +283,9 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 help='Extra model names: a JSON object {"client model": "Kiro model id"}.'),
     SettingSpec(env="MAX_TOOL_DESCRIPTION_LENGTH", attr="max_tool_description_length", default="10000",
                 parse=_int_range(1, 10_000_000), help="Tool descriptions longer than this are cut (characters)."),
+    SettingSpec(env="KIRO_JSON_CODEC", attr="json_codec", default="auto", parse=_json_codec,
+                help="JSON codec of request bodies, Kiro bodies and upstream events: auto (orjson when installed, "
+                     "the `fast` extra), stdlib or orjson. The same results either way; orjson is faster."),
     SettingSpec(env="DISABLE_STREAM", attr="disable_stream", default="false", parse=_bool,
                 help="Buffer each answer and send it in one piece when complete (streaming clients still get SSE)."),
     SettingSpec(env="MAX_CONCURRENT_SESSIONS", attr="max_concurrent_sessions", default="0",
@@ -379,6 +390,7 @@ class Settings:
     idc_refresh_url: str = "https://oidc.{region}.amazonaws.com/token"
     model_map: Mapping[str, str] = field(default_factory=dict)
     max_tool_description_length: int = 10000
+    json_codec: str = "auto"
     disable_stream: bool = False
     max_concurrent_sessions: int = 0
     wait_for_account: float = 30.0
