@@ -16,11 +16,11 @@ COPY pyproject.toml README.md ./
 COPY kiro_protocol ./kiro_protocol
 COPY adapters ./adapters
 # Wheels of kiro2api and its server-side dependencies only (no test or dev tools).
-RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[server,redis,images]"
+RUN pip wheel --no-cache-dir --wheel-dir /wheels ".[server,fast,redis,images]"
 
 FROM python:3.11-slim
 COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels "kiro2api[server,redis,images]" \
+RUN pip install --no-cache-dir --no-index --find-links=/wheels "kiro2api[server,fast,redis,images]" \
     && rm -rf /wheels \
     && useradd --system --uid 10001 --user-group --home-dir /data --no-create-home kiro2api \
     && mkdir -p /data && chown kiro2api:kiro2api /data

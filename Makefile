@@ -5,9 +5,10 @@ BIN := $(VENV)/bin
 # The development set (tests, mypy, SDKs, the other servers) and, apart, what serving needs.
 STAMP := $(VENV)/.installed-stamp
 SERVE_STAMP := $(VENV)/.installed-serve-stamp
-# The extras `make serve` installs: add redis (a redis:// KIRO_STATE) or images (BMP/TIFF, downscaling)
-# when you use them, e.g. `make serve SERVE_EXTRAS=server,redis,images`.
-SERVE_EXTRAS ?= server
+# The extras `make serve` installs (fast: orjson, the faster JSON codec of KIRO_JSON_CODEC): add
+# redis (a redis:// KIRO_STATE) or images (BMP/TIFF, downscaling) when you use them, e.g.
+# `make serve SERVE_EXTRAS=server,fast,redis,images`.
+SERVE_EXTRAS ?= server,fast
 
 .PHONY: serve test test-core test-runtime test-e2e typecheck unit fuzz bench bench-gateway clean
 
