@@ -7,6 +7,7 @@ adapters.anyio_server``, ``python -m adapters.wsgi_gevent``).
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -18,7 +19,7 @@ import pytest
 
 from adapters.cli import main
 from adapters.runtime.settings import Settings
-from adapters.runtime.startup import StartupError, check_tls
+from adapters.runtime.startup import StartupError, check_tls, listen_problem
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -105,3 +106,15 @@ def test_a_privileged_port_says_why(monkeypatch: pytest.MonkeyPatch, capsys: pyt
     assert main(["serve", "--port", "81"]) == 2
     line = _sole_line(capsys.readouterr().err)
     assert line.startswith("kiro2api: HOST/PORT: cannot listen on 127.0.0.1:81: permission denied")
+
+
+@pytest.mark.parametrize(("code", "cause"), [
+    (errno.EACCES, "permission denied (ports below 1024 need root or CAP_NET_BIND_SERVICE; pick a port above 1023)"),
+    (errno.EADDRINUSE, "the address is already in use (another server on this port?)"),
+    (errno.EADDRNOTAVAIL, "the address is not one of this machine's"),
+    (errno.ENOBUFS, "no buffer space available"),
+])
+def test_each_bind_cause_in_words(code: int, cause: str) -> None:
+    settings = Settings(host="0.0.0.0", port=80)
+    error = OSError(code, os.strerror(code))
+    assert listen_problem(settings, error) == f"HOST/PORT: cannot listen on 0.0.0.0:80: {cause}"
