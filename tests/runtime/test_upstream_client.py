@@ -226,7 +226,7 @@ async def test_calls_beyond_the_connection_limit_wait_for_a_free_connection(upst
 async def test_a_closed_account_does_not_keep_a_busy_connection(upstream: Upstream) -> None:
     async with UpstreamClient() as client:
         async with client.stream(req(upstream, "/stream"), account="a") as answer:
-            closed_pool = client._pools["a"]
+            (closed_pool,) = [pool for key, pool in client._pools.items() if key[0] == "a"]
             await client.close_account("a")
             with answer.deadline():
                 body = b"".join([chunk async for chunk in answer.chunks])
@@ -244,6 +244,31 @@ async def test_a_kept_alive_connection_the_server_closed_is_not_reused(upstream:
         second = await client.send(req(upstream, "/small"), account="a")
     assert first.status == second.status == 200
     assert upstream.seen[0].peer_port != upstream.seen[1].peer_port
+
+
+async def test_a_connection_that_closed_unnoticed_gets_the_request_again_on_a_new_one(
+    upstream: Upstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The race no poll can close: the server drops an idle connection just as it is reused.
+    The write goes nowhere and the answer never starts; the request goes once more, on a new
+    connection, instead of failing the call."""
+    from adapters.runtime.upstream_http1 import Http1Connection
+
+    monkeypatch.setattr(Http1Connection, "has_expired", lambda self: False)  # the poll misses the FIN
+    async with UpstreamClient() as client:
+        await client.send(req(upstream, "/small-then-hang-up"), account="a")
+        await anyio.sleep(0.1)
+        second = await client.send(req(upstream, "/small", b"again"), account="a")
+    assert second.status == 200 and second.body == b'{"echo":5}'
+    assert [s.path for s in upstream.seen] == ["/small-then-hang-up", "/small"]
+    assert upstream.seen[0].peer_port != upstream.seen[1].peer_port
+
+
+async def test_a_new_connection_that_breaks_before_answering_is_not_asked_again(upstream: Upstream) -> None:
+    async with UpstreamClient() as client:
+        with pytest.raises(UpstreamConnectionError):
+            await client.send(req(upstream, "/close"), account="a")
+    assert [s.path for s in upstream.seen] == ["/close"]
 
 
 async def test_cancellation_closes_the_upstream_connection(upstream: Upstream) -> None:
