@@ -12,7 +12,14 @@ import anyio.abc
 
 from adapters.runtime.service import Prepared, open_service, prepare
 from adapters.runtime.settings import Settings
-from adapters.runtime.startup import STARTUP_FAILED, StartupError, check_tls, listen_problem, sole_os_error
+from adapters.runtime.startup import (
+    STARTUP_FAILED,
+    StartupError,
+    check_listen,
+    check_tls,
+    listen_problem,
+    sole_os_error,
+)
 from adapters.runtime.stores import StoreConfigurationError
 from kiro_protocol import __version__, ConfigurationError
 
@@ -125,8 +132,12 @@ async def _serve(
 def run(settings: Settings, serve: Callable[[Settings, Prepared], Awaitable[None]] = serve_settings) -> int:
     """Run ``serve`` (the server alone by default) in the foreground until SIGTERM/SIGINT; the exit status."""
     try:
-        # The TLS files first: a bad one must stop start-up before anything listens.
+        # The TLS files and the address first: either must stop start-up before anything runs.
         check_tls(settings, make_ssl_context)
+        try:
+            check_listen(settings)
+        except OSError as exc:
+            raise StartupError(listen_problem(settings, exc)) from None
         prepared = prepare(settings)
     except (ConfigurationError, StoreConfigurationError, StartupError) as exc:
         print(f"kiro2api: {exc}", file=sys.stderr)

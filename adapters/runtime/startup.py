@@ -9,12 +9,13 @@ Every serving command we start ourselves (``kiro2api serve``, ``python -m adapte
 from __future__ import annotations
 
 import errno
+import socket
 import ssl
 from collections.abc import Callable
 
 from .settings import Settings
 
-__all__ = ["STARTUP_FAILED", "StartupError", "check_tls", "listen_problem", "sole_os_error"]
+__all__ = ["STARTUP_FAILED", "StartupError", "check_listen", "check_tls", "listen_problem", "sole_os_error"]
 
 #: The exit status of a start-up the configuration prevents (as for invalid settings).
 STARTUP_FAILED = 2
@@ -35,6 +36,25 @@ def listen_problem(settings: Settings, error: OSError) -> str:
     """The line for a listening socket that could not be opened on HOST:PORT."""
     cause = _BIND_CAUSES.get(error.errno or 0) or _plain(error)
     return f"HOST/PORT: cannot listen on {settings.host}:{settings.port}: {cause}"
+
+
+def check_listen(settings: Settings) -> None:
+    """Bind HOST:PORT once and let go, before anything starts (the simulator, the store, logs of both).
+
+    Raises:
+        OSError: the port is taken or privileged, or the address is not ours (``listen_problem``).
+    """
+    if settings.port == 0:
+        return
+    for family, kind, proto, _, address in socket.getaddrinfo(
+        settings.host, settings.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    ):
+        with socket.socket(family, kind, proto) as probe:
+            # As the server binds: a port left in TIME_WAIT is free, one with a listener is not.
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            probe.bind(address)
 
 
 def check_tls(settings: Settings, load: Callable[[str, str], object]) -> None:

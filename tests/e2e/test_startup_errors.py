@@ -57,7 +57,9 @@ def test_a_port_in_use_is_one_line_naming_host_and_port(
     for name, value in extra.items():
         monkeypatch.setenv(name, value)
     assert main(["serve", "--port", str(taken_port)]) == 2
-    line = _sole_line(capsys.readouterr().err)
+    err = capsys.readouterr().err
+    assert "simulator" not in err  # refused before anything started: nothing else to say
+    line = _sole_line(err)
     assert line == f"kiro2api: HOST/PORT: cannot listen on 127.0.0.1:{taken_port}: the address is already in use " \
                    "(another server on this port?)"
 
