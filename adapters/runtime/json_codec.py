@@ -7,7 +7,8 @@ orjson is an optional extra (``pip install 'kiro2api[fast]'``). ``KIRO_JSON_CODE
 The core's contract is "exactly json's result, or refuse". Where orjson reads or writes
 differently from ``json``, this codec refuses and the core uses ``json`` for that call:
 
-- reading, an integer of 20 digits or more (orjson reads one beyond 64 bits as a float); lone
+- reading, a run of 19 digits or more (orjson reads an integer beyond 64 bits as a float, and
+  -9223372036854775809 has 19 digits; shorter integers fit); lone
   surrogates, invalid UTF-8, UTF-16/32, NaN/Infinity and overflowing numbers orjson refuses
   by itself (``json`` then words the error);
 - writing, NaN and Infinity (orjson writes ``null``: any output with a ``null`` in it is left
@@ -32,9 +33,10 @@ __all__ = ["OrjsonCodec", "install_json_codec", "orjson_installed", "JSON_CODEC_
 
 JSON_CODEC_CHOICES: Final = ("auto", "stdlib", "orjson")
 
-# Digits -> "0", every other byte -> " ": a run of 20 zeros is an integer orjson may not keep.
+# Digits -> "0", every other byte -> " ": a run of 19 zeros may be an integer orjson does not keep
+# (below -2**63 or above 2**64 - 1; every integer of 18 digits or fewer fits).
 _DIGITS: Final = bytes(0x30 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
-_LONG_INTEGER: Final = b"0" * 20
+_LONG_INTEGER: Final = b"0" * 19
 
 
 class OrjsonCodec:

@@ -122,6 +122,8 @@ def test_upstream_payloads_decode_the_same(value: dict[str, object] | bytes) -> 
         b'{"n": 123456789012345678901234567890}',  # orjson would read a float
         b'{"n": -18446744073709551616}',
         b'{"n": 18446744073709551615, "m": -9223372036854775808}',
+        b'{"n": -9223372036854775809, "m": 18446744073709551616}',  # just beyond 64 bits
+        b'{"n": [999999999999999999, -999999999999999999, 0.1234567890123456789]}',
         b'{"s": "\\ud800"}',  # a lone surrogate
         b'{"s": "\xed\xa0\x80"}',  # an encoded surrogate (json reads it, surrogatepass)
         b'{"a": 1, "a": 2}',  # duplicate keys: the last wins
@@ -136,6 +138,9 @@ def test_upstream_payloads_decode_the_same(value: dict[str, object] | bytes) -> 
         b'{"a": [1, 2,]}',
         b'{"s": "tab\there"}',  # a raw control character
         b' \t\r\n{"a": {}} \n',
+        b'\x0c{"a": 1}',  # a form feed is not JSON whitespace
+        b'{"a": 1}\x00',
+        b'{"a": -0, "b": 1e-400, "c": 1E+2, "d": "\\ud83d\\ude00", "e": "\\/"}',
         b"[1, 2]",
         b'"text"',
         b"",
