@@ -18,9 +18,10 @@ from adapters.runtime.startup import (
     check_listen,
     check_tls,
     listen_problem,
+    sole_error,
     sole_os_error,
 )
-from adapters.runtime.stores import StoreConfigurationError
+from adapters.runtime.stores import StoreConfigurationError, StoreUnavailable
 from kiro_protocol import __version__, ConfigurationError
 
 from ._common import ConnectionLimits
@@ -150,7 +151,12 @@ def run(settings: Settings, serve: Callable[[Settings, Prepared], Awaitable[None
         return run_workers(settings, serve)
     try:
         anyio.run(serve, settings, prepared)
-    except (OSError, BaseExceptionGroup) as exc:
+    except (OSError, StoreUnavailable, BaseExceptionGroup) as exc:
+        unavailable = sole_error(exc, StoreUnavailable)
+        if unavailable is not None:
+            # The store could not be read at start-up (the accounts of the admin API live there).
+            print(f"kiro2api: KIRO_STATE: {unavailable}", file=sys.stderr)
+            return STARTUP_FAILED
         error = sole_os_error(exc)
         if error is None:
             raise

@@ -12,10 +12,13 @@ import errno
 import socket
 import ssl
 from collections.abc import Callable
+from typing import TypeVar
 
 from .settings import Settings
 
-__all__ = ["STARTUP_FAILED", "StartupError", "check_listen", "check_tls", "listen_problem", "sole_os_error"]
+__all__ = ["STARTUP_FAILED", "StartupError", "check_listen", "check_tls", "listen_problem", "sole_error", "sole_os_error"]
+
+_E = TypeVar("_E", bound=BaseException)
 
 #: The exit status of a start-up the configuration prevents (as for invalid settings).
 STARTUP_FAILED = 2
@@ -84,13 +87,18 @@ def check_tls(settings: Settings, load: Callable[[str, str], object]) -> None:
 
 def sole_os_error(exc: BaseException) -> OSError | None:
     """The ``OSError`` inside ``exc`` when it is the only failure (task groups wrap one in groups of one)."""
+    return sole_error(exc, OSError)
+
+
+def sole_error(exc: BaseException, kind: type[_E]) -> _E | None:
+    """The ``kind`` inside ``exc``, unwrapping exception groups (several failures: the first ``kind``)."""
     while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
         exc = exc.exceptions[0]
     if isinstance(exc, BaseExceptionGroup):
-        # Several failures (the server and the simulator beside it): an OSError among them is the cause.
-        errors = [e for e in (sole_os_error(e) for e in exc.exceptions) if e is not None]
+        # Several failures (the server and the simulator beside it): one of ``kind`` is the cause.
+        errors = [e for e in (sole_error(e, kind) for e in exc.exceptions) if e is not None]
         return errors[0] if errors else None
-    return exc if isinstance(exc, OSError) else None
+    return exc if isinstance(exc, kind) else None
 
 
 def _plain(error: OSError) -> str:

@@ -22,8 +22,9 @@ from gevent.pywsgi import WSGIHandler, WSGIServer
 from adapters.runtime.command_line import parse_serve_command
 from adapters.runtime.settings import Settings
 from adapters.runtime.startup import STARTUP_FAILED, listen_problem
+from adapters.runtime.stores import StoreConfigurationError, StoreUnavailable
 from adapters.runtime.app import log_rejection
-from kiro_protocol import __version__, malformed_request
+from kiro_protocol import ConfigurationError, __version__, malformed_request
 
 from . import KiroWSGI, create_app
 from ._app import CLOSE_KEY, DROPPED_LENGTH_KEY, raw_response
@@ -170,7 +171,14 @@ def serve(settings: Settings) -> int:
         print(f"kiro2api: {listen_problem(settings, exc)}", file=sys.stderr)
         return STARTUP_FAILED
     listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    app = _Running(create_app(settings))
+    try:
+        app = _Running(create_app(settings))
+    except (ConfigurationError, StoreConfigurationError, StoreUnavailable) as exc:
+        # As kiro2api serve says them: the accounts or the store, one line, no traceback.
+        listener.close()
+        where = "KIRO_STATE: " if isinstance(exc, StoreUnavailable) else ""
+        print(f"kiro2api: {where}{exc}", file=sys.stderr)
+        return STARTUP_FAILED
     pool = Pool()
     server = WSGIServer(listener, app, log=None, spawn=pool, handler_class=_Handler)
     stopping = Event()

@@ -120,3 +120,25 @@ def test_each_bind_cause_in_words(code: int, cause: str) -> None:
     settings = Settings(host="0.0.0.0", port=80)
     error = OSError(code, os.strerror(code))
     assert listen_problem(settings, error) == f"HOST/PORT: cannot listen on 0.0.0.0:80: {cause}"
+
+
+@pytest.mark.timeout(60)
+def test_a_state_store_out_of_reach_at_start_is_one_line_naming_kiro_state(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KIRO_STATE", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    monkeypatch.setenv("KIRO_ADMIN_TOKEN", "admin-token-0123456789abcdef")
+    assert main(["serve", "--port", "0"]) == 2
+    line = _sole_line(capsys.readouterr().err)
+    assert line.startswith("kiro2api: KIRO_STATE: the Redis state store is unavailable")
+
+
+@pytest.mark.timeout(60)
+def test_the_gevent_server_refuses_bad_accounts_in_one_line() -> None:
+    env = {k: v for k, v in os.environ.items()}
+    env.update(PYTHONPATH=str(ROOT), KIRO_AUTH_TOKEN='[{"auth": "Nope"}]')
+    done = subprocess.run(
+        [sys.executable, "-m", "adapters.wsgi_gevent", "--port", "0"], env=env, capture_output=True, text=True, timeout=50
+    )
+    assert done.returncode == 2
+    assert _sole_line(done.stderr).startswith("kiro2api: KIRO_AUTH_TOKEN entry 0:")
