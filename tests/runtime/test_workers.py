@@ -30,6 +30,7 @@ def test_workers_default_to_one_and_auto_is_one_per_usable_core() -> None:
 
 def test_the_serve_flag_overrides_the_setting(monkeypatch: pytest.MonkeyPatch, restore_logging: None) -> None:
     monkeypatch.setenv("WORKERS", "4")
+    monkeypatch.setenv("KIRO_CLIENT_TOKEN", "workers-test-token")  # no generated token kept in the tree
     args = build_parser().parse_args(["serve", "--workers", "2"])
     settings = settings_from_arguments(args)
     assert settings is not None and settings.workers == 2
