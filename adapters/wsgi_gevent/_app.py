@@ -232,7 +232,10 @@ class _Body:
 
     def too_long_to_drop(self) -> bool:
         """Whether a body left unread is too long for the server to read and drop (chunked, or
-        declared over the limit): the connection then closes after the answer."""
+        declared over the limit), or not coming (its client waits for a 100 Continue that an
+        answer given without reading never sends): the connection then closes after the answer."""
+        if self._environ.get("HTTP_EXPECT", "").lower() == "100-continue":
+            return True
         declared = self._environ.get("CONTENT_LENGTH")
         if not declared:
             return "chunked" in self._environ.get("HTTP_TRANSFER_ENCODING", "").lower()
