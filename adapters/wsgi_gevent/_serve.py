@@ -24,7 +24,7 @@ from adapters.runtime.settings import Settings
 from adapters.runtime.startup import STARTUP_FAILED, listen_problem
 from adapters.runtime.stores import StoreConfigurationError, StoreUnavailable
 from adapters.runtime.app import log_rejection
-from kiro_protocol import ConfigurationError, __version__, malformed_request
+from kiro_protocol import ConfigurationError, Reply, __version__, malformed_request
 
 from . import KiroWSGI, create_app
 from ._app import CLOSE_KEY, DROPPED_LENGTH_KEY, raw_response
@@ -81,11 +81,20 @@ class _Handler(WSGIHandler):  # type: ignore[misc]  # gevent is untyped
             environ[DROPPED_LENGTH_KEY] = self._dropped_length
         return environ
 
+    def handle_one_request(self) -> Any:
+        result = super().handle_one_request()
+        if isinstance(result, tuple) and result[0] == "414":  # a request line over 8 KiB
+            return self._refuse(malformed_request(414, "request line too long"))
+        return result
+
     def _handle_client_error(self, ex: BaseException) -> tuple[str, bytes]:
         super()._handle_client_error(ex)  # pywsgi's own log line
         detail = str(ex.args[0]) if ex.args else ""
         # pywsgi says "Line too long" of a header over http.client's limit: the 431 of RFC 6585.
-        reply = malformed_request(431 if "too long" in detail.lower() else 400, detail)
+        return self._refuse(malformed_request(431 if "too long" in detail.lower() else 400, detail))
+
+    def _refuse(self, reply: Reply) -> tuple[str, bytes]:
+        """What pywsgi writes for bytes that never became a WSGI call: ``reply``, logged."""
         address = self.client_address
         client = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else None
         started = time.monotonic() - (time.time() - self.time_start)  # pywsgi times with the wall clock

@@ -78,6 +78,8 @@ REFUSED = [
     ("413", request_bytes("POST", "/v1/messages", JSON_AUTH, length=False)[:-2] + b"content-length: 999999999\r\n\r\n", 413),
     ("431", request_bytes("GET", "/v1/models", [("x-big", "a" * 100_000)]), 431),
     ("bad request line", b"HELLO\r\n\r\n", 400),
+    # serve: 431 (the whole head is over 64 KiB); gevent: 414 (pywsgi's 8 KiB request line).
+    ("long request line", request_bytes("GET", "/v1/models?" + "a" * 100_000, []), (431, 414)),
     ("bad content-length", request_bytes("POST", "/v1/messages", JSON_AUTH + [("content-length", "abc")], length=False), 400),
     ("bad chunk", request_bytes("POST", "/v1/messages", JSON_AUTH + [("transfer-encoding", "chunked")], length=False) + b"zz\r\n", 400),
 ]
@@ -87,7 +89,8 @@ def test_requests_refused_before_they_were_whole_have_an_access_line(server: Ser
     port = server.process.port
     statuses = [send(port, data) for _, data, _ in REFUSED]
     statuses.append(send(port, request_bytes("POST", "/v1/messages", JSON_AUTH, length=False)[:-2] + b"content-length: 50\r\n\r\n{", cut=True))
-    assert statuses == [status for _, _, status in REFUSED] + [400]
+    expected = [status for _, _, status in REFUSED] + [400]
+    assert all(got == want or (isinstance(want, tuple) and got in want) for got, want in zip(statuses, expected)), statuses
     lines = server.wait_for_access(len(statuses))
     logged = sorted(line["status"] for line in lines)
     assert logged == sorted(s for s in statuses if s is not None), lines
