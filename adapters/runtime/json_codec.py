@@ -11,8 +11,8 @@ differently from ``json``, this codec refuses and the core uses ``json`` for tha
   -9223372036854775809 has 19 digits; shorter integers fit); lone
   surrogates, invalid UTF-8, UTF-16/32, NaN/Infinity and overflowing numbers orjson refuses
   by itself (``json`` then words the error);
-- writing, NaN and Infinity (orjson writes ``null``: any output with a ``null`` in it is left
-  to ``json``, which refuses non-finite numbers), integers beyond 64 bits, keys that are not
+- writing, NaN and Infinity (orjson writes ``null``: any output with a ``null`` value in it is
+  left to ``json``, which refuses non-finite numbers), integers beyond 64 bits, keys that are not
   strings, subclasses of ``str``/``int``/``dict``/``list``, dataclasses and datetimes
   (orjson refuses them all with the options below). Floats may be spelled differently
   (``1e-7`` for ``1e-07``): the same number.
@@ -58,7 +58,10 @@ class OrjsonCodec:
 
     def dumps(self, value: object) -> bytes:
         out = orjson.dumps(value, option=self._options)
-        if b"null" in out:  # maybe a NaN or an Infinity, which json refuses
+        # A null value, maybe a NaN or an Infinity, which json refuses. In compact output a value
+        # follows ":", "," or "[", or is the whole text; "null" inside a string is no value. (One
+        # search first: each costs about 0.035 ms on a 68 KB body, more than orjson's dumps.)
+        if b"null" in out and (b":null" in out or b",null" in out or b"[null" in out or out == b"null"):
             raise ValueError("null is left to json")
         return out
 

@@ -240,26 +240,25 @@ def _prompt_key(request: Request, description_limit: int | None, keys: Sequence[
 
     Each schema is fed as its ``schema_key`` (its compact JSON text, which the converter has at
     hand), not as the spaced text the estimate reads: equal keys mean equal schemas, so equal
-    estimates. Each piece is length-prefixed, so no two different prompts feed the same bytes;
-    SHA-256 because it is the fastest of hashlib's digests where the CPU has instructions for it.
+    estimates. The pieces' count and lengths come first, so no two different prompts feed the
+    same bytes; SHA-256 because it is the fastest of hashlib's digests where the CPU has instructions for it.
     """
     tools = request.tools
     if len(keys) != len(tools):
         return None
     shape = f"{len(request.system)},{len(tools)},{description_limit}"
-    digest = hashlib.sha256(shape.encode())
-    update = digest.update
+    pieces = [shape.encode()]
     for block in request.system:
-        data = block.text.encode("utf-8", "surrogatepass")
-        update(len(data).to_bytes(8, "little"))
-        update(data)
+        pieces.append(block.text.encode("utf-8", "surrogatepass"))
     for tool, key in zip(tools, keys):
         if key is None and tool.input_schema is not None:
             return None
-        for data in (tool.name.encode("utf-8", "surrogatepass"), tool.description[:description_limit].encode("utf-8", "surrogatepass"), key or b""):
-            update(len(data).to_bytes(8, "little"))
-            update(data)
-    return digest.digest()
+        pieces.append(tool.name.encode("utf-8", "surrogatepass"))
+        pieces.append(tool.description[:description_limit].encode("utf-8", "surrogatepass"))
+        pieces.append(key or b"")
+    # One hash call (not two per piece) over: the count of pieces, each one's length, the pieces.
+    head = len(pieces).to_bytes(8, "little") + b"".join(len(piece).to_bytes(8, "little") for piece in pieces)
+    return hashlib.sha256(head + b"".join(pieces)).digest()
 
 
 def _prompt_tokens(
