@@ -33,7 +33,7 @@ __all__ = [
 MAX_HEAD: Final = 64 * 1024
 # A chunk's size line: sixteen hex digits and some extension are plenty.
 _MAX_SIZE_LINE = 4096
-_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([1-9][0-9]{2})(?: [^\x00-\x08\x0a-\x1f\x7f]*)?")
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FIELD_VALUE = re.compile(rb"[^\x00-\x08\x0a-\x1f\x7f]*")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
@@ -92,6 +92,11 @@ class _Framing(Enum):
     COMPLETE = "complete"
 
 
+_CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END = _Framing.CHUNK_SIZE, _Framing.CHUNK_DATA, _Framing.CHUNK_END
+_TRAILERS, _COMPLETE = _Framing.TRAILERS, _Framing.COMPLETE
+_HEX_DIGITS = b"0123456789abcdefABCDEF"
+
+
 class HttpAnswerReader:
     """Reads the answers on one client connection, one request at a time.
 
@@ -108,6 +113,8 @@ class HttpAnswerReader:
         self._remaining = 0
         self._reusable = True
         self._no_body = False
+        # Where _trailers() stopped reading.
+        self._trailer_end = 0
 
     def expect(self, method: str) -> None:
         """A request went out: read its answer next (a ``HEAD`` answer has no body).
@@ -236,16 +243,43 @@ class HttpAnswerReader:
         return NEED_DATA
 
     def _chunked(self) -> bytes | ResponseEnd | NeedData:
-        # Everything at hand in one piece: the common case is many whole small chunks per read.
+        # Everything at hand in one piece: the common case is many whole small chunks per read,
+        # each taken in one turn of the loop (size line, data, CRLF) with the states in locals.
         buffer = self._buffer
         parts: list[bytes | bytearray] = []
         pos = 0
         state = self._state
         remaining = self._remaining
         size_of = len(buffer)
+        chunk_size, chunk_data, chunk_end, complete = _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _COMPLETE
         try:
             while True:
-                if state is _Framing.CHUNK_DATA:
+                if state is chunk_size:
+                    eol = buffer.find(b"\r\n", pos, pos + _MAX_SIZE_LINE)
+                    if eol < 0:
+                        if size_of - pos >= _MAX_SIZE_LINE:
+                            raise UpstreamHttpError("a chunk's size line is too long")
+                        break
+                    line = buffer[pos:eol]
+                    # Plain hex (int() alone would also take signs, "0x" and underscores).
+                    size = int(line if line and len(line) <= 16 and not line.translate(None, _HEX_DIGITS)
+                               else _chunk_size_digits(line), 16)
+                    start = eol + 2
+                    if size == 0:  # the last chunk: trailers follow
+                        state = self._trailers(buffer, start, size_of)
+                        pos = self._trailer_end
+                        break
+                    end = start + size
+                    if end + 2 <= size_of:  # the whole chunk is here
+                        if buffer[end:end + 2] != b"\r\n":
+                            raise UpstreamHttpError("a chunk is longer than its size says")
+                        parts.append(buffer[start:end])
+                        pos = end + 2
+                        continue
+                    pos = start
+                    remaining = size
+                    state = chunk_data
+                elif state is chunk_data:
                     take = min(remaining, size_of - pos)
                     if take == 0:
                         break
@@ -254,50 +288,53 @@ class HttpAnswerReader:
                     remaining -= take
                     if remaining:
                         break
-                    state = _Framing.CHUNK_END
-                elif state is _Framing.CHUNK_END:
+                    state = chunk_end
+                elif state is chunk_end:
                     if size_of - pos < 2:
                         break
                     if buffer[pos:pos + 2] != b"\r\n":
                         raise UpstreamHttpError("a chunk is longer than its size says")
                     pos += 2
-                    state = _Framing.CHUNK_SIZE
-                elif state is _Framing.CHUNK_SIZE:
-                    eol = buffer.find(b"\r\n", pos, pos + _MAX_SIZE_LINE)
-                    if eol < 0:
-                        if size_of - pos >= _MAX_SIZE_LINE:
-                            raise UpstreamHttpError("a chunk's size line is too long")
-                        break
-                    line = bytes(buffer[pos:eol])
-                    digits = line.split(b";", 1)[0].strip(b" \t")
-                    if _HEX.fullmatch(digits) is None:
-                        raise UpstreamHttpError(f"a chunk's size is not hexadecimal: {line[:40]!r}")
-                    pos = eol + 2
-                    remaining = int(digits, 16)
-                    state = _Framing.CHUNK_DATA if remaining else _Framing.TRAILERS
-                else:  # TRAILERS: header lines up to an empty one, ignored
-                    eol = buffer.find(b"\r\n", pos)
-                    if eol < 0:
-                        if size_of - pos > MAX_HEAD:
-                            raise UpstreamHttpError("the answer's trailers are too long")
-                        break
-                    line = bytes(buffer[pos:eol])
-                    pos = eol + 2
-                    if not line:
-                        state = _Framing.COMPLETE
-                        break
-                    _header(line)
+                    state = chunk_size
+                else:  # TRAILERS
+                    state = self._trailers(buffer, pos, size_of)
+                    pos = self._trailer_end
+                    break
         finally:
             del buffer[:pos]
             self._state = state
             self._remaining = remaining
         if parts:
             return b"".join(parts)
-        if state is _Framing.COMPLETE:
+        if state is complete:
             return self._end()
         if self._closed:
             raise UpstreamHttpError("the connection ended in the middle of the answer's body")
         return NEED_DATA
+
+    def _trailers(self, buffer: bytearray, pos: int, size_of: int) -> _Framing:
+        """Read trailer lines (ignored) from ``pos``; where they stopped is ``_trailer_end``."""
+        while True:
+            eol = buffer.find(b"\r\n", pos)
+            if eol < 0:
+                if size_of - pos > MAX_HEAD:
+                    raise UpstreamHttpError("the answer's trailers are too long")
+                self._trailer_end = pos
+                return _TRAILERS
+            line = bytes(buffer[pos:eol])
+            pos = eol + 2
+            if not line:
+                self._trailer_end = pos
+                return _COMPLETE
+            _header(line)
+
+
+def _chunk_size_digits(line: bytearray) -> bytes:
+    """The hex digits of a size line that is not plain hex (an extension, spaces), or raise."""
+    digits = bytes(line).split(b";", 1)[0].strip(b" \t")
+    if _HEX.fullmatch(digits) is None:
+        raise UpstreamHttpError(f"a chunk's size is not hexadecimal: {bytes(line[:40])!r}")
+    return digits
 
 
 def _status_line(line: bytes) -> tuple[int, int]:

@@ -126,6 +126,7 @@ def test_an_answer_longer_than_its_frame_spoils_the_connection() -> None:
     (b"SSH-2.0-OpenSSH\r\n\r\n", "status line"),
     (b"HTTP/2 200\r\n\r\n", "status line"),
     (b"HTTP/1.1 20 OK\r\n\r\n", "status line"),
+    (b"HTTP/1.1 000 Zero\r\n\r\n", "status line"),
     (b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n", "malformed header"),
     (b"HTTP/1.1 200 OK\r\n folded: x\r\n\r\n", "malformed header"),
     (b"HTTP/1.1 200 OK\r\nX: a\x00b\r\n\r\n", "control character"),
