@@ -323,6 +323,11 @@ def _error(message: Message) -> UpstreamError:
     return UpstreamError(error_code=message.string_header(":error-code") or "UnknownError", message=text)
 
 
+# The last headers tuple seen and its two types, replaced whole (a strong reference: the tuple's
+# identity cannot be reused while it is held here).
+_last_types: tuple[tuple[Header, ...], str | None, str | None] = ((), None, None)
+
+
 def parse_message(message: Message) -> UpstreamEvent:
     """Turn one decoded message into its typed upstream event.
 
@@ -333,9 +338,18 @@ def parse_message(message: Message) -> UpstreamEvent:
     Raises:
         UpstreamPayloadError: a known event whose payload is not the JSON its type requires.
     """
-    message_type = message.string_header(":message-type")
-    if message_type == "event":
+    global _last_types
+    headers = message.headers
+    memo = _last_types  # read once: another thread may replace it (never change it)
+    if memo[0] is headers:
+        # The decoder hands out one headers tuple for every frame with the same header bytes:
+        # Kiro's text frames are asked their types once per answer, not once per frame.
+        _, message_type, event_type = memo
+    else:
+        message_type = message.string_header(":message-type")
         event_type = message.string_header(":event-type")
+        _last_types = (headers, message_type, event_type)
+    if message_type == "event":
         if event_type is not None:
             parser = _EVENT_PARSERS.get(event_type)
             if parser is not None:
