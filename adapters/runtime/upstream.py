@@ -1,6 +1,6 @@
 """The async upstream client: the core's ``HttpRequest`` values sent over httpcore.
 
-One connection pool per account (docs/kiro-protocol.md, Connections: a connection is never shared between two
+One connection pool per account and host (docs/kiro-protocol.md, Connections: a connection is never shared between two
 accounts, so upstream cannot link them by connection), HTTP/1.1, the proxy of ``HTTPS_PROXY``.
 Streams are read chunk by chunk as they arrive. Leaving ``stream()`` early, by an exception or
 a cancellation (the client went away), closes the connection at once instead of draining it.
@@ -465,7 +465,9 @@ class UpstreamClient:
         self._no_proxy = no_proxy if isinstance(no_proxy, NoProxy) else parse_no_proxy(no_proxy)
         self._ssl_context = ssl_context
         self._max_connections = max_connections_per_account
-        self._pools: dict[str, _DirectPool] = {}
+        # Keyed by account and origin: a connection reaches one host, and Kiro's refresh, usage
+        # and data-plane calls go to different hosts.
+        self._pools: dict[tuple[str, bytes, bytes, int | None], _DirectPool] = {}
         self._proxied: dict[str, httpcore.AsyncConnectionPool] = {}
         self._backend = _Backend()
         # Direct connections write each request in one piece themselves: no _Stream around them.
@@ -493,16 +495,21 @@ class UpstreamClient:
             )
         return pool
 
-    def _direct_pool(self, account: str) -> _DirectPool:
-        pool = self._pools.get(account)
+    def _direct_pool(self, account: str, url: str) -> _DirectPool:
+        origin = _parsed_url(url).origin
+        key = (account, origin.scheme, origin.host, origin.port)
+        pool = self._pools.get(key)
         if pool is None:
-            pool = self._pools[account] = _DirectPool(self._direct_backend, self._ssl_context, self._max_connections)
+            pool = self._pools[key] = _DirectPool(self._direct_backend, self._ssl_context, self._max_connections)
         return pool
 
     @property
     def pool_count(self) -> int:
         """How many accounts have connection pools, direct or proxied (for tests and /health)."""
-        return len(self._pools.keys() | self._proxied.keys())
+        return len(self._accounts())
+
+    def _accounts(self) -> set[str]:
+        return {key[0] for key in self._pools} | self._proxied.keys()
 
     def _timeouts(self, timeout: float) -> dict[str, float]:
         read = min(self._read_timeout, timeout)
@@ -572,7 +579,7 @@ class UpstreamClient:
         # HTTPS_PROXY applies to https:// URLs only (curl's rule), so a local http:// simulator
         # is reached directly even when a proxy is configured for Kiro; NO_PROXY's hosts too.
         proxied = self._proxy is not None and url.lower().startswith("https://") and not self._bypasses(url)
-        direct = None if proxied else self._direct_pool(account)
+        direct = None if proxied else self._direct_pool(account, url)
         connection: Http1Connection | None = None
         response: httpcore.Response | None = None
         timeouts = self._timeouts(timeout)
@@ -641,16 +648,15 @@ class UpstreamClient:
 
     async def close_account(self, account: str) -> None:
         """Close the pools of ``account`` (removed from the configuration, or its token revoked)."""
-        direct = self._pools.pop(account, None)
-        if direct is not None:
-            await direct.aclose()
+        for key in [key for key in self._pools if key[0] == account]:
+            await self._pools.pop(key).aclose()
         proxied = self._proxied.pop(account, None)
         if proxied is not None:
             await proxied.aclose()
 
     async def aclose(self) -> None:
         """Close every pool."""
-        for account in list(self._pools.keys() | self._proxied.keys()):
+        for account in self._accounts():
             await self.close_account(account)
 
     async def __aenter__(self) -> UpstreamClient:

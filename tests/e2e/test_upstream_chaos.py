@@ -8,6 +8,8 @@ in front of one simulator process that closes idle kept-alive connections after 
 * an upstream error that echoes the request's ``Authorization`` reaches the client masked;
 * the upstream connection cut mid-stream: the stream ends with an ``error`` event, never with
   ``message_stop`` (docs/response.md, Failures after the stream started; 502 ``api_error``);
+* the upstream connection reset (a TCP RST, from a relay in front of the simulator) mid-stream:
+  the same;
 * upstream silent past ``UPSTREAM_READ_TIMEOUT_SECONDS``: the same;
 * the refresh endpoint down: a clear error naming the refresh failure, no hang; back up: the
   gateway recovers by itself (docs/accounts.md, Failure rules).
@@ -19,6 +21,9 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import struct
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -59,6 +64,7 @@ def gateway(request: pytest.FixtureRequest, simulator: Process) -> Iterator[Proc
     process = start(f"chaos-{request.param}", command, port, env)
     yield process
     process.stop()
+    assert "Traceback" not in process.log.read_text(errors="replace"), process.output()
 
 
 def sim_post(simulator: Process, path: str, body: dict[str, Any]) -> None:
@@ -160,3 +166,96 @@ def test_the_refresh_endpoint_down_then_back(gateway: Process, simulator: Proces
         return ask(gateway, "after the outage", stream=False)[0] == 200
 
     poll(served, guard=120.0)
+
+
+#: A request holding this word has its connection reset by ``ResettingRelay`` once its answer began.
+RESET_WORD = b"chaos-reset-me"
+
+
+class ResettingRelay:
+    """A loopback TCP relay in front of the simulator. Transparent, except that the connection of a
+    request holding ``RESET_WORD`` is reset (RST, SO_LINGER 0) after three reads of its answer's
+    body were passed on, which is what a middlebox or a crashed upstream host does."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target = target_port
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self.resets = 0
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def close(self) -> None:
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                down, _ = self._listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(down,), daemon=True).start()
+
+    def _relay(self, down: socket.socket) -> None:
+        armed = threading.Event()
+        with down, socket.create_connection(("127.0.0.1", self._target)) as up:
+
+            def upward() -> None:
+                try:
+                    while data := down.recv(65536):
+                        if RESET_WORD in data:
+                            armed.set()
+                        up.sendall(data)
+                    up.shutdown(socket.SHUT_WR)
+                except OSError:
+                    pass
+
+            reader = threading.Thread(target=upward, daemon=True)
+            reader.start()
+            answer, body_reads = b"", 0
+            try:
+                while data := up.recv(65536):
+                    down.sendall(data)
+                    if not armed.is_set():
+                        continue
+                    if b"\r\n\r\n" in answer:
+                        body_reads += 1
+                    answer += data
+                    if body_reads >= 3:
+                        # The reader thread's recv() holds the socket open: wake it (SHUT_RD sends
+                        # nothing), then close with linger 0, which sends the RST.
+                        down.shutdown(socket.SHUT_RD)
+                        reader.join(10)
+                        down.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                        self.resets += 1
+                        return  # leaving the block closes ``down``
+                down.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def reset_gateway(request: pytest.FixtureRequest, simulator: Process) -> Iterator[tuple[Process, ResettingRelay]]:
+    relay = ResettingRelay(simulator.port)
+    port = free_port()
+    command = [part.replace("{port}", str(port)) for part in MODES["serve"]]
+    env = gateway_env(simulator, KIRO_UPSTREAM_URL=f"http://127.0.0.1:{relay.port}")
+    process = start("chaos-reset-serve", command, port, env)
+    yield process, relay
+    process.stop()
+    relay.close()
+    assert "Traceback" not in process.log.read_text(errors="replace"), process.output()
+
+
+def test_an_upstream_reset_mid_stream_ends_with_an_error_event(reset_gateway: tuple[Process, ResettingRelay]) -> None:
+    gateway, relay = reset_gateway
+    status, body = ask(gateway, f"{RESET_WORD.decode()} [[sim:slow:150]]", stream=True, timeout=60)
+    assert status == 200
+    names = [name for name, _ in sse_events(body)]
+    assert relay.resets == 1
+    assert names[0] == "message_start" and names[-1] == "error", names
+    assert "message_stop" not in names and "message_delta" not in names
+    assert sse_events(body)[-1][1]["error"]["type"] == "api_error"
+    # Non-streamed: the documented 502 api_error; and the gateway still serves afterwards.
+    status, body = ask(gateway, f"{RESET_WORD.decode()} again [[sim:slow:150]]", stream=False, timeout=60)
+    assert status == 502 and json.loads(body)["error"]["type"] == "api_error", body
+    assert ask(gateway, "no reset this time", stream=False)[0] == 200
