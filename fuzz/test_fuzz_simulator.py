@@ -114,15 +114,20 @@ class _Recorder:
         self.starts.append(status)
         json.loads(body)
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
+    async def start_stream(
+        self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"", *, end: bool = False
+    ) -> None:
         self.starts.append(status)
         if body:
             self.chunks.append(body)
+        self.ended = end
 
     async def send_chunk(self, data: bytes) -> None:
         self.chunks.append(data)
 
-    async def end_stream(self) -> None:
+    async def end_stream(self, data: bytes = b"") -> None:
+        if data:
+            self.chunks.append(data)
         self.ended = True
 
 

@@ -272,12 +272,16 @@ class _H11Responder(ResponseProgress):
         data += conn.send(h11.EndOfMessage()) or b""
         await self._pump._write(data)
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
-        self.advance("idle", "streaming")
+    async def start_stream(
+        self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"", *, end: bool = False
+    ) -> None:
+        self.advance("idle", "done" if end else "streaming")
         conn = self._pump._conn
         data = conn.send(self._pump._response(status, stream_headers(headers))) or b""
         if body:
             data += conn.send(h11.Data(data=body)) or b""
+        if end:
+            data += conn.send(h11.EndOfMessage()) or b""
         await self._pump._write(data)
 
     async def send_chunk(self, data: bytes) -> None:
@@ -285,6 +289,8 @@ class _H11Responder(ResponseProgress):
         if data:
             await self._pump._write(self._pump._conn.send(h11.Data(data=data)))
 
-    async def end_stream(self) -> None:
+    async def end_stream(self, data: bytes = b"") -> None:
         self.advance("streaming", "done")
-        await self._pump._write(self._pump._conn.send(h11.EndOfMessage()))
+        conn = self._pump._conn
+        last = (conn.send(h11.Data(data=data)) or b"") if data else b""
+        await self._pump._write(last + (conn.send(h11.EndOfMessage()) or b""))

@@ -140,7 +140,13 @@ class H2Responder(ResponseProgress):
             await self._send_data(body)
             await self._end()
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
+    async def start_stream(
+        self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"", *, end: bool = False
+    ) -> None:
+        if end:  # no write to save over HTTP/2: the same frames as a start and an end
+            await self.start_stream(status, headers, body)
+            await self.end_stream()
+            return
         self.advance("idle", "streaming")
         # With a body, HEADERS and the first DATA leave in the same flush.
         await self._send_headers(status, stream_headers(headers), end_stream=False, flush=not body)
@@ -152,8 +158,10 @@ class H2Responder(ResponseProgress):
         if data:
             await self._send_data(data)
 
-    async def end_stream(self) -> None:
+    async def end_stream(self, data: bytes = b"") -> None:
         self.advance("streaming", "done")
+        if data:
+            await self._send_data(data)
         await self._end()
 
     async def _gone(self) -> None:

@@ -197,20 +197,22 @@ class _Responder(ResponseProgress):
                     break
         await self._emit({"type": "http.response.body", "body": b"", "more_body": False})
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
-        self.advance("idle", "streaming")
+    async def start_stream(
+        self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"", *, end: bool = False
+    ) -> None:
+        self.advance("idle", "done" if end else "streaming")
         await self._emit({"type": "http.response.start", "status": status, "headers": _encode(stream_headers(headers))})
-        if body:
-            await self._emit({"type": "http.response.body", "body": body, "more_body": True})
+        if body or end:
+            await self._emit({"type": "http.response.body", "body": body, "more_body": not end})
 
     async def send_chunk(self, data: bytes) -> None:
         self.advance("streaming", "streaming")
         if data:
             await self._emit({"type": "http.response.body", "body": data, "more_body": True})
 
-    async def end_stream(self) -> None:
+    async def end_stream(self, data: bytes = b"") -> None:
         self.advance("streaming", "done")
-        await self._emit({"type": "http.response.body", "body": b"", "more_body": False})
+        await self._emit({"type": "http.response.body", "body": data, "more_body": False})
 
 
 async def _send_reply(send: Send, reply: Reply) -> None:

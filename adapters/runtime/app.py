@@ -92,18 +92,23 @@ class Responder(Protocol):
     async def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         """Send a complete response (the serving mode adds content-length)."""
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
+    async def start_stream(
+        self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"", *, end: bool = False
+    ) -> None:
         """Send the head of a streamed response (chunked in HTTP/1.1, DATA frames in HTTP/2).
 
         ``body``: the first bytes of the stream, sent with the head (one write where the
         protocol allows: the first event then reaches the client without a second round).
+        ``end``: they are also the last (a short answer that arrived whole): the stream ends
+        in the same write.
         """
 
     async def send_chunk(self, data: bytes) -> None:
         """Send one piece of a streamed body; waits for flow control and the socket."""
 
-    async def end_stream(self) -> None:
-        """Finish a streamed response."""
+    async def end_stream(self, data: bytes = b"") -> None:
+        """Finish a streamed response; ``data``: its last bytes, sent with the end (one write
+        where the protocol allows)."""
 
 
 class Handler(Protocol):
@@ -286,14 +291,18 @@ class _Tracking:
         await self._inner.send_response(status, all_headers, body)
         self.finished = True
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
+    async def start_stream(
+        self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"", *, end: bool = False
+    ) -> None:
         self._begin(status)
         self.streaming = True
         if self._head:
             body = b""
         elif body:
             self.ttfb = time.monotonic() - self._t0
-        await self._inner.start_stream(status, self._headers(headers), body)
+        await self._inner.start_stream(status, self._headers(headers), body, end=end)
+        if end:
+            self.finished = True
 
     async def send_chunk(self, data: bytes) -> None:
         if not self.streaming:
@@ -303,8 +312,10 @@ class _Tracking:
         if not self._head:
             await self._inner.send_chunk(data)
 
-    async def end_stream(self) -> None:
-        await self._inner.end_stream()
+    async def end_stream(self, data: bytes = b"") -> None:
+        if self.ttfb is None and data:
+            self.ttfb = time.monotonic() - self._t0
+        await self._inner.end_stream(b"" if self._head else data)
         self.finished = True
 
 

@@ -214,13 +214,14 @@ async def _stream(
 
 
 async def _write_output(respond: Responder, output: ClientOutput) -> None:
+    # The end goes with the last bytes: one write for both (the whole answer, when it came at once).
     if output.head is not None:
         status, headers = output.head
-        await respond.start_stream(status, headers, output.data)
+        await respond.start_stream(status, headers, output.data, end=output.end)
+    elif output.end:
+        await respond.end_stream(output.data)
     elif output.data:
         await respond.send_chunk(output.data)
-    if output.end:
-        await respond.end_stream()
 
 
 class _Writer:

@@ -507,15 +507,17 @@ class _StatusTap:
         self.status = status
         await self._inner.send_response(status, headers, body)
 
-    async def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
+    async def start_stream(
+        self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"", *, end: bool = False
+    ) -> None:
         self.status = status
-        await self._inner.start_stream(status, headers, body)
+        await self._inner.start_stream(status, headers, body, end=end)
 
     async def send_chunk(self, data: bytes) -> None:
         await self._inner.send_chunk(data)
 
-    async def end_stream(self) -> None:
-        await self._inner.end_stream()
+    async def end_stream(self, data: bytes = b"") -> None:
+        await self._inner.end_stream(data)
 
 
 def _metered(events: Sequence[UpstreamEvent]) -> dict[str, object]:

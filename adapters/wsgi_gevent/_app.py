@@ -156,14 +156,17 @@ class _Responder:
     def send_response(self, status: int, headers: Sequence[tuple[str, str]], body: bytes) -> None:
         self._call.put(("response", status, headers, body))
 
-    def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"") -> None:
+    def start_stream(self, status: int, headers: Sequence[tuple[str, str]], body: bytes = b"", *, end: bool = False) -> None:
         self._call.put(("start", status, headers, body))
+        if end:
+            self.end_stream()
 
     def send_chunk(self, data: bytes) -> None:
         if data:
             self._call.put(("chunk", 0, (), data))
 
-    def end_stream(self) -> None:
+    def end_stream(self, data: bytes = b"") -> None:
+        self.send_chunk(data)
         self._call.put(("end", 0, (), b""))
 
 

@@ -215,13 +215,14 @@ def _stream(
 
 
 def _write_output(respond: Responder, output: ClientOutput) -> None:
+    # The end goes with the last bytes: one write for both (the whole answer, when it came at once).
     if output.head is not None:
         status, headers = output.head
-        respond.start_stream(status, headers, output.data)
+        respond.start_stream(status, headers, output.data, end=output.end)
+    elif output.end:
+        respond.end_stream(output.data)
     elif output.data:
         respond.send_chunk(output.data)
-    if output.end:
-        respond.end_stream()
 
 
 class _Writer:
