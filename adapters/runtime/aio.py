@@ -47,9 +47,15 @@ def running_asyncio() -> bool:
 class _Protocol(asyncio.Protocol):
     """Buffers what arrives and wakes the one reader; tracks the transport's write pressure."""
 
+    # Two per stream (client and upstream side), alive as long as it: slots and a list instead
+    # of a dict and a deque (760 bytes empty) are 2 KB less per held stream (issue 17 item 4).
+    # The buffer holds a piece or two: the reader takes each as soon as it arrives.
+    __slots__ = ("transport", "buffer", "buffered", "eof", "lost", "exception", "reading_paused", "writing_paused",
+                 "_reader", "_read_deadline", "_read_timer", "_drainers", "on_connect", "on_gone")
+
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
-        self.buffer: collections.deque[bytes] = collections.deque()
+        self.buffer: list[bytes] = []
         self.buffered = 0
         self.eof = False
         self.lost = False
@@ -189,10 +195,10 @@ class AioStream(anyio.abc.SocketStream):
 
     def _take(self, max_bytes: int) -> bytes:
         protocol = self._protocol
-        chunk = protocol.buffer.popleft()
+        chunk = protocol.buffer.pop(0)
         if len(chunk) > max_bytes:
             chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
-            protocol.buffer.appendleft(rest)
+            protocol.buffer.insert(0, rest)
         protocol.buffered -= len(chunk)
         if protocol.reading_paused and protocol.buffered <= _LOW_WATER:
             protocol.reading_paused = False

@@ -28,7 +28,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
@@ -135,7 +134,8 @@ class ResponseTracker:
         self.message_id = message_id
         self._estimate = estimate_tokens
         self._state = MessageState.STREAMING
-        self._events: deque[LifecycleEvent] = deque()
+        # A list, not a deque (760 bytes each, per stream): a read brings a few events, taken at once.
+        self._events: list[LifecycleEvent] = []
         self._splitter = ThinkingSplitter() if plan.thinking else None
         self._matcher = StopSequenceMatcher(plan.stop_sequences)
         # Neither thinking to split off nor stop sequences to watch: text goes straight to deltas.
@@ -234,7 +234,7 @@ class ResponseTracker:
 
     def next_event(self) -> LifecycleEvent | NeedDataType:
         """The next lifecycle event, or ``NEED_DATA`` when the tracker is waiting for input."""
-        return self._events.popleft() if self._events else NEED_DATA
+        return self._events.pop(0) if self._events else NEED_DATA
 
     # -- inputs ------------------------------------------------------------------------------
 

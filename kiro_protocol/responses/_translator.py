@@ -22,7 +22,6 @@ No IO, no clock: time is passed in as ``now`` (seconds, any monotonic origin).
 
 from __future__ import annotations
 
-from collections import deque
 
 from .._errors import ErrorKind, LocalProtocolError, RemoteProtocolError
 from .._util import NEED_DATA, NeedDataType
@@ -33,7 +32,7 @@ from ..wire._eventstream import END_OF_STREAM, EventStreamDecoder
 from ._anthropic import JSON_MEDIA_TYPE, AnthropicMessageEncoder, AnthropicStreamEncoder
 from ._lifecycle_events import LifecycleEvent, ResponseEncoder, StopReason, StreamFailed, Usage
 from ._tracker import ResponseTracker
-from ._upstream_events import UpstreamEvent
+from ._upstream_events import AssistantResponse, UpstreamEvent
 from ._upstream_parse import UpstreamPayloadError, parse_message
 
 __all__ = ["ResponseTranslator", "DEFAULT_PING_INTERVAL", "MIN_MESSAGE_ID_RANDOM", "BOOKKEEPING_EVENT_TYPES"]
@@ -96,7 +95,8 @@ class ResponseTranslator:
         self._decoder = EventStreamDecoder()
         self._tracker = ResponseTracker(plan, message_id=message_id, resumable_cuts=resumable_cuts)
         self._keep_events = keep_events
-        self._events: deque[LifecycleEvent] = deque()
+        # A list, not a deque (760 bytes each, per stream): a read brings a few events, taken at once.
+        self._events: list[LifecycleEvent] = []
         self._out = bytearray()
         self._body: bytes | None = None
         self._eof = False
@@ -212,6 +212,11 @@ class ResponseTranslator:
             return
         tracker = self._tracker
         decoder = self._decoder
+        # Answer text of consecutive frames that arrived together goes to the tracker as one
+        # piece: one delta for the client instead of one per frame (the text and its order are
+        # the same; nothing waits, the frames were all here). Kiro sends a frame every few
+        # tokens, so a busy read holds dozens of them.
+        texts: list[str] = []
         try:
             decoder.receive_data(data)
             while not tracker.finished:
@@ -219,6 +224,8 @@ class ResponseTranslator:
                 if message is NEED_DATA:
                     break
                 if message is END_OF_STREAM:
+                    if texts:
+                        tracker.receive(_joined(texts))
                     tracker.end_of_stream()
                     break
                 try:
@@ -228,9 +235,19 @@ class ResponseTranslator:
                         raise
                     tracker.ignore(f"{exc.event_type} (invalid payload)")
                     continue
+                if type(event) is AssistantResponse:
+                    texts.append(event.content)
+                    continue
+                if texts:
+                    tracker.receive(_joined(texts))
                 tracker.receive(event)
+            if texts:
+                tracker.receive(_joined(texts))
         except RemoteProtocolError as exc:
-            # The decoder keeps failing from here on; the response ends now, with the reason.
+            # The decoder keeps failing from here on; the response ends now, with the reason,
+            # after the text that arrived before the fault.
+            if texts:
+                tracker.receive(_joined(texts))
             failure = stream_interrupted(f"Kiro's response stream is invalid: {exc.message}")
             self._tracker.fail(failure.client_error.kind, failure.client_error.message, upstream_failure=failure)
         except BaseException as exc:
@@ -305,7 +322,7 @@ class ResponseTranslator:
 
     def next_event(self) -> LifecycleEvent | NeedDataType:
         """The next lifecycle event (if ``keep_events``), or ``NEED_DATA``."""
-        return self._events.popleft() if self._events else NEED_DATA
+        return self._events.pop(0) if self._events else NEED_DATA
 
     def final_response(self) -> Reply | None:
         """For a non-streaming response, once it ended: the complete HTTP answer.
@@ -358,3 +375,10 @@ class ResponseTranslator:
                 self._undated_output = False
             else:
                 self._undated_output = True
+
+
+def _joined(texts: list[str]) -> AssistantResponse:
+    """One text event for the frames collected in ``texts`` (emptied)."""
+    event = AssistantResponse(content=texts[0] if len(texts) == 1 else "".join(texts))
+    texts.clear()
+    return event
