@@ -10,7 +10,7 @@ SERVE_STAMP := $(VENV)/.installed-serve-stamp
 # `make serve SERVE_EXTRAS=server,fast,redis,images`.
 SERVE_EXTRAS ?= server,fast
 
-.PHONY: serve test test-core test-runtime test-e2e typecheck unit fuzz bench bench-gateway clean
+.PHONY: serve test test-core test-runtime test-e2e typecheck unit fuzz bench bench-gateway bench-soak clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench: $(STAMP)
 # The CPU per request of each way of serving, the figures of docs/performance.md (about 3 min).
 bench-gateway: $(STAMP)
 	$(BIN)/python bench/bench_gateway.py
+
+# 1,000 slow streams at once, three rounds, on serve and uvicorn: memory and fds (docs/performance.md).
+bench-soak: $(STAMP)
+	$(BIN)/python bench/bench_soak.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .hypothesis .coverage

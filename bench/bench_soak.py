@@ -2,13 +2,15 @@
 do memory and file descriptors come back after each round?
 
 Run: ``.venv/bin/python bench/bench_soak.py [--streams 1000] [--rounds 3] [--servers serve,uvicorn]
-[--frames 40] [--pace-ms 250]``.
+[--frames 40] [--pace-ms 250] [--state sqlite|memory]``.
 
 The simulator is the upstream; each answer is ``--frames`` text frames ``--pace-ms`` apart (the
 ``[[sim:long]]`` and ``[[sim:slow]]`` markers), so a stream lasts frames x pace (10 s by default)
 and all ``--streams`` of a round are open at the same time. Each way of serving runs in its own
 process in front of it, with the default settings (``KIRO_MAX_CONNECTIONS_PER_ACCOUNT`` 100: the
-accounts are enough for every stream, taken round robin). The clients are raw HTTP/1.1
+accounts are enough for every stream, taken round robin) and a fresh SQLite state file each (the
+default store: with ``--state memory`` the usage records of every request stay in the process,
+about 1 MiB more per 1,000 requests, which the rounds then show as growth). The clients are raw HTTP/1.1
 connections in this process, each reading its answer to the end: a stream completes when it is a
 200 that ends with ``message_stop``.
 
@@ -32,6 +34,7 @@ import json
 import os
 import resource
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -214,12 +217,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--servers", default="serve,uvicorn", help=f"which of {','.join(SERVERS)} (default serve,uvicorn)")
     parser.add_argument("--frames", type=int, default=40, help="text frames per answer (default 40)")
     parser.add_argument("--pace-ms", type=int, default=250, help="pause between frames (default 250 ms)")
+    parser.add_argument("--state", choices=("sqlite", "memory"), default="sqlite",
+                        help="the servers' KIRO_STATE: a fresh SQLite file each (default) or memory://")
     parser.add_argument("--timeout", type=float, default=0.0,
                         help="hang guard per round in seconds (default: the stream's length + 120 s)")
     args = parser.parse_args(argv)
     limit = raise_open_file_limit()
     print(f"soak: {args.streams} streams at once x {args.rounds} rounds, each {args.frames} frames "
-          f"{args.pace_ms} ms apart ({args.frames * args.pace_ms / 1000:g} s); open-file limit {limit}")
+          f"{args.pace_ms} ms apart ({args.frames * args.pace_ms / 1000:g} s); {args.state} state; "
+          f"open-file limit {limit}")
     if limit < 3 * args.streams + 100:
         print(f"  warning: {limit} open files may be too few for {args.streams} streams (client, server, upstream)")
     timeout = args.timeout or args.frames * args.pace_ms / 1000 + 120
@@ -229,16 +235,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     sim_port = free_port()
     sim_command = [PYTHON, "-m", "adapters.simulator", "--port", str(sim_port), "--pace-ms", "0",
                    "--history", "10", "--log-level", "WARNING"]
-    with process("simulator", sim_command, sim_port, base_env()):
+    with process("simulator", sim_command, sim_port, base_env()), tempfile.TemporaryDirectory() as scratch:
         sim_url = f"http://127.0.0.1:{sim_port}"
         # Enough accounts for every stream at the default 100 upstream connections per account.
         accounts: list[dict[str, object]] = [{"auth": "Social", "refreshToken": f"aorAAAAAG-soak-account-{i:03d}"}
                                              for i in range(-(-args.streams // 100) + 1)]
         env = base_env() | gateway_environment(sim_url, accounts=accounts) | {
-            "KIRO_CLIENT_TOKEN": TOKEN, "KIRO_STATE": "memory://", "LOG_LEVEL": "WARNING",
-            "TOKEN_SELECTION_STRATEGY": "round_robin",
+            "KIRO_CLIENT_TOKEN": TOKEN, "LOG_LEVEL": "WARNING", "TOKEN_SELECTION_STRATEGY": "round_robin",
         }
         for name in args.servers.split(","):
+            state = f"sqlite:///{scratch}/{name}-state.db" if args.state == "sqlite" else "memory://"
+            env["KIRO_STATE"] = state
             port = free_port()
             command = [p.replace("{port}", str(port)) for p in SERVERS[name]]
             started = time.monotonic()
