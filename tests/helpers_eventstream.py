@@ -177,3 +177,21 @@ def as_botocore(messages: Iterable[Message]) -> list[tuple[list[tuple[str, objec
         ([(h.name, h.value.bytes if isinstance(h.value, uuid.UUID) else h.value) for h in m.headers], m.payload)
         for m in messages
     ]
+
+
+def split_frames(data: bytes) -> list[bytes]:
+    """``data`` cut at its EventStream frame boundaries (by each prelude's total length), as a
+    stream paced by the upstream arrives: one frame per read. A tail that is not a whole frame
+    is the last piece."""
+    pieces: list[bytes] = []
+    pos = 0
+    while pos + 4 <= len(data):
+        total = int.from_bytes(data[pos:pos + 4], "big")
+        if total < 16:
+            break
+        pieces.append(data[pos:pos + total])
+        pos += total
+    if pos < len(data):
+        pieces.append(data[pos:])
+    return pieces
+

@@ -34,6 +34,7 @@ from kiro_protocol.responses._upstream_events import (
 from kiro_protocol.responses._upstream_parse import encode_upstream_event
 from kiro_protocol._util import NEED_DATA
 from tests.sse_checker import SSEViolation, check_anthropic_message, check_anthropic_stream
+from tests.helpers_eventstream import split_frames
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "responses"
 UPSTREAM = FIXTURES / "upstream"
@@ -50,14 +51,15 @@ def make_plan(**overrides: Any) -> ResponsePlan:
 
 
 def translate(
-    data: bytes, *, chunk: int | None = None, stream: bool = True, **plan: Any
+    data: bytes, *, chunk: int | None = None, by_frame: bool = False, stream: bool = True, **plan: Any
 ) -> tuple[ResponseTranslator, bytes]:
     """Run ``data`` through a fresh translator (in chunks of ``chunk`` bytes); return it and its output."""
     t = ResponseTranslator(make_plan(stream=stream, **plan), message_id=MESSAGE_ID, now=0.0)
     out = bytearray(t.data_to_send())
     step = chunk or max(1, len(data))
-    for i in range(0, len(data), step):
-        t.receive_data(data[i : i + step])
+    pieces = split_frames(data) if by_frame else [data[i : i + step] for i in range(0, len(data), step)]
+    for piece in pieces:
+        t.receive_data(piece)
         out += t.data_to_send()
     t.receive_data(b"")
     out += t.data_to_send()
@@ -150,7 +152,7 @@ def _check_blocks(content: list[dict[str, Any]], expect: Expect) -> None:
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_golden_sse(case: str) -> None:
     expect = CASES[case]
-    t, out = translate((UPSTREAM / f"{case}.bin").read_bytes(), thinking=expect.thinking)
+    t, out = translate((UPSTREAM / f"{case}.bin").read_bytes(), by_frame=True, thinking=expect.thinking)
     _golden(GOLDEN / f"{case}.sse", out)
     transcript = check_anthropic_stream(out)
     assert transcript.types[:2] == ["message_start", "ping"]
@@ -206,13 +208,30 @@ def test_stream_and_json_agree(case: str) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_chunking_does_not_change_output(case: str) -> None:
+def test_chunking_does_not_change_the_answer(case: str) -> None:
+    """How the bytes arrive decides only how text is cut into deltas (the frames of one read
+    leave as one delta): the message a client accumulates, and how it ends, are the same."""
     data = (UPSTREAM / f"{case}.bin").read_bytes()
     thinking = CASES[case].thinking
-    _, whole = translate(data, thinking=thinking)
+    whole = check_anthropic_stream(translate(data, thinking=thinking)[1])
     for size in (1, 7, 64):
-        _, chunked = translate(data, chunk=size, thinking=thinking)
-        assert chunked == whole
+        chunked = check_anthropic_stream(translate(data, chunk=size, thinking=thinking)[1])
+        assert (chunked.message, chunked.success, chunked.error) == (whole.message, whole.success, whole.error)
+
+
+def test_the_text_frames_of_one_read_leave_as_one_delta() -> None:
+    data = frames(*(AssistantResponse(content=f"part {i}. ") for i in range(5)))
+    _, out = translate(data)
+    transcript = check_anthropic_stream(out)
+    assert transcript.types.count("content_block_delta") == 1
+    assert transcript.text == "".join(f"part {i}. " for i in range(5))
+    # Frame by frame, as a slow stream arrives: a delta each.
+    t = ResponseTranslator(make_plan(), message_id=MESSAGE_ID, now=0.0)
+    for i in range(5):
+        t.receive_data(frames(AssistantResponse(content=f"part {i}. ")))
+    t.receive_data(b"")
+    paced = check_anthropic_stream(t.data_to_send())
+    assert paced.types.count("content_block_delta") == 5 and paced.text == transcript.text
 
 
 def test_syn07_without_thinking_request_passes_text_through() -> None:

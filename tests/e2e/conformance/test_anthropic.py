@@ -57,7 +57,10 @@ def test_text_without_streaming(gateway: Gateway, marker: str) -> None:
 
 
 def test_text_streaming(gateway: Gateway, marker: str) -> None:
-    with client(gateway).messages.stream(model=MODEL, max_tokens=200, messages=ask(f"Say hello {marker}")) as stream:
+    # Paced (5 ms between frames): the frames of one read leave as one delta, so an answer that
+    # arrives at once is one piece; one that arrives over time is many.
+    prompt = f"Say hello {marker} [[sim:slow:5]]"
+    with client(gateway).messages.stream(model=MODEL, max_tokens=200, messages=ask(prompt)) as stream:
         pieces = list(stream.text_stream)
         final = stream.get_final_message()
     assert len(pieces) > 1
