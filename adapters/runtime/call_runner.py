@@ -170,12 +170,23 @@ async def _stream(
                     call.connection_lost(exc.failure.message, monotonic())
         writer.close()
 
+    async def tick_once() -> None:
+        with mutex:
+            call.tick(monotonic())
+        await writer.pump()
+
     async def tick() -> None:
         while True:
             await anyio.sleep(_TICK)
-            with mutex:
-                call.tick(monotonic())
-            await writer.pump()
+            await tick_once()
+
+    # Where the upstream connection can run the clock while it waits for bytes (a direct
+    # connection, read by this task), no clock task is started, cancelled and reaped per call.
+    hook = upstream.wait_hook
+    clock_in_reads = _PULL_IN_PLACE and hook is not None
+    if clock_in_reads and call.streaming:
+        assert hook is not None
+        hook.tick, hook.tick_interval = tick_once, _TICK
 
     pulling = anyio.CancelScope()
 
@@ -188,6 +199,12 @@ async def _stream(
 
     unwatch = lifecycle.on_terminate(terminate)
     try:
+        if clock_in_reads:
+            with pulling:
+                await pull()
+            writer.close()  # cancelled by terminate() before pull() closed it
+            await writer.wait_until_written()
+            return
         async with anyio.create_task_group() as tg:
             if call.streaming:
                 tg.start_soon(tick)

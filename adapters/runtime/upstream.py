@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import math
+import time
 import select
 import socket
 import ssl
@@ -30,7 +31,7 @@ from kiro_protocol import UpstreamHttpError
 
 from .aio import AioNetworkBackend
 from .no_proxy import NoProxy, parse_no_proxy
-from .upstream_http1 import Http1Connection, WaitHook
+from .upstream_http1 import bounded_timeout, Http1Connection, WaitHook
 
 __all__ = ["REAP_INTERVAL", "UpstreamClient", "UpstreamStream", "UpstreamConnectionError", "WaitHook", "SMALL_CALL_TIMEOUT"]
 
@@ -187,7 +188,9 @@ class _DirectPool:
             self._open -= 1
         return None
 
-    async def _lease(self, origin: httpcore.Origin, connect_timeout: float, pool_timeout: float) -> tuple[Http1Connection, bool]:
+    async def _lease(
+        self, origin: httpcore.Origin, connect_timeout: float, pool_timeout: float, deadline: float
+    ) -> tuple[Http1Connection, bool]:
         """An idle connection (and False) or a new one (and True)."""
         while True:
             dead: list[Http1Connection] = []
@@ -205,20 +208,29 @@ class _DirectPool:
                 return connection, False
             if fresh:
                 break
+            wait, by_deadline = bounded_timeout(pool_timeout, deadline)
             try:
-                with anyio.fail_after(pool_timeout):
+                with anyio.fail_after(wait):
                     await freed.wait()
             except TimeoutError:
+                if by_deadline:
+                    raise
                 raise httpcore.PoolTimeout(f"all {self._limit} connections stayed busy") from None
         try:
-            stream = await self._connect(origin, connect_timeout)
+            timeout, by_deadline = bounded_timeout(connect_timeout, deadline)
+            stream = await self._connect(origin, timeout)
+        except httpcore.ConnectTimeout:
+            self._forget()
+            if by_deadline:
+                raise TimeoutError("the call's deadline passed") from None
+            raise
         except BaseException:
             self._forget()
             raise
         return Http1Connection(stream, keepalive_expiry=_KEEPALIVE_EXPIRY), True
 
     async def send(
-        self, origin: httpcore.Origin, method: str, data: bytes, timeouts: dict[str, float]
+        self, origin: httpcore.Origin, method: str, data: bytes, timeouts: dict[str, float], deadline: float
     ) -> tuple[ResponseHead, Http1Connection]:
         """Send a request's bytes on an idle or a new connection; the answer's head, and the
         connection to ``release()`` once its answer is closed.
@@ -228,10 +240,10 @@ class _DirectPool:
         more, on a new connection. A new connection's failure is the call's.
         """
         while True:
-            connection, fresh = await self._lease(origin, timeouts["connect"], timeouts["pool"])
+            connection, fresh = await self._lease(origin, timeouts["connect"], timeouts["pool"], deadline)
             try:
                 head = await connection.request(method, data, write_timeout=timeouts["write"],
-                                                read_timeout=timeouts["read"])
+                                                read_timeout=timeouts["read"], deadline=deadline)
             except BaseException as exc:
                 await _close_quietly(connection)
                 self._forget()
@@ -254,9 +266,10 @@ class _DirectPool:
                 raise
         return stream
 
-    async def release(self, connection: Http1Connection) -> None:
-        """Take a connection back after its answer was closed: idle again, or closed."""
-        connection.wait_hook.callback = None  # the next call on this connection is somebody else's
+    def keep(self, connection: Http1Connection) -> bool:
+        """Take a connection back if it is idle again (its answer read to the end); False:
+        ``release()`` it (it gets closed)."""
+        connection.wait_hook.callback = connection.wait_hook.tick = None  # the next call is somebody else's
         with self._mutex:
             keep = connection.is_idle() and not self._closed
             if keep:
@@ -264,9 +277,13 @@ class _DirectPool:
                 freed, self._freed = self._freed, anyio.Event()
         if keep:
             freed.set()
-            return
-        await _close_quietly(connection)
-        self._forget()
+        return keep
+
+    async def release(self, connection: Http1Connection) -> None:
+        """Take a connection back after its answer was closed: idle again, or closed."""
+        if not self.keep(connection):
+            await _close_quietly(connection)
+            self._forget()
 
     def _forget(self) -> None:
         with self._mutex:
@@ -336,7 +353,7 @@ class UpstreamStream(NamedTuple):
     #: The body, chunk by chunk as it arrives. Iterate it inside ``deadline()``: each read is
     #: bounded by the read timeout, the whole call only by that block.
     chunks: AsyncIterator[bytes]
-    #: When the whole call must be over (``anyio.current_time()`` clock).
+    #: When the whole call must be over (``time.monotonic()``, which is also anyio's clock here).
     ends_at: float = math.inf
     #: The URL asked, for error messages (only its host is ever shown).
     url: str = ""
@@ -344,18 +361,29 @@ class UpstreamStream(NamedTuple):
     #: body (None: unsupported on this path, e.g. through a proxy; flush after every chunk).
     wait_hook: WaitHook | None = None
 
-    @contextlib.contextmanager
-    def deadline(self) -> Iterator[None]:
+    #: True when ``chunks`` keeps the deadline itself (direct connections: every read is bounded
+    #: by it); ``deadline()`` then adds no cancel scope.
+    timed: bool = False
+
+    def deadline(self) -> contextlib.AbstractContextManager[None]:
         """Bound reading ``chunks`` by the call's deadline; errors become ``UpstreamConnectionError``.
 
         One scope for the whole body rather than one per chunk: a cancel scope per read was a
-        tenth of the gateway's CPU time on a streamed answer.
+        tenth of the gateway's CPU time on a streamed answer. None at all where ``chunks``
+        bounds its reads by the deadline itself (``timed``).
         """
+        return _UNTIMED if self.timed else self._deadline_scope()
+
+    @contextlib.contextmanager
+    def _deadline_scope(self) -> Iterator[None]:
         try:
             with anyio.fail_after(max(self.ends_at - anyio.current_time(), 0.0)):
                 yield
         except TimeoutError:
             raise _past_deadline(self.url) from None
+
+
+_UNTIMED = contextlib.nullcontext()
 
 
 def _host_of(url: str) -> str:
@@ -403,10 +431,10 @@ def _map_exceptions(url: str) -> Iterator[None]:
         raise
 
 
-async def _body(connection: Http1Connection, read_timeout: float, url: str) -> AsyncIterator[bytes]:
+async def _body(connection: Http1Connection, read_timeout: float, url: str, deadline: float) -> AsyncIterator[bytes]:
     """The body of the answer on a direct ``connection``, one piece per network read."""
     with _map_exceptions(url):
-        async for piece in connection.body(read_timeout):
+        async for piece in connection.body(read_timeout, deadline):
             yield piece
 
 
@@ -574,7 +602,8 @@ class UpstreamClient:
         Raises:
             UpstreamConnectionError: at the start, or from ``deadline()`` while iterating ``chunks``.
         """
-        deadline = anyio.current_time() + timeout
+        started = time.monotonic()
+        deadline = started + timeout
         url = request.url
         # HTTPS_PROXY applies to https:// URLs only (curl's rule), so a local http:// simulator
         # is reached directly even when a proxy is configured for Kiro; NO_PROXY's hosts too.
@@ -584,23 +613,25 @@ class UpstreamClient:
         response: httpcore.Response | None = None
         timeouts = self._timeouts(timeout)
         with _map_exceptions(url):
-            with anyio.fail_after(timeout):
-                if direct is None:
+            if direct is None:
+                with anyio.fail_after(timeout):
                     response = await self._proxied_pool(account).handle_async_request(self._request(request, timeout))
-                else:
-                    parsed = _parsed_url(url)
-                    data = encode_request(request.method, parsed.target.decode("ascii"), self._headers(request),
-                                          request.body)
-                    head, connection = await direct.send(parsed.origin, request.method, data, timeouts)
+            else:
+                # Every wait of a direct call is bounded by the deadline itself: no cancel scope.
+                parsed = _parsed_url(url)
+                data = encode_request(request.method, parsed.target.decode("ascii"), self._headers(request),
+                                      request.body)
+                head, connection = await direct.send(parsed.origin, request.method, data, timeouts, deadline)
         try:
             if connection is not None:
                 yield UpstreamStream(
                     status=head.status,
                     headers=head.headers,
-                    chunks=_body(connection, timeouts["read"], url),
+                    chunks=_body(connection, timeouts["read"], url, deadline),
                     ends_at=deadline,
                     url=url,
                     wait_hook=connection.wait_hook,
+                    timed=True,
                 )
             else:
                 assert response is not None
@@ -612,12 +643,15 @@ class UpstreamClient:
                     url=url,
                 )
         finally:
-            with anyio.CancelScope(shield=True):
-                if response is not None:
-                    with contextlib.suppress(Exception):
-                        await response.aclose()
-                if direct is not None and connection is not None:
-                    await direct.release(connection)
+            if connection is not None and direct is not None and direct.keep(connection):
+                pass  # idle again: nothing to wait for, so no shielded scope either
+            else:
+                with anyio.CancelScope(shield=True):
+                    if response is not None:
+                        with contextlib.suppress(Exception):
+                            await response.aclose()
+                    if direct is not None and connection is not None:
+                        await direct.release(connection)
 
     async def _chunks(self, response: httpcore.Response, url: str) -> AsyncIterator[bytes]:
         # httpcore bounds each read by the read timeout; the caller's deadline() bounds the whole.

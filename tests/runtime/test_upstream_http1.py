@@ -4,6 +4,8 @@ connection reusable after a whole answer, and closed-while-idle connections told
 
 from __future__ import annotations
 
+import math
+
 import httpcore
 import pytest
 
@@ -110,7 +112,7 @@ async def test_a_body_cut_short_is_a_connection_error() -> None:
     await connection.request("POST", REQUEST, write_timeout=5, read_timeout=5)
     pieces = []
     with pytest.raises(upstream.UpstreamConnectionError, match="broke the HTTP protocol"):
-        async for piece in upstream._body(connection, 5, "http://kiro.test/"):
+        async for piece in upstream._body(connection, 5, "http://kiro.test/", math.inf):
             pieces.append(piece)
     assert pieces == [b"abcde"]
     assert not connection.is_idle()
@@ -137,3 +139,58 @@ async def test_a_server_that_closed_before_answering_is_told_apart_from_one_that
     with pytest.raises(ValueError, match="status line"):
         await garbled.request("POST", REQUEST, write_timeout=5, read_timeout=5)
     assert not garbled.nothing_received
+
+
+@pytest.mark.anyio
+async def test_the_wait_hooks_clock_ticks_while_the_upstream_is_silent_and_while_bytes_flow() -> None:
+    """The runner's keep-alive clock runs in the reads: through silences (a read that timed out
+    is retried) and while bytes keep coming that the client may not see (held tool calls)."""
+
+    class Silent(AsyncScripted):
+        def __init__(self, script: _Script, silences: int) -> None:
+            super().__init__(script)
+            self.silences = silences
+
+        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            if self.silences and self.script.log[-1:] != [("read", b"")] and len(self.script.log) > 2:
+                self.silences -= 1
+                raise httpcore.ReadTimeout("silence")
+            return await super().read(max_bytes, timeout)
+
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    script = _Script(head, b"3\r\nabc\r\n", b"2\r\nde\r\n", b"0\r\n\r\n", repeat=False)
+    stream = Silent(script, silences=2)
+    connection = upstream_http1.Http1Connection(stream, keepalive_expiry=30)
+    ticks: list[int] = []
+
+    async def tick() -> None:
+        ticks.append(len(script.log))
+
+    await connection.request("POST", REQUEST, write_timeout=5, read_timeout=5)
+    connection.wait_hook.tick, connection.wait_hook.tick_interval = tick, 0.0
+    assert [p async for p in connection.body(5)] == [b"abc", b"de"]
+    assert stream.silences == 0, "the silences were waited through, not raised"
+    assert len(ticks) >= 5, f"a tick per silence and per read: {ticks}"
+    assert connection.is_idle()
+
+
+@pytest.mark.anyio
+async def test_a_silence_longer_than_the_read_timeout_still_ends_the_read() -> None:
+    class Mute(AsyncScripted):
+        async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+            if len(self.script.log) > 2:
+                raise httpcore.ReadTimeout("silence")
+            return await super().read(max_bytes, timeout)
+
+    script = _Script(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", b"", repeat=False)
+    script.log.append(("read", b"x"))  # past the head from here on
+    connection = upstream_http1.Http1Connection(Mute(script), keepalive_expiry=30)
+    await connection.request("POST", REQUEST, write_timeout=5, read_timeout=5)
+
+    async def tick() -> None:
+        pass
+
+    connection.wait_hook.tick, connection.wait_hook.tick_interval = tick, 10.0
+    with pytest.raises(httpcore.ReadTimeout):
+        async for _ in connection.body(0.01):
+            pass

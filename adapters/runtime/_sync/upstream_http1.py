@@ -11,6 +11,7 @@ streams (TCP, TLS, timeouts); proxied calls keep httpcore's whole client.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator, Callable
 
@@ -18,10 +19,23 @@ import httpcore
 
 from kiro_protocol import HttpAnswerReader, NEED_DATA, ResponseEnd, ResponseHead
 
-__all__ = ["Http1Connection", "WaitHook"]
+__all__ = ["bounded_timeout", "Http1Connection", "WaitHook"]
 
 # Bytes asked of the network per read (httpcore's figure).
 _READ_SIZE = 64 * 1024
+_TIMEOUTS = (httpcore.ReadTimeout, httpcore.WriteTimeout)
+
+
+def bounded_timeout(timeout: float, deadline: float) -> tuple[float, bool]:
+    """The timeout of one read or write: ``timeout``, or less when the call's ``deadline``
+    (``time.monotonic()`` clock) comes first; and whether the deadline is what bounds it.
+
+    Each operation carries the call's deadline itself instead of a cancel scope around the
+    call (two fewer scopes per request, each a pair of task look-ups under anyio)."""
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the call's deadline passed")
+    return (left, True) if left < timeout else (timeout, False)
 
 
 class WaitHook:
@@ -32,10 +46,14 @@ class WaitHook:
     instead of one write per frame (see ``UpstreamStream.wait_hook``).
     """
 
-    __slots__ = ("callback",)
+    __slots__ = ("callback", "tick", "tick_interval")
 
     def __init__(self) -> None:
         self.callback: Callable[[], None] | None = None
+        #: Run after every ``tick_interval`` seconds of waiting for bytes (the caller's clock:
+        #: keep-alive pings to its client), from the reading task: no task of its own per call.
+        self.tick: Callable[[], None] | None = None
+        self.tick_interval = 1.0
 
 
 class Http1Connection:
@@ -57,6 +75,8 @@ class Http1Connection:
         self._cheap_readable = bool(getattr(stream, "cheap_is_readable", False))
         self.requests = 0
         self.nothing_received = True
+        # When the wait hook's tick is due next (time.monotonic()).
+        self._next_tick = math.inf
 
     def is_idle(self) -> bool:
         """No answer pending, and the connection can carry another request."""
@@ -68,28 +88,46 @@ class Http1Connection:
             return True
         return bool(self._stream.get_extra_info("is_readable"))
 
-    def request(self, method: str, data: bytes, *, write_timeout: float, read_timeout: float) -> ResponseHead:
-        """Send a request (head and body, ``data``) and read its answer's head."""
+    def request(
+        self, method: str, data: bytes, *, write_timeout: float, read_timeout: float, deadline: float = math.inf
+    ) -> ResponseHead:
+        """Send a request (head and body, ``data``) and read its answer's head.
+
+        Raises:
+            TimeoutError: ``deadline`` (``time.monotonic()``) passed first.
+        """
         self._reader.expect(method)
         self.requests += 1
         self.nothing_received = True
-        self._stream.write(data, write_timeout)
-        reader = self._reader
-        while True:
-            event = reader.next_event()
-            if type(event) is ResponseHead:
-                return event
-            # Only NEED_DATA can come before the head.
-            received = self._stream.read(_READ_SIZE, read_timeout)
-            if received:
-                self.nothing_received = False
-            reader.receive_data(received)
+        timeout, by_deadline = bounded_timeout(write_timeout, deadline)
+        try:
+            self._stream.write(data, timeout)
+            reader = self._reader
+            while True:
+                event = reader.next_event()
+                if type(event) is ResponseHead:
+                    return event
+                # Only NEED_DATA can come before the head.
+                timeout, by_deadline = bounded_timeout(read_timeout, deadline)
+                received = self._stream.read(_READ_SIZE, timeout)
+                if received:
+                    self.nothing_received = False
+                reader.receive_data(received)
+        except _TIMEOUTS:
+            if by_deadline:
+                raise TimeoutError("the call's deadline passed") from None
+            raise
 
-    def body(self, read_timeout: float) -> Iterator[bytes]:
-        """The answer's body, everything one network read brought as one piece."""
+    def body(self, read_timeout: float, deadline: float = math.inf) -> Iterator[bytes]:
+        """The answer's body, everything one network read brought as one piece.
+
+        Raises:
+            TimeoutError: ``deadline`` (``time.monotonic()``) passed first.
+        """
         reader = self._reader
         stream = self._stream
         hook = self.wait_hook
+        self._next_tick = time.monotonic() + hook.tick_interval
         while True:
             event = reader.next_event()
             if type(event) is bytes:
@@ -98,11 +136,43 @@ class Http1Connection:
                 flush = hook.callback
                 if flush is not None and (not self._cheap_readable or not stream.get_extra_info("is_readable")):
                     flush()
-                reader.receive_data(stream.read(_READ_SIZE, read_timeout))
+                timeout, by_deadline = bounded_timeout(read_timeout, deadline)
+                try:
+                    if hook.tick is None:
+                        received = stream.read(_READ_SIZE, timeout)
+                    else:
+                        received = self._read_ticking(timeout, hook)
+                except _TIMEOUTS:
+                    if by_deadline:
+                        raise TimeoutError("the call's deadline passed") from None
+                    raise
+                reader.receive_data(received)
             else:
                 assert isinstance(event, ResponseEnd)
                 self._idle_since = time.monotonic()
                 return
+
+    def _read_ticking(self, timeout: float, hook: WaitHook) -> bytes:
+        """One read that gives up after ``timeout`` seconds, running ``hook.tick`` each time
+        ``hook.tick_interval`` seconds have passed since the last tick, whether bytes came
+        meanwhile or not (a tool call held back until complete sends the client nothing, yet its
+        bytes keep coming: the client still needs its pings). A timed-out read leaves the
+        stream usable."""
+        gives_up = time.monotonic() + timeout
+        while True:
+            now = time.monotonic()
+            tick = hook.tick
+            if tick is not None and now >= self._next_tick:
+                self._next_tick = now + hook.tick_interval
+                tick()
+                now = time.monotonic()
+            left = gives_up - now
+            wait = min(left, max(self._next_tick - now, 0.0))
+            try:
+                return self._stream.read(_READ_SIZE, max(wait, 0.0))
+            except _TIMEOUTS:
+                if wait >= left:
+                    raise
 
     def close(self) -> None:
         self._closed = True
