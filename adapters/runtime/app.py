@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
 import anyio
 
+from .ids import random_hex
 from .client_keys import KeyRing
 from .logging import access_log, request_context
 from .metrics import METRICS_CONTENT_TYPE
@@ -339,7 +339,7 @@ class App:
         client_token: str,
         lifecycle: Lifecycle,
         max_concurrent_sessions: int = 0,
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_id: Callable[[], str] = random_hex,
         telemetry: Telemetry | None = None,
     ) -> None:
         self._service = service

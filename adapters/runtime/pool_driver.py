@@ -20,7 +20,6 @@ import math
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
@@ -47,6 +46,7 @@ from kiro_protocol import (
     Wait,
 )
 
+from .ids import random_uuid
 from .stores import StateStore, StoreUnavailable, apply_persist
 from .stores.memory_store import MemoryStore
 from .stores.sqlite_store import SQLiteStore
@@ -102,7 +102,7 @@ class PoolDriver:
         store: StateStore,
         upstream: UpstreamClient,
         clock: Callable[[], float] = time.time,
-        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        new_id: Callable[[], str] = random_uuid,
         random_float: Callable[[], float] = random.random,
     ) -> None:
         self.accounts = tuple(accounts)

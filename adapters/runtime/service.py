@@ -12,7 +12,6 @@ import dataclasses
 import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -38,6 +37,7 @@ from kiro_protocol import (
     PoolSettings,
 )
 
+from .ids import random_hex, random_uuid
 from .account_registry import AccountRegistry
 from .admin_face import AdminFace, open_admin
 from .app import Request, RequestContext, Responder, send_reply
@@ -83,7 +83,7 @@ class KiroService(BasicService):
         settings: Settings,
         driver: PoolDriver,
         monotonic: Callable[[], float] = time.monotonic,
-        new_hex: Callable[[], str] = lambda: uuid.uuid4().hex,
+        new_hex: Callable[[], str] = random_hex,
         health_details: Callable[[], dict[str, object]] | None = None,
         telemetry: Telemetry | None = None,
         registry: AccountRegistry | None = None,
@@ -196,7 +196,7 @@ class KiroService(BasicService):
     async def _call(self, request: Request, respond: Responder, ctx: RequestContext, dialect: Dialect) -> None:
         driver = self._driver
         ids = CallIds(
-            continuation_id=str(uuid.uuid4()),
+            continuation_id=random_uuid(),
             response_hex=self._new_hex(),
             created=int(time.time()),
             new_id=driver.new_id,
