@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -175,8 +174,12 @@ def conversation_id(request: Request, session_id_header: str | None = None) -> s
         system = "\n".join(b.text for b in request.system)
         tools = ",".join(t.name for t in request.tools)
         key = "\0".join(("conversation", system, tools, first))
-    digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()
-    return str(uuid.UUID(bytes=digest[:16], version=4))
+    raw = bytearray(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:16])
+    # What str(uuid.UUID(bytes=raw, version=4)) gives, without building the object per request.
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 def _instructions(request: Request) -> list[str]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import json
+import uuid
 import time
 from pathlib import Path
 from typing import Any
@@ -450,6 +452,12 @@ def test_conversation_id_is_stable_within_a_session_and_distinct_across() -> Non
     assert header == a1  # metadata and header carry the same Claude Code session id
     no_session = {convert(session_body("", first, 0)).conversation_id for first in ("hello", "other")}
     assert len(no_session) == 2
+    for cid in (a1, b, sub, *no_session):  # canonical version-4 UUID text, as Kiro's clients send
+        parsed = uuid.UUID(cid)
+        assert str(parsed) == cid and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+    # The value itself is fixed by the session and the first message (stable across releases).
+    key = "\0".join(("session", "s-1", "hello")).encode()
+    assert a1 == str(uuid.UUID(bytes=hashlib.sha256(key).digest()[:16], version=4))
     assert convert(session_body("", "hello", 2)).conversation_id == convert(session_body("", "hello", 5)).conversation_id
 
 
