@@ -33,7 +33,7 @@ from ._anthropic import JSON_MEDIA_TYPE, AnthropicMessageEncoder, AnthropicStrea
 from ._lifecycle_events import LifecycleEvent, ResponseEncoder, StopReason, StreamFailed, Usage
 from ._tracker import ResponseTracker
 from ._upstream_events import AssistantResponse, UpstreamEvent
-from ._upstream_parse import UpstreamPayloadError, parse_message
+from ._upstream_parse import UpstreamPayloadError, answer_text, parse_message
 
 __all__ = ["ResponseTranslator", "DEFAULT_PING_INTERVAL", "MIN_MESSAGE_ID_RANDOM", "BOOKKEEPING_EVENT_TYPES"]
 
@@ -228,15 +228,16 @@ class ResponseTranslator:
                         tracker.receive(_joined(texts))
                     tracker.end_of_stream()
                     break
+                text = answer_text(message)  # nearly every frame: no event object for it
+                if text is not None:
+                    texts.append(text)
+                    continue
                 try:
                     event = parse_message(message)
                 except UpstreamPayloadError as exc:
                     if exc.event_type not in BOOKKEEPING_EVENT_TYPES:
                         raise
                     tracker.ignore(f"{exc.event_type} (invalid payload)")
-                    continue
-                if type(event) is AssistantResponse:
-                    texts.append(event.content)
                     continue
                 if texts:
                     tracker.receive(_joined(texts))

@@ -328,6 +328,37 @@ def _error(message: Message) -> UpstreamError:
 _last_types: tuple[tuple[Header, ...], str | None, str | None] = ((), None, None)
 
 
+def _types(message: Message) -> tuple[str | None, str | None]:
+    """The ``:message-type`` and ``:event-type`` of ``message``, looked up once per headers tuple."""
+    global _last_types
+    headers = message.headers
+    memo = _last_types  # read once: another thread may replace it (never change it)
+    if memo[0] is headers:
+        # The decoder hands out one headers tuple for every frame with the same header bytes:
+        # Kiro's text frames are asked their types once per answer, not once per frame.
+        return memo[1], memo[2]
+    message_type = message.string_header(":message-type")
+    event_type = message.string_header(":event-type")
+    _last_types = (headers, message_type, event_type)
+    return message_type, event_type
+
+
+def answer_text(message: Message) -> str | None:
+    """The text of an ``assistantResponseEvent`` message, or None for any other message.
+
+    What ``parse_message`` would give as ``AssistantResponse.content``, without building the
+    event: the translator joins the text of consecutive frames, and text frames are nearly all
+    of an answer.
+
+    Raises:
+        UpstreamPayloadError: an ``assistantResponseEvent`` whose payload is not valid.
+    """
+    message_type, event_type = _types(message)
+    if event_type != "assistantResponseEvent" or message_type != "event":
+        return None
+    return _req_str(event_type, _json_object(event_type, message.payload), "content")
+
+
 def parse_message(message: Message) -> UpstreamEvent:
     """Turn one decoded message into its typed upstream event.
 
@@ -338,17 +369,7 @@ def parse_message(message: Message) -> UpstreamEvent:
     Raises:
         UpstreamPayloadError: a known event whose payload is not the JSON its type requires.
     """
-    global _last_types
-    headers = message.headers
-    memo = _last_types  # read once: another thread may replace it (never change it)
-    if memo[0] is headers:
-        # The decoder hands out one headers tuple for every frame with the same header bytes:
-        # Kiro's text frames are asked their types once per answer, not once per frame.
-        _, message_type, event_type = memo
-    else:
-        message_type = message.string_header(":message-type")
-        event_type = message.string_header(":event-type")
-        _last_types = (headers, message_type, event_type)
+    message_type, event_type = _types(message)
     if message_type == "event":
         if event_type is not None:
             parser = _EVENT_PARSERS.get(event_type)
