@@ -219,7 +219,7 @@ class ResponseTranslator:
         texts: list[str] = []
         try:
             decoder.receive_data(data)
-            while not tracker.finished:
+            while True:  # the tracker can only finish on what it is fed: asked after each event
                 message = decoder.next_event()
                 if message is NEED_DATA:
                     break
@@ -242,6 +242,8 @@ class ResponseTranslator:
                 if texts:
                     tracker.receive(_joined(texts))
                 tracker.receive(event)
+                if tracker.finished:
+                    break
             if texts:
                 tracker.receive(_joined(texts))
         except RemoteProtocolError as exc:
