@@ -8,6 +8,7 @@ raise its back-off level instead of one overwriting the other.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from ._accounts import AccountState, PoolSettings, backoff_delay
 from ._refresh import RefreshedToken, RefreshFailure
@@ -34,6 +35,11 @@ class AccountUpdate:
     """Base of the update values. Don't subclass outside this module."""
 
     __slots__ = ()
+
+    #: Applying it twice gives what applying it once gives. A driver whose store writes lag
+    #: (queued for a writer) shows such an update to its other requests before it is stored,
+    #: so it may apply it to a copy that already has it; the counting ones wait for the store.
+    idempotent: ClassVar[bool] = True
 
     def apply(self, state: AccountState) -> AccountState:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -67,6 +73,8 @@ class RefreshFailed(AccountUpdate):
     now: float
     jitter: float
     settings: PoolSettings = field(repr=False)
+
+    idempotent: ClassVar[bool] = False  # counts the failures in a row
 
     def apply(self, state: AccountState) -> AccountState:
         if self.failure.permanent:
@@ -224,6 +232,8 @@ class CreditsUsed(AccountUpdate):
     """Credits metered by a finished request, subtracted from the last known balance."""
 
     credits: float
+
+    idempotent: ClassVar[bool] = False  # subtracts
 
     def apply(self, state: AccountState) -> AccountState:
         if state.remaining_credits is None or not self.credits > 0:

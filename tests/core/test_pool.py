@@ -23,7 +23,23 @@ from kiro_protocol.pool._accounts import (
     token_status,
     unavailable_reason,
 )
-from kiro_protocol.pool._updates import QuotaExhausted, Served, Throttled, TokenRejected
+from kiro_protocol.pool._refresh import RefreshedToken, RefreshFailure
+from kiro_protocol.pool._updates import (
+    AccountUpdate,
+    CreditsUsed,
+    MarkedInvalid,
+    ModelsChecked,
+    Picked,
+    QuotaExhausted,
+    RefreshFailed,
+    Served,
+    Throttled,
+    TokenRefreshed,
+    TokenRejected,
+    UsageChecked,
+    UsageCheckFailed,
+)
+from kiro_protocol.pool._usage_limits import UsageLimits
 from tests.exchange_runner import make_accounts
 
 
@@ -176,3 +192,43 @@ def test_any_stored_state_gives_a_reason_and_a_status_without_crashing(text: str
         assert reason is None or reason
         assert account_status(a, state, now)["index"] == 0
         no_account_error([a], {a.account_id: state}, now)
+
+
+_T = 1_750_000_000.0
+_SETTINGS = PoolSettings()
+_UPDATES: tuple[AccountUpdate, ...] = (
+    TokenRefreshed(token=RefreshedToken(access_token="new", expires_at=_T + 3600, refresh_token="rotated")),
+    RefreshFailed(failure=RefreshFailure(permanent=False, status=500, message="x"), now=_T, jitter=0.5, settings=_SETTINGS),
+    RefreshFailed(failure=RefreshFailure(permanent=True, status=400, message="x"), now=_T, jitter=0.5, settings=_SETTINGS),
+    TokenRejected(access_token="old"),
+    MarkedInvalid(reason="rejected", until=_T + 60),
+    QuotaExhausted(reason="monthly", now=_T, settings=_SETTINGS),
+    Throttled(reason="429", now=_T, jitter=0.0, settings=_SETTINGS),
+    Throttled(reason="429", now=_T, jitter=1.0, settings=_SETTINGS, retry_after=700.0),
+    Picked(now=_T),
+    Served(now=_T),
+    UsageChecked(limits=UsageLimits(remaining=5, limit=10, used=5, next_reset_at=None, subscription_title="PRO"),
+                 now=_T, settings=_SETTINGS),
+    UsageChecked(limits=UsageLimits(remaining=0, limit=10, used=10, next_reset_at=_T + 9, subscription_title=None),
+                 now=_T, settings=_SETTINGS),
+    UsageCheckFailed(now=_T),
+    CreditsUsed(credits=2.0),
+    ModelsChecked(models=("auto",)),
+)
+_STATES = (
+    AccountState(),
+    AccountState(access_token="old", expires_at=_T + 100, remaining_credits=10.0, last_used_at=_T + 5,
+                 refresh_failures=2, next_reset_at=_T + 50),
+    AccountState(throttle_level=3, cooldown_until=_T + 30, cooldown_reason="429", refresh_retry_at=_T - 1),
+)
+
+
+@pytest.mark.parametrize("update", _UPDATES, ids=lambda u: type(u).__name__)
+def test_an_update_said_to_be_idempotent_is(update: AccountUpdate) -> None:
+    # The pool driver shows queued (not yet stored) idempotent updates to other requests over
+    # the store's copy, which may already hold them: applied twice they must change nothing more.
+    # (RefreshFailed and CreditsUsed count, so they are never shown before they are stored.)
+    if update.idempotent:
+        assert [s for s in _STATES if update.apply(update.apply(s)) != update.apply(s)] == []
+    else:
+        assert isinstance(update, (RefreshFailed, CreditsUsed))
