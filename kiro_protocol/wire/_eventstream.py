@@ -75,6 +75,11 @@ _U32 = struct.Struct(">I")
 #: small blocks, so a hostile stream cannot grow it.
 _HEADER_CACHE_ENTRIES: Final = 16
 _HEADER_CACHE_MAX_BLOCK: Final = 1024
+#: Valid header blocks parsed by any decoder, shared by the next ones: a decoder lives for one
+#: answer, and every answer starts with the same few blocks (the parsed values are immutable, so
+#: sharing them changes nothing but the work; entries are only ever added whole).
+_SHARED_BLOCK_ENTRIES: Final = 256
+_SHARED_BLOCKS: dict[bytes, tuple[Header, ...]] = {}
 #: Up to this total_length the CRC and payload are taken from bytearray slices (cheap copies);
 #: above it through a memoryview, so a large payload is copied once.
 _SMALL_MESSAGE: Final = 4096
@@ -313,7 +318,15 @@ class EventStreamDecoder:
                 if buf.startswith(block, at):
                     return headers
         block = bytes(buf[at : at + length])
-        headers = parse_header_block(block, self._base + at)
+        shared = _SHARED_BLOCKS.get(block)  # parsed by an earlier decoder (a request before)
+        if shared is not None:
+            headers = shared
+        else:
+            headers = parse_header_block(block, self._base + at)
+            if length <= _HEADER_CACHE_MAX_BLOCK:
+                if len(_SHARED_BLOCKS) >= _SHARED_BLOCK_ENTRIES:
+                    _SHARED_BLOCKS.clear()  # bounded: blocks a hostile stream invents only churn it
+                _SHARED_BLOCKS[block] = headers
         if length <= _HEADER_CACHE_MAX_BLOCK and self._header_cache_size < _HEADER_CACHE_ENTRIES:
             self._header_cache.setdefault(length, []).append((block, headers))
             self._header_cache_size += 1

@@ -564,3 +564,16 @@ def test_complete_messages_come_out_before_the_truncation_error() -> None:
     )
     with pytest.raises(TruncatedMessage, match="20 of 40 bytes"):
         decoder.next_event()
+
+
+def test_header_blocks_parsed_by_one_decoder_serve_the_next_and_the_cache_is_bounded() -> None:
+    from kiro_protocol.wire import _eventstream as es
+
+    frame = encode_message({":event-type": "assistantResponseEvent", ":message-type": "event"}, b"{}")
+    first = decode_all(frame)[0].headers
+    second = decode_all(frame)[0].headers
+    assert first is second and first == decode_all(frame)[0].headers
+    for i in range(es._SHARED_BLOCK_ENTRIES + 10):  # blocks nobody repeats churn it, never grow it
+        decode_all(encode_message({":event-type": f"e{i}"}, b""))
+    assert len(es._SHARED_BLOCKS) <= es._SHARED_BLOCK_ENTRIES
+    assert decode_all(frame)[0].headers == first
