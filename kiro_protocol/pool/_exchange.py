@@ -248,11 +248,17 @@ class Exchange:
             self.phase = ExchangePhase.LOADING
             return LoadState(account_ids=tuple(a.account_id for a in self._accounts))
         account = self._current
+        cap = self._settings.max_connections_per_account
         if account is not None:
             why = unavailable_reason(account, self._state(account), now)
             if why is not None:
                 self._release_lease(account)
                 self._tried[account.account_id] = why
+                account = self._current = None
+            elif not self._lease_held and self._in_flight.get(account.account_id, 0) >= cap:
+                # It filled up while this request waited for its token (a cold burst picks one
+                # account, and all but the refresher wait): choose again, as a new request would,
+                # rather than send past the cap. Not a failure of the account.
                 account = self._current = None
         if account is None:
             if self._attempts >= self._settings.max_attempts:

@@ -22,8 +22,10 @@ from kiro_protocol.pool import (
     Strategy,
     Wait,
 )
+from kiro_protocol.pool._decisions import AcquireLease, LoadState, Persist, Refresh
 from kiro_protocol.pool._exchange import Exchange
-from tests.exchange_runner import FakeClock, Upstream, answer, make_accounts, run_check, run_exchange
+from adapters.runtime.stores import apply_persist
+from tests.exchange_runner import FakeClock, Upstream, answer, make_accounts, refresh_ok, run_check, run_exchange
 
 FRESH_FOR = 3600.0
 
@@ -153,6 +155,62 @@ def test_slots_that_stay_busy_past_the_budget_get_429() -> None:
     assert err.status_hint == 429 and err.retry_after == settings.slot_poll
     assert "connection cap (2 calls in flight)" in err.message
     assert 2.5 <= clock.now - start <= 2.6
+
+
+def _until(ex: Exchange, store: MemoryStore, clock: FakeClock, kind: type, in_flight: dict[str, int]) -> object:
+    """Drive ``ex`` (store reads, leases, writes) up to its first decision of ``kind``."""
+    for _ in range(20):
+        d = ex.next_decision(clock())
+        if isinstance(d, kind):
+            return d
+        if isinstance(d, LoadState):
+            ex.state_loaded(store.load_many(d.account_ids), clock(), dict(in_flight))
+        elif isinstance(d, AcquireLease):
+            ex.lease_result(store.try_lease(d.account_id, d.owner, d.ttl), clock())
+        elif isinstance(d, Persist):
+            apply_persist(store, d)
+        else:
+            raise AssertionError(f"unexpected {d}")
+    raise AssertionError(f"no {kind.__name__}")
+
+
+def test_a_request_that_waited_for_its_accounts_token_goes_elsewhere_once_that_account_is_full() -> None:
+    # A cold burst: every request picks the same account (no token anywhere yet), one refreshes it
+    # and the others wait for that refresh. The cap is checked again before each of them sends;
+    # before, all of them sent on that account, past KIRO_MAX_CONNECTIONS_PER_ACCOUNT.
+    accounts = make_accounts(2)
+    clock = FakeClock()
+    store = MemoryStore(clock=clock)
+    settings = PoolSettings(max_connections_per_account=1)
+    ids = iter(range(100))
+    first, second = (
+        Exchange(accounts=accounts, settings=settings, body=lambda arn: b"{}", new_id=lambda: f"id-{next(ids)}",
+                 random=lambda: 0.5)
+        for _ in range(2)
+    )
+    in_flight: dict[str, int] = {}
+    for ex in (first, second):  # both read the cold store before either goes on
+        load = ex.next_decision(clock())
+        assert isinstance(load, LoadState)
+        ex.state_loaded(store.load_many(load.account_ids), clock(), {})
+    for ex in (first, second):
+        lease = ex.next_decision(clock())
+        assert isinstance(lease, AcquireLease) and ex.account == accounts[0]
+        ex.lease_result(store.try_lease(lease.account_id, lease.owner, lease.ttl), clock())
+    wait = second.next_decision(clock())
+    assert isinstance(wait, Wait) and not wait.line, "waits for the other request's refresh"
+    refresh = _until(first, store, clock, Refresh, in_flight)
+    assert isinstance(refresh, Refresh)
+    first.refresh_answered(refresh_ok("token-0-" + "x" * 20), clock())
+    sent = _until(first, store, clock, SendUpstream, in_flight)
+    assert isinstance(sent, SendUpstream) and sent.account == accounts[0]
+    in_flight[accounts[0].account_id] = 1  # the driver counts the call: the account is full
+    clock.advance(wait.seconds)
+    second.waited(clock())
+    # The other account has no token yet: this request refreshes it rather than queue on the full one.
+    refresh = _until(second, store, clock, Refresh, in_flight)
+    assert isinstance(refresh, Refresh) and refresh.account == accounts[1]
+    assert second.account == accounts[1]
 
 
 # -- models per account tier -------------------------------------------------------------------------
