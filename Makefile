@@ -30,7 +30,9 @@ serve: $(SERVE_STAMP)
 	$(BIN)/kiro2api serve
 
 # Everything: mypy, the three test tiers (the pure one under coverage), the bounded fuzz
-# targets. The end-to-end tests need real peers: a redis-server, Debian's Chromium and the pinned Claude Code and
+# targets, and the main conformance suites once more with the standard library's json in the gateways
+# (KIRO_JSON_CODEC=stdlib; the first run has the optional orjson codec). The end-to-end tests need
+# real peers: a redis-server, Debian's Chromium and the pinned Claude Code and
 # Codex CLIs; the scripts install them when missing (idempotent, quick when present). Any test
 # file not yet sorted into a tier (tests/*.py) runs with the runtime and end-to-end tiers.
 test: $(STAMP)
@@ -39,6 +41,8 @@ test: $(STAMP)
 	$(BIN)/mypy
 	$(MAKE) --no-print-directory test-core
 	CLAUDE_CODE_BIN="$$(scripts/ensure-claude-code)" CODEX_BIN="$$(scripts/ensure-codex-cli)" $(BIN)/pytest tests --ignore=tests/core
+	KIRO_JSON_CODEC=stdlib $(BIN)/pytest -q -p no:cacheprovider tests/e2e/conformance/test_anthropic.py \
+		tests/e2e/conformance/test_openai.py tests/e2e/conformance/test_responses.py
 	$(BIN)/pytest fuzz -p no:cacheprovider --hypothesis-profile=ci
 
 # Tier (a), the pure core (no socket, no process; tests/core/conftest.py enforces it), under

@@ -119,7 +119,9 @@ def start(name: str, command: Sequence[str], port: int, env: Mapping[str, str], 
 
 
 def base_env() -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+    # KIRO_JSON_CODEC passes through: `make test` runs the main suites once more with the standard
+    # library's json in the gateways (the optional orjson codec is installed for the first run).
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV", "KIRO_JSON_CODEC")
     env = {k: v for k, v in os.environ.items() if k in keep}
     env["PYTHONPATH"] = str(ROOT)
     env["NO_PROXY"] = "127.0.0.1,localhost"
