@@ -12,7 +12,6 @@ tool arguments and finish reason.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -48,12 +47,10 @@ from kiro_protocol.responses._openai import (
 from kiro_protocol.responses._translator import ResponseTranslator
 from kiro_protocol.responses._upstream_events import AssistantResponse, ContextUsage, ToolUse, UpstreamException
 from tests.openai_checker import check_openai_completion, check_openai_error, check_openai_stream
-from tests.helpers_eventstream import split_frames
 from tests.sse_checker import SSEViolation
-from tests.core.test_translator import CASES, MESSAGE_ID, MODEL, UPSTREAM, Expect, frames, make_plan
+from tests.core.test_translator import CASES, MESSAGE_ID, MODEL, UPSTREAM, expected_parts, feed, frames, golden, make_plan
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "responses" / "openai"
-REGEN = os.environ.get("REGEN_GOLDENS") == "1"
 
 COMPLETION_ID = "chatcmpl-AbCdEfGhIjKlMnOpQrStUvWx"
 CREATED = 1_764_000_000
@@ -72,30 +69,9 @@ def translate_openai(
     plan = make_plan(stream=stream, **plan_overrides)
     encoder = openai_encoder(plan, completion_id=COMPLETION_ID, created=CREATED, include_usage=include_usage)
     t = ResponseTranslator(plan, message_id=MESSAGE_ID, now=0.0, encoder=encoder)
-    out = bytearray(t.data_to_send())
-    step = chunk or max(1, len(data))
-    pieces = split_frames(data) if by_frame else [data[i : i + step] for i in range(0, len(data), step)]
-    for piece in pieces:
-        t.receive_data(piece)
-        out += t.data_to_send()
-    t.receive_data(b"")
-    out += t.data_to_send()
-    return t, bytes(out)
+    return t, feed(t, data, chunk=chunk, by_frame=by_frame)
 
 
-def _golden(path: Path, data: bytes) -> None:
-    if REGEN or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    assert data == path.read_bytes(), f"output differs from {path.name} (REGEN_GOLDENS=1 rewrites it)"
-
-
-def _expected(expect: Expect) -> tuple[str, str, list[Any]]:
-    """(content, reasoning, tool arguments) the canonical rules require."""
-    text = "".join(v for kind, v in expect.blocks if kind == "text")
-    reasoning = "".join(v for kind, v in expect.blocks if kind == "thinking")
-    tools = [v for kind, v in expect.blocks if kind == "tool_use"]
-    return text, reasoning, tools
 
 
 SUCCESS = sorted(c for c, e in CASES.items() if e.error_type is None)
@@ -106,10 +82,10 @@ FAILURE = sorted(c for c, e in CASES.items() if e.error_type is not None)
 def test_stream_golden_and_rules(case: str) -> None:
     expect = CASES[case]
     t, sse = translate_openai((UPSTREAM / f"{case}.bin").read_bytes(), by_frame=True, include_usage=True, thinking=expect.thinking)
-    _golden(GOLDEN / f"{case}.sse", sse)
+    golden(GOLDEN / f"{case}.sse", sse)
     tr = check_openai_stream(sse, include_usage=True)
     assert (tr.id, tr.created, tr.model) == (COMPLETION_ID, CREATED, MODEL)
-    text, reasoning, tools = _expected(expect)
+    text, reasoning, tools = expected_parts(expect)
     assert tr.content.startswith(text) if expect.error_type else tr.content == text
     assert tr.reasoning == reasoning
     if expect.error_type is None:
@@ -136,11 +112,11 @@ def test_json_golden_and_rules(case: str) -> None:
         assert check_openai_error(json.loads(response.body))["type"] == expect.error_type
         assert dict(response.headers)["content-type"] == "application/json"
         return
-    _golden(GOLDEN / f"{case}.json", body)
+    golden(GOLDEN / f"{case}.json", body)
     assert response.status == 200 and response.body == body
     obj = check_openai_completion(body)
     message = obj["choices"][0]["message"]
-    text, reasoning, tools = _expected(expect)
+    text, reasoning, tools = expected_parts(expect)
     assert message["content"] == (text if text or not tools else None)
     assert message.get("reasoning_content", "") == reasoning
     assert [json.loads(c["function"]["arguments"]) for c in message.get("tool_calls", [])] == tools

@@ -12,7 +12,6 @@ require: its text, reasoning, tool arguments and status.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -63,8 +62,7 @@ from kiro_protocol.responses._upstream_events import (
     UpstreamException,
 )
 from kiro_protocol.responses._upstream_parse import encode_upstream_event
-from tests.core.test_translator import CASES, MESSAGE_ID, MODEL, UPSTREAM, Expect, frames, make_plan
-from tests.helpers_eventstream import split_frames
+from tests.core.test_translator import CASES, MESSAGE_ID, MODEL, UPSTREAM, expected_parts, feed, frames, golden, make_plan
 from tests.responses_checker import (
     check_responses_error,
     check_responses_object,
@@ -74,7 +72,6 @@ from tests.responses_checker import (
 from tests.sse_checker import SSEViolation
 
 GOLDEN = Path(__file__).parent.parent / "fixtures" / "responses" / "responses_api"
-REGEN = os.environ.get("REGEN_GOLDENS") == "1"
 
 RESPONSE_ID = "resp_AbCdEfGhIjKlMnOpQrStUvWx"
 CREATED = 1_764_000_000
@@ -88,30 +85,9 @@ def translate(
     response_plan = make_plan(stream=stream, **plan)
     encoder = responses_encoder(response_plan, response_id=RESPONSE_ID, created_at=CREATED, request_echo=echo)
     t = ResponseTranslator(response_plan, message_id=MESSAGE_ID, now=0.0, encoder=encoder)
-    out = bytearray(t.data_to_send())
-    step = chunk or max(1, len(data))
-    pieces = split_frames(data) if by_frame else [data[i : i + step] for i in range(0, len(data), step)]
-    for piece in pieces:
-        t.receive_data(piece)
-        out += t.data_to_send()
-    t.receive_data(b"")
-    out += t.data_to_send()
-    return t, bytes(out)
+    return t, feed(t, data, chunk=chunk, by_frame=by_frame)
 
 
-def _golden(path: Path, data: bytes) -> None:
-    if REGEN or not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-    assert data == path.read_bytes(), f"output differs from {path.name} (REGEN_GOLDENS=1 rewrites it)"
-
-
-def _expected(expect: Expect) -> tuple[str, str, list[Any]]:
-    """(text, reasoning, tool arguments) the canonical rules require."""
-    text = "".join(v for kind, v in expect.blocks if kind == "text")
-    reasoning = "".join(v for kind, v in expect.blocks if kind == "thinking")
-    tools = [v for kind, v in expect.blocks if kind == "tool_use"]
-    return text, reasoning, tools
 
 
 SUCCESS = sorted(c for c, e in CASES.items() if e.error_type is None)
@@ -121,10 +97,10 @@ SUCCESS = sorted(c for c, e in CASES.items() if e.error_type is None)
 def test_stream_golden_and_rules(case: str) -> None:
     expect = CASES[case]
     t, sse = translate((UPSTREAM / f"{case}.bin").read_bytes(), by_frame=True, thinking=expect.thinking)
-    _golden(GOLDEN / f"{case}.sse", sse)
+    golden(GOLDEN / f"{case}.sse", sse)
     tr = check_responses_stream(sse)
     assert (tr.id, tr.created_at, tr.model) == (RESPONSE_ID, CREATED, MODEL)
-    text, reasoning, tools = _expected(expect)
+    text, reasoning, tools = expected_parts(expect)
     assert tr.reasoning == reasoning
     if expect.error_type is None:
         assert tr.success and tr.error is None and not t.failed
@@ -153,10 +129,10 @@ def test_object_golden_and_rules(case: str) -> None:
         assert error["type"] == expect.error_type and error["code"] == "server_error"
         assert dict(response.headers)["content-type"] == "application/json"
         return
-    _golden(GOLDEN / f"{case}.json", body)
+    golden(GOLDEN / f"{case}.json", body)
     assert response.status == 200 and response.body == body
     obj = check_responses_object(body)
-    text, reasoning, tools = _expected(expect)
+    text, reasoning, tools = expected_parts(expect)
     assert _text(obj) == text and _reasoning(obj) == reasoning
     assert [json.loads(i["arguments"]) for i in obj["output"] if i["type"] == "function_call"] == tools
     assert obj["status"] == STATUS[expect.stop_reason or ""]
@@ -633,7 +609,7 @@ def test_the_sdk_accumulates_every_golden_stream(case: str) -> None:
         # get_final_response raises without response.completed, as against OpenAI itself.
         assert final is None
         return
-    text, reasoning, tools = _expected(expect)
+    text, reasoning, tools = expected_parts(expect)
     assert final.output_text == text and final.status == STATUS[expect.stop_reason or ""]
     assert [json.loads(o.arguments) for o in final.output if o.type == "function_call"] == tools
     assert final.usage.total_tokens == final.usage.input_tokens + final.usage.output_tokens

@@ -55,6 +55,13 @@ def translate(
 ) -> tuple[ResponseTranslator, bytes]:
     """Run ``data`` through a fresh translator (in chunks of ``chunk`` bytes); return it and its output."""
     t = ResponseTranslator(make_plan(stream=stream, **plan), message_id=MESSAGE_ID, now=0.0)
+    return t, feed(t, data, chunk=chunk, by_frame=by_frame)
+
+
+def feed(t: ResponseTranslator, data: bytes, *, chunk: int | None = None, by_frame: bool = False) -> bytes:
+    """Feed ``data`` to ``t`` whole, in ``chunk``-byte pieces, or a frame per read (``by_frame``, as
+    a paced stream arrives), then its end; everything ``t`` wrote. (The OpenAI and Responses
+    tests use it with their encoders.)"""
     out = bytearray(t.data_to_send())
     step = chunk or max(1, len(data))
     pieces = split_frames(data) if by_frame else [data[i : i + step] for i in range(0, len(data), step)]
@@ -63,7 +70,7 @@ def translate(
         out += t.data_to_send()
     t.receive_data(b"")
     out += t.data_to_send()
-    return t, bytes(out)
+    return bytes(out)
 
 
 def frames(*events: UpstreamEvent) -> bytes:
@@ -130,7 +137,16 @@ CASES: dict[str, Expect] = {
 }
 
 
-def _golden(path: Path, data: bytes) -> None:
+def expected_parts(expect: Expect) -> tuple[str, str, list[Any]]:
+    """(text, reasoning, tool arguments) the canonical rules require of ``expect``'s case."""
+    text = "".join(v for kind, v in expect.blocks if kind == "text")
+    reasoning = "".join(v for kind, v in expect.blocks if kind == "thinking")
+    tools = [v for kind, v in expect.blocks if kind == "tool_use"]
+    return text, reasoning, tools
+
+
+def golden(path: Path, data: bytes) -> None:
+    """``data`` must equal the golden file ``path`` (written when absent or REGEN_GOLDENS=1)."""
     if REGEN or not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
@@ -153,7 +169,7 @@ def _check_blocks(content: list[dict[str, Any]], expect: Expect) -> None:
 def test_golden_sse(case: str) -> None:
     expect = CASES[case]
     t, out = translate((UPSTREAM / f"{case}.bin").read_bytes(), by_frame=True, thinking=expect.thinking)
-    _golden(GOLDEN / f"{case}.sse", out)
+    golden(GOLDEN / f"{case}.sse", out)
     transcript = check_anthropic_stream(out)
     assert transcript.types[:2] == ["message_start", "ping"]
     assert transcript.message["model"] == MODEL
@@ -180,7 +196,7 @@ def test_golden_json(case: str) -> None:
     t, out = translate((UPSTREAM / f"{case}.bin").read_bytes(), stream=False, thinking=expect.thinking)
     response = t.final_response()
     assert response is not None
-    _golden(GOLDEN / f"{case}.json", b"%d\n" % response.status + response.body)
+    golden(GOLDEN / f"{case}.json", b"%d\n" % response.status + response.body)
     if expect.error_type is None:
         assert response.status == 200 and out == response.body
         msg = check_anthropic_message(response.body)
