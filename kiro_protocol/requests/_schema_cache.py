@@ -19,6 +19,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Final
 
+from .._bounded_cache import BoundedCache
 from .._json_codec import codec_dumps
 from ._model import Tool
 
@@ -49,7 +50,7 @@ def schema_keys(tools: Sequence[Tool]) -> tuple[bytes | None, ...]:
     return tuple(schema_key(tool.input_schema) for tool in tools)
 
 
-class SchemaCache:
+class SchemaCache(BoundedCache[dict[str, object]]):
     """Normalised tool schemas by ``schema_key``: pure memoisation (a hit is the dict
     ``normalise_schema`` made for an equal schema), bounded to ``max_entries`` (the oldest
     goes first), safe to share between threads (at worst an entry is computed twice).
@@ -58,23 +59,7 @@ class SchemaCache:
     is read, serialised and never changed (``KiroRequest.conversation_state`` is read-only).
     """
 
-    __slots__ = ("_entries", "_max")
+    __slots__ = ()
 
     def __init__(self, max_entries: int = 512) -> None:
-        self._entries: dict[bytes, dict[str, object]] = {}
-        self._max = max(1, max_entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: bytes) -> dict[str, object] | None:
-        return self._entries.get(key)
-
-    def put(self, key: bytes, schema: dict[str, object]) -> None:
-        entries = self._entries
-        while len(entries) >= self._max:
-            try:
-                del entries[next(iter(entries))]
-            except (KeyError, RuntimeError, StopIteration):  # another thread evicted it first
-                break
-        entries[key] = schema
+        super().__init__(max_entries)

@@ -38,6 +38,7 @@ import json
 import re
 from collections.abc import Sequence
 
+from .._bounded_cache import BoundedCache
 from ._model import (
     ContentBlock,
     ImageBlock,
@@ -191,7 +192,7 @@ def count_added_tokens(texts: list[str], *, messages: int) -> int:
     return _PER_MESSAGE * messages + estimate_text_tokens("\0".join(texts))
 
 
-class EstimateCache:
+class EstimateCache(BoundedCache[int]):
     """The estimate of a system prompt plus tool definitions, remembered by their digest.
 
     Pure memoisation (a hit returns exactly what the estimate would), bounded to
@@ -199,26 +200,10 @@ class EstimateCache:
     estimate; sharing it between threads is safe, at worst an entry is computed twice.
     """
 
-    __slots__ = ("_entries", "_max")
+    __slots__ = ()
 
     def __init__(self, max_entries: int = 256) -> None:
-        self._entries: dict[bytes, int] = {}
-        self._max = max(1, max_entries)
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: bytes) -> int | None:
-        return self._entries.get(key)
-
-    def put(self, key: bytes, tokens: int) -> None:
-        entries = self._entries
-        while len(entries) >= self._max:
-            try:
-                del entries[next(iter(entries))]
-            except (KeyError, RuntimeError, StopIteration):  # another thread evicted it first
-                break
-        entries[key] = tokens
+        super().__init__(max_entries)
 
 
 def _prompt_texts(request: Request, description_limit: int | None) -> tuple[int, list[str]]:
