@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import anyio
 import anyio.abc
 
+from adapters.runtime.client_token_file import announce_generated_token
 from adapters.runtime.service import Prepared, open_service, prepare
 from adapters.runtime.settings import Settings
 from adapters.runtime.startup import (
@@ -116,14 +117,7 @@ async def _serve(
         scheme = "https" if settings.tls_enabled else "http"
         protocols = "HTTP/1.1 and HTTP/2 (ALPN)" if settings.tls_enabled else "HTTP/1.1 and h2c"
         log.info("kiro2api %s listening on %s://%s:%d (%s)", __version__, scheme, settings.host, server.port, protocols)
-        if settings.client_token_generated:
-            # Printed once, to the console only (not to LOG_FILE): the operator needs it to connect.
-            print(
-                f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token (kept across restarts):\n"
-                f"  {settings.client_token}",
-                file=sys.stderr,
-                flush=True,
-            )
+        announce_generated_token(settings)
         if settings.auth_token_json is None:
             # The simulator is a composition root's choice (kiro2api serve); the server alone has nothing to ask.
             log.warning("NO KIRO ACCOUNTS CONFIGURED (KIRO_AUTH_TOKEN is unset): model requests are answered 503")

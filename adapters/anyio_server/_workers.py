@@ -31,6 +31,7 @@ from typing import Any, NoReturn
 import anyio
 import anyio.abc
 
+from adapters.runtime.client_token_file import announce_generated_token
 from adapters.runtime.logging import set_worker
 from adapters.runtime.settings import Settings
 from adapters.runtime.startup import STARTUP_FAILED, listen_problem
@@ -249,12 +250,7 @@ def run_workers(settings: Settings, serve: Serve) -> int:
         return STARTUP_FAILED
     if settings.client_token_generated:
         # Generated once, here, so every worker accepts the same token; said once, not per worker.
-        print(
-            f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token (kept across restarts):\n"
-            f"  {settings.client_token}",
-            file=sys.stderr,
-            flush=True,
-        )
+        announce_generated_token(settings)
         settings = dataclasses.replace(settings, client_token_generated=False)
     if settings.state_url.startswith("memory://") and settings.auth_token_json is not None:
         log.warning("KIRO_STATE is memory://: each worker keeps its own account state (use SQLite or Redis to share it)")

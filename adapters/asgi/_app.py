@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
+from adapters.runtime.client_token_file import announce_generated_token
 from adapters.runtime.answers import ResponseProgress, stream_headers, with_content_length
 from adapters.runtime.app import ApiService, App, Lifecycle
 from adapters.runtime.service import open_service, prepare
@@ -85,13 +85,7 @@ class KiroASGI:
             )
             if settings.tls_enabled:
                 log.warning("TLS_CERT_FILE/TLS_KEY_FILE are for kiro2api serve: configure TLS on the ASGI server itself")
-            if settings.client_token_generated:
-                print(
-                    "kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token (kept across restarts):\n"
-                    f"  {settings.client_token}",
-                    file=sys.stderr,
-                    flush=True,
-                )
+            announce_generated_token(settings)
             try:
                 yield
             finally:

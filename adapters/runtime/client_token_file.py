@@ -17,12 +17,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 
 from .settings import Settings
 
-__all__ = ["TOKEN_FILE_NAME", "client_token_path", "keep_generated_token"]
+__all__ = ["TOKEN_FILE_NAME", "announce_generated_token", "client_token_path", "keep_generated_token"]
 
 log = logging.getLogger("kiro2api.server")
 
@@ -59,6 +60,18 @@ def keep_generated_token(settings: Settings, environ: Mapping[str, str] = os.env
         )
         return settings
     return dataclasses.replace(settings, client_token=kept)
+
+
+def announce_generated_token(settings: Settings) -> None:
+    """Print the generated token for the operator, to the console only (never to LOG_FILE: the
+    operator needs it to connect; logs are kept and shipped). Nothing when a token was set."""
+    if settings.client_token_generated:
+        print(
+            "kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token (kept across restarts):\n"
+            f"  {settings.client_token}",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def _read(path: Path) -> str | None:

@@ -19,6 +19,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
+from adapters.runtime.client_token_file import announce_generated_token
 from adapters.runtime.command_line import parse_serve_command
 from adapters.runtime.settings import Settings
 from adapters.runtime.startup import STARTUP_FAILED, listen_problem
@@ -203,13 +204,7 @@ def serve(settings: Settings) -> int:
         gevent.signal_handler(signum, stop, signum)
     server.start()
     log.info("kiro2api %s listening on http://%s:%d (HTTP/1.1, gevent)", __version__, settings.host, server.server_port)
-    if settings.client_token_generated:
-        print(
-            f"kiro2api: KIRO_CLIENT_TOKEN is not set; clients must use this generated token (kept across restarts):\n"
-            f"  {settings.client_token}",
-            file=sys.stderr,
-            flush=True,
-        )
+    announce_generated_token(settings)
     stopping.wait()
     log.info(
         "gateway: shutting down: no new connections; waiting up to %s s for running requests",
