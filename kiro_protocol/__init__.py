@@ -108,7 +108,7 @@ from .requests import (
     parse_anthropic_request,
     parse_model_map,
 )
-from ._util import NEED_DATA
+from ._util import NEED_DATA, uuid4_text
 from .wire import HttpAnswerReader, ResponseEnd, ResponseHead, UpstreamHttpError, encode_request
 from .responses import (
     AssistantResponse,
@@ -161,6 +161,8 @@ __all__ = [
     "MODEL_ENDPOINTS", "endpoint_label",
     # the upstream connection's HTTP/1.1 framing
     "HttpAnswerReader", "NEED_DATA", "ResponseEnd", "ResponseHead", "UpstreamHttpError", "encode_request",
+    # ids: the text of a version-4 UUID from bytes the caller chose
+    "uuid4_text",
     # responses (the upstream events are what the simulator encodes)
     "UpstreamEvent",
     "AssistantResponse", "ToolUse", "ReasoningContent", "Metering", "ContextUsage", "TokenUsage",

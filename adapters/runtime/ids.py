@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import random
 
+from kiro_protocol import uuid4_text
+
 __all__ = ["random_hex", "random_uuid"]
 
 
@@ -21,8 +23,4 @@ def random_hex() -> str:
 
 def random_uuid() -> str:
     """A random (version 4, RFC 9562) UUID in its canonical text form, as ``str(uuid4())``."""
-    raw = bytearray(random.getrandbits(128).to_bytes(16, "big"))
-    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
-    raw[8] = (raw[8] & 0x3F) | 0x80  # the RFC's variant
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid4_text(random.getrandbits(128).to_bytes(16, "big"))

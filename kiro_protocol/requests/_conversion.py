@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from .._errors import LocalProtocolError
+from .._util import uuid4_text
 from .._json_codec import codec_dumps
 from ..pool._upstream_errors import PROMPT_TOO_LONG_PREFIX
 from ._convert_history import AssistantTurn, Turn, UserTurn, build_turns, pair_tools
@@ -174,12 +175,7 @@ def conversation_id(request: Request, session_id_header: str | None = None) -> s
         system = "\n".join(b.text for b in request.system)
         tools = ",".join(t.name for t in request.tools)
         key = "\0".join(("conversation", system, tools, first))
-    raw = bytearray(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest()[:16])
-    # What str(uuid.UUID(bytes=raw, version=4)) gives, without building the object per request.
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    return uuid4_text(hashlib.sha256(key.encode("utf-8", "surrogatepass")).digest())
 
 
 def _instructions(request: Request) -> list[str]:
