@@ -11,6 +11,8 @@ import pytest
 
 from adapters.runtime import upstream, upstream_http1
 from adapters.runtime._sync import upstream_http1 as sync_upstream_http1
+from tests.runtime.test_httpcore_internals import AsyncScripted, SyncScripted
+from tests.runtime.test_httpcore_internals import _Script as ScriptBase
 
 #: A chunked answer: two chunks in the first read, the last chunk and the end in the second.
 CHUNKED = (
@@ -20,14 +22,15 @@ CHUNKED = (
 REQUEST = b"POST /generateAssistantResponse HTTP/1.1\r\nHost: kiro.test\r\nContent-Length: 2\r\n\r\n{}"
 
 
-class _Script:
-    """A fake socket: records writes and reads, answers reads from ``reads`` (then EOF)."""
+class _Script(ScriptBase):
+    """The fake socket of tests/runtime/test_httpcore_internals.py, answering reads from
+    ``reads`` (again and again with ``repeat``, else then EOF) and logging what each gave."""
 
     def __init__(self, *reads: bytes, repeat: bool = True) -> None:
+        super().__init__()
         self.answer = list(reads)
         self.pending: list[bytes] = [] if repeat else list(reads)
         self.repeat = repeat
-        self.log: list[tuple[str, bytes]] = []
 
     def read(self) -> bytes:
         if not self.pending and self.repeat:
@@ -35,43 +38,6 @@ class _Script:
         data = self.pending.pop(0) if self.pending else b""
         self.log.append(("read", data))
         return data
-
-    def write(self, buffer: bytes) -> None:
-        self.log.append(("write", buffer))
-
-
-class AsyncScripted(httpcore.AsyncNetworkStream):
-    def __init__(self, script: _Script) -> None:
-        self.script = script
-
-    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self.script.read()
-
-    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self.script.write(buffer)
-
-    async def aclose(self) -> None:
-        self.script.log.append(("close", b""))
-
-    def get_extra_info(self, info: str) -> object:
-        return False
-
-
-class SyncScripted(httpcore.NetworkStream):
-    def __init__(self, script: _Script) -> None:
-        self.script = script
-
-    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
-        return self.script.read()
-
-    def write(self, buffer: bytes, timeout: float | None = None) -> None:
-        self.script.write(buffer)
-
-    def close(self) -> None:
-        self.script.log.append(("close", b""))
-
-    def get_extra_info(self, info: str) -> object:
-        return False
 
 
 @pytest.mark.anyio
