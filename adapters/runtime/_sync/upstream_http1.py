@@ -73,7 +73,6 @@ class Http1Connection:
         # Streams that answer "is_readable" from their own buffer (aio.py's) are asked before
         # each read whether it would wait; others always flush first (a system call saved).
         self._cheap_readable = bool(getattr(stream, "cheap_is_readable", False))
-        self.requests = 0
         self.nothing_received = True
         # When the wait hook's tick is due next (time.monotonic()).
         self._next_tick = math.inf
@@ -97,7 +96,6 @@ class Http1Connection:
             TimeoutError: ``deadline`` (``time.monotonic()``) passed first.
         """
         self._reader.expect(method)
-        self.requests += 1
         self.nothing_received = True
         timeout, by_deadline = bounded_timeout(write_timeout, deadline)
         try:
