@@ -109,7 +109,7 @@ from .requests import (
     parse_model_map,
 )
 from ._util import NEED_DATA, uuid4_text
-from .wire import HttpAnswerReader, ResponseEnd, ResponseHead, UpstreamHttpError, encode_request
+from .wire import HttpAnswerReader, ResponseEnd, ResponseHead, UpstreamHttpError, encode_request, may_send_again
 from .responses import (
     AssistantResponse,
     ContextUsage,
@@ -161,6 +161,7 @@ __all__ = [
     "MODEL_ENDPOINTS", "endpoint_label",
     # the upstream connection's HTTP/1.1 framing
     "HttpAnswerReader", "NEED_DATA", "ResponseEnd", "ResponseHead", "UpstreamHttpError", "encode_request",
+    "may_send_again",
     # ids: the text of a version-4 UUID from bytes the caller chose
     "uuid4_text",
     # responses (the upstream events are what the simulator encodes)

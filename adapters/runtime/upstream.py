@@ -27,7 +27,7 @@ import anyio
 import httpcore
 
 from kiro_protocol import connection_failure, encode_request, HttpRequest, HttpResponse, ResponseHead, UpstreamFailure
-from kiro_protocol import UpstreamHttpError
+from kiro_protocol import may_send_again, UpstreamHttpError
 
 from .aio import AioNetworkBackend
 from .no_proxy import NoProxy, parse_no_proxy
@@ -235,9 +235,8 @@ class _DirectPool:
         """Send a request's bytes on an idle or a new connection; the answer's head, and the
         connection to ``release()`` once its answer is closed.
 
-        A reused connection that fails before any byte of the answer arrived was closed by the
-        server while idle (the race no poll before the write can close): the request goes once
-        more, on a new connection. A new connection's failure is the call's.
+        When the connection breaks, ``kiro_protocol.may_send_again`` says whether the request goes
+        once more, on a new connection (a reused one the server closed while idle).
         """
         while True:
             connection, fresh = await self._lease(origin, timeouts["connect"], timeouts["pool"], deadline)
@@ -247,7 +246,8 @@ class _DirectPool:
             except BaseException as exc:
                 await _close_quietly(connection)
                 self._forget()
-                if fresh or not connection.nothing_received or not isinstance(exc, _STALE_ERRORS):
+                again = may_send_again(reused_connection=not fresh, answer_started=connection.answer_started)
+                if not again or not isinstance(exc, _STALE_ERRORS):
                     raise
                 continue
             return head, connection

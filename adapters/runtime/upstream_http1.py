@@ -58,8 +58,8 @@ class WaitHook:
 class Http1Connection:
     """A connection carrying one request at a time, reusable while its answers say so.
 
-    ``nothing_received`` tells a caller whether a failed request may be sent again elsewhere: a
-    reused connection that the server had closed fails before any byte of an answer arrives.
+    ``answer_started`` tells a caller whether a failed request may be sent again elsewhere
+    (``kiro_protocol.may_send_again`` decides).
     """
 
     def __init__(self, stream: httpcore.AsyncNetworkStream, *, keepalive_expiry: float) -> None:
@@ -72,9 +72,13 @@ class Http1Connection:
         # Streams that answer "is_readable" from their own buffer (aio.py's) are asked before
         # each read whether it would wait; others always flush first (a system call saved).
         self._cheap_readable = bool(getattr(stream, "cheap_is_readable", False))
-        self.nothing_received = True
         # When the wait hook's tick is due next (time.monotonic()).
         self._next_tick = math.inf
+
+    @property
+    def answer_started(self) -> bool:
+        """Whether any byte of the current request's answer arrived."""
+        return self._reader.answer_started
 
     def is_idle(self) -> bool:
         """No answer pending, and the connection can carry another request."""
@@ -95,7 +99,6 @@ class Http1Connection:
             TimeoutError: ``deadline`` (``time.monotonic()``) passed first.
         """
         self._reader.expect(method)
-        self.nothing_received = True
         timeout, by_deadline = bounded_timeout(write_timeout, deadline)
         try:
             await self._stream.write(data, timeout)
@@ -106,10 +109,7 @@ class Http1Connection:
                     return event
                 # Only NEED_DATA can come before the head.
                 timeout, by_deadline = bounded_timeout(read_timeout, deadline)
-                received = await self._stream.read(_READ_SIZE, timeout)
-                if received:
-                    self.nothing_received = False
-                reader.receive_data(received)
+                reader.receive_data(await self._stream.read(_READ_SIZE, timeout))
         except _TIMEOUTS:
             if by_deadline:
                 raise TimeoutError("the call's deadline passed") from None

@@ -30,6 +30,7 @@ from ._eventstream_headers import (
 from ._http1_client import (
     encode_request,
     HttpAnswerReader,
+    may_send_again,
     ResponseEnd,
     ResponseHead,
     UpstreamHttpError,
@@ -57,6 +58,7 @@ __all__ = [
     "encode_headers",
     "encode_request",
     "HttpAnswerReader",
+    "may_send_again",
     "ResponseEnd",
     "ResponseHead",
     "UpstreamHttpError",

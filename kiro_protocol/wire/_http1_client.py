@@ -24,6 +24,7 @@ from .._util import NEED_DATA, NeedData
 __all__ = [
     "encode_request",
     "HttpAnswerReader",
+    "may_send_again",
     "ResponseEnd",
     "ResponseHead",
     "UpstreamHttpError",
@@ -56,6 +57,19 @@ class ResponseEnd:
     """The answer is complete; ``reusable``: the connection may carry another request."""
 
     reusable: bool
+
+
+def may_send_again(*, reused_connection: bool, answer_started: bool) -> bool:
+    """Whether a request whose connection broke may go once more, on a new connection.
+
+    Only when the connection was reused (it had served an answer and waited idle) and not one
+    byte of an answer came: the server closed it while idle, just as the request went out (the
+    race no poll before the write can close), so the request almost surely never reached it
+    (RFC 9112 §9.3.1). A generate call is not idempotent, but sent twice it only costs a second
+    answer, never a wrong one; failing it would cost the client the call. A new connection that
+    breaks is the call's failure (the caller's failure classification takes it from there).
+    """
+    return reused_connection and not answer_started
 
 
 def encode_request(method: str, target: str, headers: tuple[tuple[str, str], ...] | list[tuple[str, str]],
@@ -113,6 +127,8 @@ class HttpAnswerReader:
         self._remaining = 0
         self._reusable = True
         self._no_body = False
+        # Whether any byte arrived since the request went out (expect()).
+        self._started = False
         # Where _trailers() stopped reading.
         self._trailer_end = 0
 
@@ -127,6 +143,12 @@ class HttpAnswerReader:
             raise RuntimeError("this connection cannot carry another request now")
         self._state = _Framing.HEAD
         self._no_body = method == "HEAD"
+        self._started = False
+
+    @property
+    def answer_started(self) -> bool:
+        """Whether any byte of an answer arrived since the last ``expect`` (see ``may_send_again``)."""
+        return self._started
 
     @property
     def idle(self) -> bool:
@@ -139,6 +161,7 @@ class HttpAnswerReader:
             if self._closed:
                 raise UpstreamHttpError("data after the end of the connection")
             self._buffer += data
+            self._started = True
         else:
             self._closed = True
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiro_protocol import NEED_DATA, HttpAnswerReader, ResponseEnd, ResponseHead, UpstreamHttpError, encode_request
+from kiro_protocol import NEED_DATA, HttpAnswerReader, ResponseEnd, ResponseHead, UpstreamHttpError, encode_request, may_send_again
 
 
 def read_all(reader: HttpAnswerReader, *pieces: bytes) -> list[object]:
@@ -174,3 +174,17 @@ def test_any_split_of_a_chunked_answer_gives_the_same_body(chunks: list[bytes], 
     assert body_of(events) == b"".join(chunks)
     assert events[-1] == ResponseEnd(True)
     assert sum(isinstance(e, ResponseHead) for e in events) == 1
+
+
+def test_a_request_may_go_again_only_after_a_reused_connection_broke_before_any_answer() -> None:
+    reader = HttpAnswerReader()
+    reader.expect("POST")
+    assert not reader.answer_started
+    assert may_send_again(reused_connection=True, answer_started=reader.answer_started)
+    assert not may_send_again(reused_connection=False, answer_started=False)  # a new connection's failure is the call's
+    reader.receive_data(b"HTTP/1.1 5")
+    assert reader.answer_started
+    assert not may_send_again(reused_connection=True, answer_started=reader.answer_started)
+    assert read_all(reader, b"00 Oops\r\nContent-Length: 0\r\n\r\n")[-1] == ResponseEnd(True)
+    reader.expect("POST")  # the next request on the connection starts afresh
+    assert not reader.answer_started
