@@ -155,6 +155,8 @@ async def _stream(
             with upstream.deadline():
                 async for chunk in upstream.chunks:
                     with mutex:
+                        if not call.reading:
+                            break  # terminate() ended the call while this read was under way
                         call.receive_data(chunk, monotonic())
                     if hook is None:
                         await writer.pump()

@@ -156,6 +156,8 @@ def _stream(
             with upstream.deadline():
                 for chunk in upstream.chunks:
                     with mutex:
+                        if not call.reading:
+                            break  # terminate() ended the call while this read was under way
                         call.receive_data(chunk, monotonic())
                     if hook is None:
                         writer.pump()
