@@ -393,7 +393,7 @@ def hold_streams(port: int, headers: Mapping[str, str], body: bytes, count: int,
 
 
 def base_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV")}
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR", "VIRTUAL_ENV") or k.startswith("MALLOC_")}
     env["PYTHONPATH"] = str(ROOT)
     return env
 

@@ -92,8 +92,26 @@ class Round:
     peak_fds: int = 0
     after_rss: float = 0.0
     after_fds: int = 0
+    #: /proc/PID/status at the peak RSS sample: where the resident memory is (anonymous or file
+    #: pages) and how many threads the server runs.
+    peak_detail: str = ""
     #: The first failures, for the report.
     problems: list[str] = field(default_factory=list)
+
+
+def memory_detail(pid: int) -> str:
+    """Anonymous and file-backed resident memory and the thread count of ``pid`` (Linux)."""
+    fields: dict[str, str] = {}
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+
+    def mib(name: str) -> str:
+        value = fields.get(name, "")
+        return f"{int(value.split()[0]) / 1024:.1f}" if value else "?"
+
+    return f"anon {mib('RssAnon')} MiB, file {mib('RssFile')} MiB, shmem {mib('RssShmem')} MiB, {fields.get('Threads', '?')} threads"
 
 
 def _head(port: int, body: bytes) -> bytes:
@@ -157,7 +175,9 @@ async def _soak_round(port: int, pid: int, request: bytes, streams: int, timeout
 
     async def sample() -> None:
         while not finished.is_set():
-            result.peak_rss = max(result.peak_rss, rss_mib(pid))
+            rss = rss_mib(pid)
+            if rss > result.peak_rss:
+                result.peak_rss, result.peak_detail = rss, memory_detail(pid)
             result.peak_fds = max(result.peak_fds, open_fds(pid))
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(finished.wait(), SAMPLE_EVERY)
@@ -198,6 +218,8 @@ def report(name: str, before_rss: float, before_fds: int, results: Sequence[Roun
     for i, r in enumerate(results, 1):
         print(f"{i:>5}  {r.streams:>7}  {r.completed:>9}  {r.failed:>6}  {r.peak_open:>9}  {r.peak_rss:>12.1f}"
               f"  {r.after_rss:>13.1f}  {r.peak_fds:>8}  {r.after_fds:>9}")
+        if r.peak_detail:
+            print(f"       at the peak: {r.peak_detail}")
         for problem in r.problems:
             print(f"       problem: {problem!r}")
     first = results[0]

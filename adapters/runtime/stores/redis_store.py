@@ -19,6 +19,7 @@ import redis
 from kiro_protocol import AccountState
 
 from ..state_cipher import NO_CIPHER, StateCipher
+from .decoded_states import DecodedStates
 from . import faults_as_unavailable
 
 from .usage_redis import RedisUsage
@@ -78,6 +79,7 @@ class RedisStore(RedisUsage, RedisKeys, RedisAdmin):
         self._redis = client
         self._prefix = prefix
         self._cipher = cipher
+        self._decoded = DecodedStates(cipher)
         self._acquire: Any = client.register_script(_ACQUIRE)
         self._release: Any = client.register_script(_RELEASE)
         self._swap: Any = client.register_script(_SWAP)
@@ -96,9 +98,8 @@ class RedisStore(RedisUsage, RedisKeys, RedisAdmin):
         if not ids:
             return {}
         values = self._redis.mget([self._key("state", i) for i in ids])
-        return {
-            i: AccountState.from_json(self._cipher.open(v, f"state:{i}")) for i, v in zip(ids, values) if v is not None
-        }
+        decoded = self._decoded.state
+        return {i: decoded(i, v) for i, v in zip(ids, values) if v is not None}
 
     def update(self, account_id: str, change: Callable[[AccountState], AccountState]) -> AccountState:
         key = self._key("state", account_id)

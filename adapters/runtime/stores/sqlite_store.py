@@ -17,6 +17,7 @@ from typing import Callable, Iterable, Mapping, Sequence
 from kiro_protocol import AccountState
 
 from ..state_cipher import NO_CIPHER, StateCipher
+from .decoded_states import DecodedStates
 from . import faults_as_unavailable
 from .usage_sqlite import USAGE_SCHEMA, SQLiteUsage
 from .keys_sqlite import KEYS_SCHEMA, SQLiteKeys
@@ -74,6 +75,7 @@ class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
         self.path = path
         self._clock = clock
         self._cipher = cipher
+        self._decoded = DecodedStates(cipher)
         if path != ":memory:":
             directory = os.path.dirname(os.path.abspath(path))
             os.makedirs(directory, exist_ok=True)
@@ -115,10 +117,8 @@ class SQLiteStore(SQLiteUsage, SQLiteKeys, SQLiteAdmin):
             rows = self._reader.execute(
                 f"SELECT account_id, state FROM account_state WHERE account_id IN ({marks})", ids
             ).fetchall()
-        return {
-            account_id: AccountState.from_json(self._cipher.open(text, f"state:{account_id}"))
-            for account_id, text in rows
-        }
+        decoded = self._decoded.state
+        return {account_id: decoded(account_id, text) for account_id, text in rows}
 
     def update(self, account_id: str, change: Callable[[AccountState], AccountState]) -> AccountState:
         def work(db: sqlite3.Connection) -> AccountState:
