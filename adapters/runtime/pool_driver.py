@@ -130,6 +130,9 @@ class PoolDriver:
         #: account (a cold burst of 400 on five accounts served 1, 48, 351, 0 and 0), where the
         #: memory store (written at once) spread it evenly.
         self._unstored: dict[str, list[tuple[int, Persist]]] = {}
+        #: Per account, the last state shown that way: (the store's copy, the queue places of
+        #: the changes applied over it, the result).
+        self._overlaid: dict[str, tuple[AccountState | None, tuple[int, ...], AccountState]] = {}
         #: Set while the writer holds writes the store refused as unavailable (it retries them).
         self._store_fault: StoreUnavailable | None = None
         self._closing = False
@@ -165,10 +168,19 @@ class PoolDriver:
         with self._counts_lock:
             pending = {i: tuple(self._unstored[i]) for i in account_ids if i in self._unstored}
         for account_id, updates in pending.items():
-            state = states.get(account_id, AccountState())
+            base = states.get(account_id)
+            places = tuple(place for place, _ in updates)
+            last = self._overlaid.get(account_id)
+            if last is not None and last[0] is base and last[1] == places:
+                # The same stored state under the same queued changes: the same result, shared
+                # (each request holds the states it loaded while it streams).
+                states[account_id] = last[2]
+                continue
+            state = AccountState() if base is None else base
             for _, persist in updates:
                 assert persist.update is not None
                 state = persist.update.apply(state)
+            self._overlaid[account_id] = (base, places, state)
             states[account_id] = state
         return states
 

@@ -221,3 +221,24 @@ def test_nan_in_a_hand_built_request_is_refused_with_either_codec() -> None:
     assert plain == fast
     assert plain[0] == "error"
     assert isinstance(plain[1], tuple) and plain[1][0] == LocalProtocolError.__name__
+
+
+@pytest.mark.parametrize("length", [10, 3_000, 80_000])
+def test_the_kiro_body_holds_no_more_memory_than_its_length(length: int) -> None:
+    # A request holds its Kiro body while it streams; orjson's own bytes keep the buffer they
+    # grew into (4 KiB for ten bytes, over ten times the length of a long string).
+    import tracemalloc
+
+    codec = OrjsonCodec()
+    value = {"content": "x" * length}
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        out = codec.dumps(value)
+        after = tracemalloc.take_snapshot()
+    finally:
+        tracemalloc.stop()
+    own = [tracemalloc.Filter(False, tracemalloc.__file__)]  # the snapshots' own bookkeeping
+    held = sum(stat.size_diff for stat in after.filter_traces(own).compare_to(before.filter_traces(own), "filename"))
+    assert out == json.dumps(value, separators=(",", ":")).encode()
+    assert held <= len(out) + 100, (held, len(out))

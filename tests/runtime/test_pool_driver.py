@@ -167,3 +167,24 @@ async def test_a_cold_burst_is_spread_round_robin_whatever_the_store(tmp_path: P
         driver.stop_persist_writer()
     store.close()
     assert Counter(picks) == {a.account_id: 2 for a in accounts}
+
+
+async def test_queued_changes_over_the_same_stored_state_give_one_shared_state(tmp_path: Path) -> None:
+    # Each request holds the states it loaded while it streams: the overlay of the writes still
+    # queued is computed once per stored state and queue, not once per request.
+    from kiro_protocol.pool import Picked
+
+    store = SQLiteStore(str(tmp_path / "state.db"))
+    driver = driver_for(store)
+    stored = AccountState(access_token="tok")
+    driver._unstored = {"a": [(1, Persist(account_id="a", update=Picked(now=5.0)))]}
+    first = driver._with_unstored({"a": stored}, ["a"])["a"]
+    assert first.last_used_at == 5.0 and first.access_token == "tok"
+    assert driver._with_unstored({"a": stored}, ["a"])["a"] is first
+    driver._unstored["a"].append((2, Persist(account_id="a", update=Picked(now=6.0))))
+    later = driver._with_unstored({"a": stored}, ["a"])["a"]
+    assert later.last_used_at == 6.0
+    newer = AccountState(access_token="new")
+    assert driver._with_unstored({"a": newer}, ["a"])["a"].access_token == "new"
+    assert driver._with_unstored({}, ["a"])["a"] == AccountState(last_used_at=6.0)
+    store.close()
