@@ -326,3 +326,39 @@ def test_numbers_are_floats() -> None:
     event = parse_message(_event("contextUsageEvent", '{"contextUsagePercentage":7}'))
     assert isinstance(event, ContextUsage)
     assert type(event.percentage) is float and event.percentage == 7.0
+
+
+def _text_message(payload: bytes) -> Message:
+    return decode_all(encode_message({":message-type": "event", ":event-type": "assistantResponseEvent"}, payload))[0]
+
+
+def _text_or_error(payload: bytes, *, full_parse: bool) -> tuple[str, str]:
+    from kiro_protocol.responses._upstream_parse import _json_object, _req_str, answer_text
+
+    try:
+        if full_parse:
+            return ("text", _req_str("assistantResponseEvent", _json_object("assistantResponseEvent", payload), "content"))
+        text = answer_text(_text_message(payload))
+        assert text is not None
+        return ("text", text)
+    except UpstreamPayloadError as exc:
+        return ("error", str(exc))
+
+
+@given(st.one_of(
+    st.binary(max_size=40),
+    st.text(max_size=40).map(lambda t: t.encode("utf-8", "surrogatepass")),
+    st.text(max_size=40).map(lambda t: json.dumps(t, ensure_ascii=False).encode("utf-8", "surrogatepass")[1:-1]),
+))
+def test_a_text_frame_reads_as_the_full_json_parse_reads_it(inner: bytes) -> None:
+    # The plain-text shortcut of answer_text gives exactly what the JSON parse gives, or its error.
+    for payload in (b'{"content":"' + inner + b'"}', b'{"content":"' + inner, inner + b'"}'):
+        assert _text_or_error(payload, full_parse=False) == _text_or_error(payload, full_parse=True), payload
+
+
+@pytest.mark.parametrize("payload", [
+    b'{"content":"}', b'{"content":""}', b'{"content":"a"}', b'{"content":"\xff"}', b'{"content":"\xed\xa0\x80"}',
+    b'{"content":"a\x01"}', b'{"content":"a","x":"b"}', b'{"content":"a\\"}', b'{"content":"caf\xc3\xa9 \xe2\x80\xa8"}',
+])
+def test_text_frame_edge_cases(payload: bytes) -> None:
+    assert _text_or_error(payload, full_parse=False) == _text_or_error(payload, full_parse=True)
