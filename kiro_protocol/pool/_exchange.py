@@ -61,6 +61,8 @@ __all__ = ["Exchange", "ExchangePhase", "BodyFactory"]
 
 #: How long past an account's comeback a waiting request looks again.
 _WAKE_MARGIN = 0.01
+#: The state of an account never stored (frozen: one shared instance, not one per lookup).
+_NEVER_SEEN = AccountState()
 
 #: Serialises the Kiro body for an account's profileArn (``KiroRequest.body``).
 BodyFactory = Callable[[str | None], bytes]
@@ -219,7 +221,8 @@ class Exchange:
 
     def _state(self, account: AccountConfig) -> AccountState:
         assert self._states is not None
-        return self._states.get(account.account_id, AccountState())
+        state = self._states.get(account.account_id)
+        return _NEVER_SEEN if state is None else state
 
     def _apply(self, account: AccountConfig, update: AccountUpdate | None) -> None:
         if update is not None and self._states is not None:
@@ -432,7 +435,7 @@ class Exchange:
         ``max_connections_per_account`` is not chosen.
         """
         self._expect("state_loaded")
-        self._states = {a.account_id: states.get(a.account_id, AccountState()) for a in self._accounts}
+        self._states = {a.account_id: states.get(a.account_id, _NEVER_SEEN) for a in self._accounts}
         self._in_flight = in_flight or {}
         self.phase = ExchangePhase.SELECT
 
