@@ -365,6 +365,10 @@ class _AioNetworkStream(httpcore.AsyncNetworkStream):
         # httpcore closes a connection it gives up on (or the caller cancelled): no lingering.
         self._stream.abort()
 
+    def abort(self) -> None:
+        """Close at once, from any callback: a read under way ends with ``httpcore.ReadError``."""
+        self._stream.abort()
+
     async def start_tls(
         self, ssl_context: ssl.SSLContext, server_hostname: str | None = None, timeout: float | None = None
     ) -> httpcore.AsyncNetworkStream:

@@ -190,17 +190,30 @@ async def _stream(
         assert hook is not None
         hook.tick, hook.tick_interval = tick_once, _TICK
 
-    pulling = anyio.CancelScope()
+    # At the shutdown deadline the read under way must end now. A connection that can be
+    # closed from a callback is (a cancel scope entered and left per call cost more); else the
+    # reader runs in a scope that is cancelled.
+    interrupt = hook.interrupt if clock_in_reads and hook is not None else None
+    pulling = anyio.CancelScope() if interrupt is None else None
 
     def terminate() -> None:
         # Called by Lifecycle.terminate() at the shutdown deadline.
         with mutex:
             call.shutdown(monotonic())
         writer.close()
-        pulling.cancel()
+        if interrupt is not None:
+            interrupt()
+        if pulling is not None:
+            pulling.cancel()
 
     unwatch = lifecycle.on_terminate(terminate)
     try:
+        if interrupt is not None:
+            await pull()
+            writer.close()
+            await writer.wait_until_written()
+            return
+        assert pulling is not None
         if clock_in_reads:
             with pulling:
                 await pull()

@@ -83,3 +83,37 @@ async def test_a_chunk_read_after_the_shutdown_deadline_is_dropped() -> None:
     assert "Once upon" in text and " a time" not in text
     assert "event: error" in text and respond.ended
     assert call.error == "shutdown"
+
+
+@pytest.mark.anyio
+async def test_the_shutdown_deadline_ends_a_waiting_read_by_closing_the_connection() -> None:
+    # No cancel scope per call: where the connection can be closed from a callback, the deadline
+    # closes it, the waiting read fails, and the client still gets its error event and the end.
+    import anyio
+
+    from adapters.runtime.upstream import UpstreamConnectionError
+    from adapters.runtime.upstream_http1 import WaitHook
+    from kiro_protocol.pool import connection_failure
+
+    call = streaming_call()
+    lifecycle = Lifecycle()
+    hook = WaitHook()
+    closed = anyio.Event()
+    hook.interrupt = closed.set
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield encode_upstream_event(AssistantResponse(content="Once upon"))
+        await closed.wait()  # waiting for Kiro's next bytes
+        raise UpstreamConnectionError(connection_failure("connection closed"))
+
+    upstream = UpstreamStream(status=200, headers=(), chunks=chunks(), wait_hook=hook)
+    respond = Recorder()
+    with anyio.fail_after(5):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call_runner._stream, call, upstream, NoDriver(), respond, lifecycle, lambda: 1.0)  # type: ignore[arg-type]
+            await anyio.sleep(0.05)
+            assert not respond.ended
+            lifecycle.terminate()
+    text = respond.data.decode()
+    assert "Once upon" in text and "event: error" in text and respond.ended
+    assert closed.is_set() and call.error == "shutdown"

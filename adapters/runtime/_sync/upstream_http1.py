@@ -46,7 +46,7 @@ class WaitHook:
     instead of one write per frame (see ``UpstreamStream.wait_hook``).
     """
 
-    __slots__ = ("callback", "tick", "tick_interval")
+    __slots__ = ("callback", "tick", "tick_interval", "interrupt")
 
     def __init__(self) -> None:
         self.callback: Callable[[], None] | None = None
@@ -54,6 +54,10 @@ class WaitHook:
         #: keep-alive pings to its client), from the reading task: no task of its own per call.
         self.tick: Callable[[], None] | None = None
         self.tick_interval = 1.0
+        #: Ends the read under way at once, from any callback, by closing the connection (the
+        #: reader then fails with a connection error); None where the network stream cannot do
+        #: that synchronously, and only a cancel scope interrupts its reader.
+        self.interrupt: Callable[[], None] | None = None
 
 
 class Http1Connection:
@@ -70,6 +74,10 @@ class Http1Connection:
         self._idle_since = time.monotonic()
         self._closed = False
         self.wait_hook = WaitHook()
+        abort = getattr(stream, "abort", None)
+        if abort is not None:
+            self._abort: Callable[[], None] = abort
+            self.wait_hook.interrupt = self._interrupt
         # Streams that answer "is_readable" from their own buffer (aio.py's) are asked before
         # each read whether it would wait; others always flush first (a system call saved).
         self._cheap_readable = bool(getattr(stream, "cheap_is_readable", False))
@@ -171,6 +179,10 @@ class Http1Connection:
             except _TIMEOUTS:
                 if wait >= left:
                     raise
+
+    def _interrupt(self) -> None:
+        self._closed = True  # never handed out again
+        self._abort()
 
     def close(self) -> None:
         self._closed = True
