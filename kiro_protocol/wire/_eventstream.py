@@ -83,6 +83,7 @@ _SHARED_BLOCKS: dict[bytes, tuple[Header, ...]] = {}
 #: Up to this total_length the CRC and payload are taken from bytearray slices (cheap copies);
 #: above it through a memoryview, so a large payload is copied once.
 _SMALL_MESSAGE: Final = 4096
+_EMPTY: Final = b""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,7 +161,9 @@ class EventStreamDecoder:
         # receive_data, or when the buffer empties) so that decoding many small messages out of
         # one large read never shifts the remaining bytes once per message (h11's receive buffer
         # has the same concern).
-        self._buf = bytearray()
+        # Bytes while reads end on message boundaries (each read's data is the buffer), a
+        # bytearray appended to while a message spans reads.
+        self._buf: bytes | bytearray = _EMPTY
         self._pos = 0
         #: Stream offset of self._buf[0].
         self._base = 0
@@ -206,15 +209,29 @@ class EventStreamDecoder:
         if not data:
             self._eof = True
             return
+        buf = self._buf
         pos = self._pos
-        if pos and pos >= len(self._buf) - pos:
+        if pos == len(buf):
+            # Nothing left over (the usual case: reads end on message boundaries): the data
+            # itself is the buffer, and a payload is one slice of it, not a copy of a copy.
+            self._base += pos
+            self._pos = 0
+            self._buf = data if type(data) is bytes else bytes(data)
+            return
+        if not isinstance(buf, bytearray):
+            # A message continues in this data: from here on bytes are appended.
+            self._base += pos
+            self._pos = 0
+            self._buf = bytearray(buf[pos:]) + data
+            return
+        if pos and pos >= len(buf) - pos:
             # Compact only once the consumed prefix is at least as long as what remains, so the
             # bytes moved are paid for by the bytes consumed (linear overall, whatever the
             # interleaving of receive_data and next_event).
-            del self._buf[:pos]
+            del buf[:pos]
             self._base += pos
             self._pos = 0
-        self._buf += data
+        buf += data
 
     def next_event(self) -> Message | NeedDataType | EndOfStreamType:
         """Return the next complete message, ``NEED_DATA``, or ``END_OF_STREAM``.
@@ -267,10 +284,12 @@ class EventStreamDecoder:
             payload_at = headers_at + headers_length
             (expected,) = _U32.unpack_from(buf, crc_at)
             if total <= _SMALL_MESSAGE:
-                # Slicing a bytearray copies, but for small messages that is cheaper than
-                # setting up a memoryview.
+                # Slicing copies, but for small messages that is cheaper than setting up a
+                # memoryview.
                 calculated = zlib.crc32(buf[pos:crc_at])
-                payload = bytes(buf[payload_at:crc_at])
+                payload = buf[payload_at:crc_at]
+                if isinstance(payload, bytearray):
+                    payload = bytes(payload)
             else:
                 with memoryview(buf) as view:
                     calculated = zlib.crc32(view[pos:crc_at])
@@ -296,7 +315,7 @@ class EventStreamDecoder:
         if end == len(buf):
             # Everything consumed: drop it now (O(1)) rather than holding a large payload's bytes
             # until the next receive_data.
-            buf.clear()
+            self._buf = _EMPTY
             self._base += end
             self._pos = 0
         else:
