@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from json.encoder import encode_basestring, encode_basestring_ascii
-from typing import Any
+from typing import Any, Final
 
 from .._errors import ErrorKind
 from ..http._error_bodies import anthropic_error_body
@@ -221,7 +221,7 @@ class AnthropicStreamEncoder:
         if isinstance(event, ToolInputDelta):
             return _delta(event.index, b'"input_json_delta","partial_json":', event.partial_json)
         if isinstance(event, ContentBlockStopped):
-            return _event({"type": "content_block_stop", "index": event.index})
+            return b"".join((_BLOCK_STOP_HEAD, str(event.index).encode("ascii"), b"}\n\n"))
         if isinstance(event, MessageDelta):
             return _event(
                 {
@@ -231,14 +231,19 @@ class AnthropicStreamEncoder:
                 }
             )
         if isinstance(event, MessageStopped):
-            return _event({"type": "message_stop"})
+            return _MESSAGE_STOP
         if isinstance(event, Ping):
-            return _event({"type": "ping"})
+            return _PING
         if isinstance(event, StreamFailed):
             return sse_event("error", self.error_body(event.kind, event.message))
         _never: None = event  # pragma: no cover - exhaustiveness is checked by mypy
         raise AssertionError(_never)
 
+
+# Events with nothing or one integer in them: the bytes ``_event`` makes of them, made once.
+_MESSAGE_STOP: Final = _event({"type": "message_stop"})
+_PING: Final = _event({"type": "ping"})
+_BLOCK_STOP_HEAD: Final = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":'
 
 _DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
 

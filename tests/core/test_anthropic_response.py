@@ -164,3 +164,8 @@ def test_delta_events_are_the_json_of_their_dict(index: int, value: str) -> None
     for event, delta in cases:
         expected = sse_event("content_block_delta", dumps({"type": "content_block_delta", "index": index, "delta": delta}))
         assert encoder.send(event) == expected
+    # So must the events made once, or around their one integer.
+    stop = sse_event("content_block_stop", dumps({"type": "content_block_stop", "index": index}))
+    assert encoder.send(ContentBlockStopped(index=index)) == stop
+    assert encoder.send(MessageStopped()) == sse_event("message_stop", dumps({"type": "message_stop"}))
+    assert encoder.send(Ping()) == sse_event("ping", dumps({"type": "ping"}))
