@@ -209,7 +209,7 @@ class AnthropicStreamEncoder:
         if isinstance(event, TextDelta):  # nearly every event of a stream: asked first
             return _delta(event.index, b'"text_delta","text":', event.text)
         if isinstance(event, MessageStarted):
-            return _event({"type": "message_start", "message": message_start_json(event)})
+            return _message_start(event)
         if isinstance(event, ContentBlockStarted):
             return _event(
                 {"type": "content_block_start", "index": event.index, "content_block": block_start_json(event.block)}
@@ -244,6 +244,32 @@ class AnthropicStreamEncoder:
 _MESSAGE_STOP: Final = _event({"type": "message_stop"})
 _PING: Final = _event({"type": "ping"})
 _BLOCK_STOP_HEAD: Final = b'event: content_block_stop\ndata: {"type":"content_block_stop","index":'
+
+def _message_start(event: MessageStarted) -> bytes:
+    # Once per stream, and the largest of its small events: assembled around its two strings
+    # and its usage, byte for byte what ``_event`` makes of ``message_start_json`` (a property
+    # test checks).
+    usage = event.usage
+    if (
+        usage.cache_creation_input_tokens is None
+        and usage.cache_read_input_tokens is None
+        and not usage.web_search_requests
+    ):
+        usage_bytes = b'{"input_tokens":%d,"output_tokens":%d}' % (usage.input_tokens, usage.output_tokens)
+    else:
+        usage_bytes = dumps(usage_json(usage))
+    try:
+        message_id = encode_basestring(event.message_id).encode("utf-8")
+        model = encode_basestring(event.model).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: dumps() ASCII-escapes the whole event
+        return _event({"type": "message_start", "message": message_start_json(event)})
+    return b"".join((
+        _MESSAGE_START_HEAD, message_id, b',"type":"message","role":"assistant","model":', model,
+        b',"content":[],"stop_reason":null,"stop_sequence":null,"usage":', usage_bytes, b"}}\n\n",
+    ))
+
+
+_MESSAGE_START_HEAD: Final = b'event: message_start\ndata: {"type":"message_start","message":{"id":'
 
 _DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":'
 

@@ -169,3 +169,24 @@ def test_delta_events_are_the_json_of_their_dict(index: int, value: str) -> None
     assert encoder.send(ContentBlockStopped(index=index)) == stop
     assert encoder.send(MessageStopped()) == sse_event("message_stop", dumps({"type": "message_stop"}))
     assert encoder.send(Ping()) == sse_event("ping", dumps({"type": "ping"}))
+
+
+@given(
+    message_id=st.text(max_size=30),
+    model=st.text(max_size=30),
+    usage=st.builds(
+        Usage,
+        input_tokens=st.integers(min_value=0, max_value=10**9),
+        output_tokens=st.integers(min_value=0, max_value=10**9),
+        cache_creation_input_tokens=st.none() | st.integers(min_value=0, max_value=10**6),
+        cache_read_input_tokens=st.none() | st.integers(min_value=0, max_value=10**6),
+        web_search_requests=st.integers(min_value=0, max_value=3),
+    ),
+)
+@example(message_id="msg_\ud800", model="é", usage=Usage(input_tokens=1, output_tokens=0))
+def test_message_start_is_the_json_of_its_dict(message_id: str, model: str, usage: Usage) -> None:
+    from kiro_protocol.responses._anthropic import message_start_json
+
+    event = MessageStarted(message_id=message_id, model=model, usage=usage)
+    expected = sse_event("message_start", dumps({"type": "message_start", "message": message_start_json(event)}))
+    assert AnthropicStreamEncoder().send(event) == expected
