@@ -188,3 +188,19 @@ async def test_queued_changes_over_the_same_stored_state_give_one_shared_state(t
     assert driver._with_unstored({"a": newer}, ["a"])["a"].access_token == "new"
     assert driver._with_unstored({}, ["a"])["a"] == AccountState(last_used_at=6.0)
     store.close()
+
+
+async def test_a_record_sealed_with_another_key_is_the_stores_503_not_a_crash(tmp_path: Path) -> None:
+    # Replicas sharing a store with different KIRO_STATE_KEY values: a record one of them sealed
+    # does not open in the other. The request gets the store's 503 (StoreUnavailable), with a
+    # message that names the setting and no key.
+    from adapters.runtime.state_cipher import StateCipher, generate_key, parse_state_key
+    from adapters.runtime.stores import StoreUnavailable
+
+    mine, theirs = parse_state_key(generate_key()), parse_state_key(generate_key())
+    path = str(tmp_path / "state.db")
+    SQLiteStore(path, cipher=StateCipher((theirs,))).update("a", lambda _old: AccountState(access_token="tok"))
+    driver = driver_for(SQLiteStore(path, cipher=StateCipher((mine,))))
+    with pytest.raises(StoreUnavailable) as caught:
+        await driver.execute(LoadState(account_ids=("a",)), Reader())  # type: ignore[arg-type]
+    assert "KIRO_STATE_KEY" in str(caught.value) and "tok" not in str(caught.value)

@@ -48,6 +48,7 @@ from kiro_protocol import (
 
 from ..ids import random_uuid
 from ..stores import StateStore, StoreUnavailable, apply_persist
+from ..state_cipher import StateKeyError
 from ..stores.memory_store import MemoryStore
 from ..stores.sqlite_store import SQLiteStore
 from .upstream import SMALL_CALL_TIMEOUT, UpstreamClient, UpstreamConnectionError
@@ -151,10 +152,16 @@ class PoolDriver:
         return anyio.to_thread.run_sync(fn, *args)
 
     def _load(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
-        if self._inline_reads:
-            states = self.store.load_many(account_ids)
-        else:
-            states = anyio.to_thread.run_sync(self.store.load_many, account_ids)
+        try:
+            if self._inline_reads:
+                states = self.store.load_many(account_ids)
+            else:
+                states = anyio.to_thread.run_sync(self.store.load_many, account_ids)
+        except StateKeyError as exc:
+            # A record sealed since start-up with a key this process lacks (replicas sharing a
+            # store with different KIRO_STATE_KEY values): one clear line and the store's 503,
+            # not a traceback and a 500. The message names settings, never a key.
+            raise StoreUnavailable(f"the state store cannot be read: {exc}") from None
         return self._with_unstored(states, account_ids)
 
     def _with_unstored(self, states: dict[str, AccountState], account_ids: Sequence[str]) -> dict[str, AccountState]:
