@@ -1,4 +1,4 @@
-"""Chaos for the state store under ``kiro2api serve`` (issue 18): redis-server killed mid-run and
+"""Chaos for the state store on every serving mode (issue 18): redis-server killed mid-run and
 restarted; the SQLite file locked by another process. While the store is away, model requests get
 the core's 503 in the client's dialect (never a 500, a hang or a traceback); when it returns,
 the gateway recovers by itself and no account state, counter or usage record is lost.
@@ -154,8 +154,24 @@ def _clean_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(("KIRO_", "PORT", "HOST", "LOG_", "WORKERS"))}
 
 
+#: ``kiro2api serve``, the ASGI app under uvicorn and hypercorn, the synchronous twin under gevent.
+MODES: dict[str, list[str]] = {
+    "serve": [sys.executable, "-m", "adapters.cli", "serve", "--port", "{port}"],
+    "uvicorn": [sys.executable, "-m", "uvicorn", "adapters.asgi:create_app", "--factory", "--host", "127.0.0.1",
+                "--port", "{port}", "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "2"],
+    "hypercorn": [sys.executable, "-m", "hypercorn", "adapters.asgi:create_app()", "--bind", "127.0.0.1:{port}",
+                  "--graceful-timeout", "2"],
+    "gevent": [sys.executable, "-m", "adapters.wsgi_gevent", "--port", "{port}"],
+}
+
+
+@pytest.fixture(params=list(MODES))
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
 @contextlib.contextmanager
-def _gateway(tmp_path: Path, simulator: str, state: str) -> Iterator[Gateway]:
+def _gateway(tmp_path: Path, simulator: str, state: str, mode: str = "serve") -> Iterator[Gateway]:
     port = _free_port()
     env = {
         **_clean_env(),
@@ -170,7 +186,7 @@ def _gateway(tmp_path: Path, simulator: str, state: str) -> Iterator[Gateway]:
     try:
         with log.open("wb") as out:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "adapters.cli", "serve", "--port", str(port)],
+                [part.replace("{port}", str(port)) for part in MODES[mode]],
                 cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             )
         _wait_for_port(proc, port)
@@ -245,11 +261,11 @@ class RedisServer:
                 self.proc.wait()
 
 
-def test_redis_killed_mid_run_gets_503_then_recovers_with_nothing_lost(tmp_path: Path, simulator: str) -> None:
+def test_redis_killed_mid_run_gets_503_then_recovers_with_nothing_lost(tmp_path: Path, simulator: str, mode: str) -> None:
     server = RedisServer(tmp_path)
     server.start()
     try:
-        with _gateway(tmp_path, simulator, server.url) as gateway:
+        with _gateway(tmp_path, simulator, server.url, mode) as gateway:
             up = [gateway.ask(), gateway.ask("openai"), gateway.ask(stream=True)]
             assert [a.status for a in up] == [200, 200, 200]
             server.kill()
@@ -272,9 +288,9 @@ def test_redis_killed_mid_run_gets_503_then_recovers_with_nothing_lost(tmp_path:
         server.stop()
 
 
-def test_a_locked_sqlite_file_gets_success_or_503_and_recovers_when_released(tmp_path: Path, simulator: str) -> None:
+def test_a_locked_sqlite_file_gets_success_or_503_and_recovers_when_released(tmp_path: Path, simulator: str, mode: str) -> None:
     path = tmp_path / "state.db"
-    with _gateway(tmp_path, simulator, f"sqlite:///{path}") as gateway:
+    with _gateway(tmp_path, simulator, f"sqlite:///{path}", mode) as gateway:
         assert [gateway.ask().status, gateway.ask("openai").status] == [200, 200]
         holder = sqlite3.connect(path, isolation_level=None)
         holder.execute("BEGIN EXCLUSIVE")  # another process's writer that does not let go

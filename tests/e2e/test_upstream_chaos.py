@@ -1,6 +1,6 @@
 """An unlucky upstream, end to end (issue 18: items 4 and 5, and the chaos list).
 
-Real gateway processes (``kiro2api serve``, uvicorn, and the gevent WSGI app for the synchronous runtime)
+Real gateway processes (``kiro2api serve``, uvicorn, hypercorn, and the gevent WSGI app for the synchronous runtime)
 in front of one simulator process that closes idle kept-alive connections after a second:
 
 * idle upstream connections that the simulator closed are let go in the background: the gateway
@@ -36,11 +36,13 @@ from tests.runtime.test_upstream_reaper import close_wait_sockets
 
 pytestmark = pytest.mark.slow
 
-#: ``kiro2api serve``, the ASGI app under uvicorn, and the synchronous twin under gevent.
+#: ``kiro2api serve``, the ASGI app under uvicorn and hypercorn, and the synchronous twin under gevent.
 MODES: dict[str, list[str]] = {
     "serve": [PYTHON, "-m", "adapters.cli", "serve", "--port", "{port}"],
     "uvicorn": [PYTHON, "-m", "uvicorn", "adapters.asgi:create_app", "--factory", "--host", "127.0.0.1", "--port", "{port}",
                 "--no-access-log", "--log-level", "warning", "--timeout-graceful-shutdown", "5"],
+    "hypercorn": [PYTHON, "-m", "hypercorn", "adapters.asgi:create_app()", "--bind", "127.0.0.1:{port}",
+                  "--graceful-timeout", "5"],
     "gevent": [PYTHON, "-m", "adapters.wsgi_gevent", "--port", "{port}"],
 }
 READ_TIMEOUT = 2
