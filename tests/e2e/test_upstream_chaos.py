@@ -235,13 +235,13 @@ class ResettingRelay:
                 pass
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=list(MODES))
 def reset_gateway(request: pytest.FixtureRequest, simulator: Process) -> Iterator[tuple[Process, ResettingRelay]]:
     relay = ResettingRelay(simulator.port)
     port = free_port()
-    command = [part.replace("{port}", str(port)) for part in MODES["serve"]]
+    command = [part.replace("{port}", str(port)) for part in MODES[request.param]]
     env = gateway_env(simulator, KIRO_UPSTREAM_URL=f"http://127.0.0.1:{relay.port}")
-    process = start("chaos-reset-serve", command, port, env)
+    process = start(f"chaos-reset-{request.param}", command, port, env)
     yield process, relay
     process.stop()
     relay.close()
