@@ -64,6 +64,8 @@ T = TypeVar("T")
 
 # How often a request waiting in line looks whether a slot freed or the line moved.
 _LINE_NAP = 0.05
+#: Store calls running in worker threads at once (the rest wait their turn on the event loop).
+_STORE_THREADS = 4
 
 
 class Machine(Protocol):
@@ -145,18 +147,21 @@ class PoolDriver:
         self._line_moves = 0
         # The synchronous twin runs requests in threads.
         self._counts_lock = threading.Lock()
+        #: Worker threads for store calls, at most: a cold burst's lease calls took all 40 of
+        #: anyio's default limiter (one SQLite connection serves one at a time anyway).
+        self._store_threads = anyio.CapacityLimiter(_STORE_THREADS)
 
     async def _store(self, fn: Callable[..., T], *args: Any) -> T:
         if self._inline:
             return fn(*args)
-        return await anyio.to_thread.run_sync(fn, *args)
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self._store_threads)
 
     async def _load(self, account_ids: Sequence[str]) -> dict[str, AccountState]:
         try:
             if self._inline_reads:
                 states = self.store.load_many(account_ids)
             else:
-                states = await anyio.to_thread.run_sync(self.store.load_many, account_ids)
+                states = await anyio.to_thread.run_sync(self.store.load_many, account_ids, limiter=self._store_threads)
         except StateKeyError as exc:
             # A record sealed since start-up with a key this process lacks (replicas sharing a
             # store with different KIRO_STATE_KEY values): one clear line and the store's 503,

@@ -204,3 +204,35 @@ async def test_a_record_sealed_with_another_key_is_the_stores_503_not_a_crash(tm
     with pytest.raises(StoreUnavailable) as caught:
         await driver.execute(LoadState(account_ids=("a",)), Reader())  # type: ignore[arg-type]
     assert "KIRO_STATE_KEY" in str(caught.value) and "tok" not in str(caught.value)
+
+
+async def test_store_calls_use_a_few_worker_threads_however_many_requests_ask(tmp_path: Path) -> None:
+    # A cold burst's lease calls took all 40 of anyio's default worker threads; one SQLite
+    # connection serves one call at a time, so the rest only waited in threads.
+    class Counting(SQLiteStore):
+        def __init__(self, path: str) -> None:
+            super().__init__(path)
+            self.running = 0
+            self.most = 0
+            self.guard = threading.Lock()
+
+        def try_lease(self, account_id: str, owner: str, ttl: float) -> bool:
+            with self.guard:
+                self.running += 1
+                self.most = max(self.most, self.running)
+            time.sleep(0.01)
+            with self.guard:
+                self.running -= 1
+            return super().try_lease(account_id, owner, ttl)
+
+    class LeaseReader(Reader):
+        def lease_result(self, acquired: bool, now: float) -> None:
+            pass
+
+    store = Counting(str(tmp_path / "state.db"))
+    driver = driver_for(store)
+    async with anyio.create_task_group() as tg:
+        for i in range(30):
+            tg.start_soon(driver.execute, AcquireLease(account_id=f"a{i}", owner="me", ttl=30.0), LeaseReader())  # type: ignore[arg-type]
+    assert 1 <= store.most <= 4, store.most
+    store.close()

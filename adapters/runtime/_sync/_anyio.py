@@ -36,6 +36,7 @@ __all__ = [
     "get_cancelled_exc_class",
     "sleep",
     "to_thread",
+    "CapacityLimiter",
 ]
 
 T = TypeVar("T")
@@ -371,11 +372,18 @@ class create_memory_object_stream(tuple[MemoryObjectSendStream[T], MemoryObjectR
         return MemoryObjectSendStream(channel), MemoryObjectReceiveStream(channel)
 
 
+class CapacityLimiter:
+    """``CapacityLimiter``: no worker threads here, so nothing to limit."""
+
+    def __init__(self, total_tokens: float) -> None:
+        self.total_tokens = total_tokens
+
+
 class _ToThread:
     """``to_thread.run_sync``: the stores are synchronous already; call them directly."""
 
     @staticmethod
-    def run_sync(func: Callable[..., T], *args: Any) -> T:
+    def run_sync(func: Callable[..., T], *args: Any, limiter: CapacityLimiter | None = None) -> T:
         return func(*args)
 
 
