@@ -15,7 +15,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from adapters.runtime.stores import StateStore, open_store
 from adapters.simulator import gateway_environment
 from kiro_protocol import parse_accounts
 
+from tests.e2e.conformance.conftest import free_port, wait_for_port
+
 pytestmark = pytest.mark.timeout(180)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -38,22 +39,6 @@ TOKEN = "client-token-for-the-store-chaos-tests"
 ACCOUNT = "aorAAAAAG-account-for-the-store-chaos-tests"
 #: Hang guard of one request: far above the SQLite busy timeout (3 s); never a timing assertion.
 REQUEST_GUARD = 60.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(proc: subprocess.Popen[bytes], port: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        assert proc.poll() is None, "the process exited before it listened"
-        assert time.monotonic() < deadline, "the process did not listen"
-        time.sleep(0.05)
 
 
 def _stop(proc: subprocess.Popen[bytes] | None) -> None:
@@ -137,14 +122,14 @@ class Gateway:
 
 @pytest.fixture
 def simulator(tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = {**_clean_env(), "PYTHONPATH": str(ROOT)}
     sim = subprocess.Popen(
         [sys.executable, "-m", "adapters.simulator", "--port", str(port), "--pace-ms", "0", "--log-level", "WARNING"],
         cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
     )
     try:
-        _wait_for_port(sim, port)
+        wait_for_port(sim, port)
         yield f"http://127.0.0.1:{port}"
     finally:
         _stop(sim)
@@ -172,7 +157,7 @@ def mode(request: pytest.FixtureRequest) -> str:
 
 @contextlib.contextmanager
 def _gateway(tmp_path: Path, simulator: str, state: str, mode: str = "serve") -> Iterator[Gateway]:
-    port = _free_port()
+    port = free_port()
     env = {
         **_clean_env(),
         "PYTHONPATH": str(ROOT),
@@ -189,7 +174,7 @@ def _gateway(tmp_path: Path, simulator: str, state: str, mode: str = "serve") ->
                 [part.replace("{port}", str(port)) for part in MODES[mode]],
                 cwd=tmp_path, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=out,
             )
-        _wait_for_port(proc, port)
+        wait_for_port(proc, port)
         yield Gateway(proc=proc, port=port, log=log)
     finally:
         _stop(proc)
@@ -224,7 +209,7 @@ class RedisServer:
         binary = shutil.which("redis-server")
         if binary is None:
             pytest.fail("redis-server is not installed; run scripts/ensure-redis-server")
-        self.binary, self.workdir, self.port = binary, workdir, _free_port()
+        self.binary, self.workdir, self.port = binary, workdir, free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
 

@@ -27,28 +27,14 @@ import pytest
 
 from adapters.simulator import gateway_environment
 
+from tests.e2e.conformance.conftest import free_port, wait_for_port
+
 pytestmark = pytest.mark.timeout(120)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "client-token-for-the-workers-tests"
 ACCOUNT = "aorAAAAAG-account-shared-by-two-workers"
 STARTED = re.compile(r"worker (\d+) started \(pid (\d+)\)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _wait_for_port(proc: subprocess.Popen[bytes], port: int, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while True:
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        assert proc.poll() is None, "the process exited before it listened"
-        assert time.monotonic() < deadline, "the process did not listen"
-        time.sleep(0.05)
 
 
 @dataclass
@@ -98,7 +84,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.fixture
 def gateway(tmp_path: Path) -> Iterator[Gateway]:
-    sim_port, port = _free_port(), _free_port()
+    sim_port, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KIRO_", "PORT", "HOST", "LOG_", "WORKERS"))}
     env["PYTHONPATH"] = str(ROOT)
     sim = subprocess.Popen(
@@ -115,7 +101,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     }
     proc: subprocess.Popen[bytes] | None = None
     try:
-        _wait_for_port(sim, sim_port)
+        wait_for_port(sim, sim_port)
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "adapters.cli", "serve", "--workers", "2", "--port", str(port)],

@@ -49,6 +49,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def wait_for_port(proc: subprocess.Popen[bytes], port: int, seconds: float = 30) -> None:
+    """Until ``proc`` accepts connections on ``port`` (a hang guard, not a timing assertion)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        assert proc.poll() is None, "the process exited before it listened"
+        assert time.monotonic() < deadline, "the process did not listen"
+        time.sleep(0.05)
+
+
 @dataclass
 class Process:
     """A server started by a fixture (ended by its own pid only)."""
