@@ -305,6 +305,15 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def process_tree(pid: int) -> Iterator[int]:
+    """``pid`` and its descendants (hypercorn's worker, the workers of ``--workers``), Linux."""
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        pending += _children(current)
+        yield current
+
+
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -317,10 +326,7 @@ def cpu_seconds(pid: int) -> float:
     """
     total = 0
     seen = False
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        pending += _children(current)
+    for current in process_tree(pid):
         with contextlib.suppress(OSError, ValueError, IndexError):
             stat = Path(f"/proc/{current}/stat").read_text()
             # The command name (field 2) is in parentheses and may hold spaces: count from the last one.
@@ -343,10 +349,7 @@ def cpu_counted(pid: int, result: Result) -> Iterator[None]:
 def rss_mib(pid: int) -> float:
     """Resident memory of process ``pid`` and its descendants (hypercorn's worker) in MiB (Linux)."""
     total = 0
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        pending += _children(current)
+    for current in process_tree(pid):
         with contextlib.suppress(OSError):
             for line in Path(f"/proc/{current}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):

@@ -44,7 +44,7 @@ if __package__ in (None, ""):  # run as a script: make the project importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from adapters.simulator import gateway_environment
-from bench.bench_adapters import PYTHON, SERVERS, _children, base_env, free_port, process, rss_mib
+from bench.bench_adapters import PYTHON, SERVERS, base_env, free_port, process, process_tree, rss_mib
 
 TOKEN = "bench-client-token-0123456789"
 #: How often the server is sampled during a round (seconds).
@@ -69,10 +69,7 @@ def open_fds(pid: int) -> int:
     """Open file descriptors of ``pid`` and its descendants (-1 where /proc cannot tell)."""
     total = 0
     seen = False
-    pending = [pid]
-    while pending:
-        current = pending.pop()
-        pending += _children(current)
+    for current in process_tree(pid):
         with contextlib.suppress(OSError):
             total += len(os.listdir(f"/proc/{current}/fd"))
             seen = True

@@ -14,7 +14,6 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from adapters.runtime.stores import StateStore, open_store
 from adapters.simulator import gateway_environment
 from kiro_protocol import parse_accounts
 
-from tests.e2e.conformance.conftest import free_port, wait_for_port
+from tests.e2e.conformance.conftest import free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,16 +38,6 @@ TOKEN = "client-token-for-the-store-chaos-tests"
 ACCOUNT = "aorAAAAAG-account-for-the-store-chaos-tests"
 #: Hang guard of one request: far above the SQLite busy timeout (3 s); never a timing assertion.
 REQUEST_GUARD = 60.0
-
-
-def _stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is not None and proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 @dataclass
@@ -132,7 +121,7 @@ def simulator(tmp_path: Path) -> Iterator[str]:
         wait_for_port(sim, port)
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(sim)
+        stop_process(sim)
 
 
 def _clean_env() -> dict[str, str]:
@@ -177,7 +166,7 @@ def _gateway(tmp_path: Path, simulator: str, state: str, mode: str = "serve") ->
         wait_for_port(proc, port)
         yield Gateway(proc=proc, port=port, log=log)
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 def _settled(read: Callable[[], int], expected: int, seconds: float = 30) -> int:
@@ -191,7 +180,15 @@ def _settled(read: Callable[[], int], expected: int, seconds: float = 30) -> int
     return value
 
 
-def _check_nothing_lost(store: StateStore, successes: int, requests: int) -> None:
+def _check_nothing_lost(url: str, gateway: Gateway) -> None:
+    store = open_store(url)
+    try:
+        _check_store(store, gateway.successes(), len(gateway.answers))
+    finally:
+        store.close()
+
+
+def _check_store(store: StateStore, successes: int, requests: int) -> None:
     (account,) = parse_accounts(json.dumps([{"auth": "Social", "refreshToken": ACCOUNT}]))
     account_id = account.account_id
     # Every success counted once (a held write applied once, not lost, not twice).
@@ -260,11 +257,7 @@ def test_redis_killed_mid_run_gets_503_then_recovers_with_nothing_lost(tmp_path:
             server.start()
             gateway.ask_until_ok()
             assert [gateway.ask().status, gateway.ask("openai").status] == [200, 200]
-            store = open_store(server.url)
-            try:
-                _check_nothing_lost(store, gateway.successes(), len(gateway.answers))
-            finally:
-                store.close()
+            _check_nothing_lost(server.url, gateway)
             log = gateway.text()
         assert "Traceback" not in log and "status=500" not in log
         # One warning line per refused request, no traceback.
@@ -291,10 +284,6 @@ def test_a_locked_sqlite_file_gets_success_or_503_and_recovers_when_released(tmp
             holder.close()
         gateway.ask_until_ok()
         assert [gateway.ask(stream=True).status, gateway.ask("openai").status] == [200, 200]
-        store = open_store(f"sqlite:///{path}")
-        try:
-            _check_nothing_lost(store, gateway.successes(), len(gateway.answers))
-        finally:
-            store.close()
+        _check_nothing_lost(f"sqlite:///{path}", gateway)
         log = gateway.text()
     assert "Traceback" not in log and "status=500" not in log

@@ -27,7 +27,7 @@ import pytest
 
 from adapters.simulator import gateway_environment
 
-from tests.e2e.conformance.conftest import free_port, wait_for_port
+from tests.e2e.conformance.conftest import free_port, stop_process, wait_for_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -112,13 +112,7 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
         yield gw
     finally:
         for process in (proc, sim):
-            if process is not None and process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop_process(process)
 
 
 def test_two_workers_answer_on_one_port_and_refresh_the_account_once(gateway: Gateway) -> None:

@@ -77,13 +77,18 @@ class Process:
         return self.log.read_text(errors="replace")[-4000:]
 
     def stop(self) -> None:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(10)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
+        stop_process(self.popen, 10)
+
+
+def stop_process(popen: subprocess.Popen[bytes] | None, seconds: float = 20) -> None:
+    """SIGTERM, and SIGKILL if it is still running ``seconds`` later (a hang guard)."""
+    if popen is not None and popen.poll() is None:
+        popen.terminate()
+        try:
+            popen.wait(seconds)
+        except subprocess.TimeoutExpired:
+            popen.kill()
+            popen.wait(5)
 
 
 def get(port: int, path: str, headers: Mapping[str, str] | None = None, *, timeout: float = 10.0) -> tuple[int, dict[str, str], bytes]:
